@@ -1,0 +1,156 @@
+"""The one contract every model backend implements, over token ids.
+
+A backend knows how to tokenize and how to turn token ids into next-token
+log-probabilities. Everything else (scoring, perplexity, sampling, ranking,
+calibration…) is written once against this class in the analysis modules.
+
+    tokenize(text)            -> Tokenized(ids, offsets)     no special tokens added
+    detokenize(ids)           -> str
+    next_logits(prefixes)     -> (B, V) raw scores after each prefix
+    score_positions(seqs, starts, top_k)
+                              -> one PositionScores per sequence: for every target
+                                 seq[t], t >= start, log p(seq[t] | seq[:t]), its
+                                 rank, the entropy at t, and the top-k alternatives
+    prefill(ids) / extend(state, ids) / fork(state)
+                              -> DecodeState: incremental decoding (KV cache when
+                                 capabilities.kv_cache, otherwise recomputation)
+
+Capabilities are declared in ``capabilities``; callers check them instead of guessing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import torch
+
+from .. import mathops
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    full_vocab: bool = True  # next_logits covers the whole vocabulary
+    top_k_only: int | None = None  # only this many alternatives are known per position
+    context_length: int = 2048  # longest sequence one forward pass accepts (prefix token included)
+    kv_cache: bool = False  # extend() reuses past computation instead of recomputing
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    text: str
+    ids: list[int]
+    offsets: list[tuple[int, int]]  # character span of each token in ``text``
+
+
+@dataclass
+class PositionScores:
+    """Scores of N target positions of one sequence (rows in sequence order)."""
+
+    logprob: torch.Tensor  # (N,) float64: log p(target | prefix)
+    rank: torch.Tensor  # (N,) int64: 1 = the target was the argmax
+    entropy: torch.Tensor  # (N,) float64: entropy (nats) of the predictive distribution
+    top_ids: torch.Tensor  # (N, k) int64 alternatives, most likely first
+    top_logprobs: torch.Tensor  # (N, k) float64
+
+    @staticmethod
+    def from_logits(logits: torch.Tensor, targets: torch.Tensor, top_k: int) -> "PositionScores":
+        """Build from raw logits (N, V) and target ids (N,) — the reference path."""
+        logp = mathops.log_softmax(logits.float(), dim=-1)  # (N, V)
+        k = min(top_k, logp.shape[-1])
+        top = logp.topk(k, dim=-1) if k > 0 else None
+        return PositionScores(
+            logprob=logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double(),
+            rank=mathops.rank_of(logp, targets),
+            entropy=mathops.entropy(logp).double(),
+            top_ids=top.indices if top is not None else torch.zeros(len(targets), 0, dtype=torch.long),
+            top_logprobs=top.values.double() if top is not None else torch.zeros(len(targets), 0, dtype=torch.float64),
+        )
+
+    @staticmethod
+    def concat(parts: list["PositionScores"]) -> "PositionScores":
+        return PositionScores(*(torch.cat([getattr(p, f) for p in parts]) for f in
+                                ("logprob", "rank", "entropy", "top_ids", "top_logprobs")))
+
+    def __len__(self) -> int:
+        return int(self.logprob.shape[0])
+
+
+@dataclass
+class DecodeState:
+    """Where incremental decoding stands: the ids so far and the next-token logits."""
+
+    ids: tuple[int, ...]
+    logits: torch.Tensor  # (V,) raw scores for the token after ``ids``
+    cache: object = field(default=None, repr=False)  # backend-specific (e.g. a KV cache)
+
+    @property
+    def logprobs(self) -> torch.Tensor:
+        return mathops.log_softmax(self.logits.float())
+
+
+class Backend(ABC):
+    """Base class for model backends. Subclasses set the attributes and implement
+    the abstract methods; the defaults below are correct but slow fallbacks."""
+
+    name: str = "backend"
+    capabilities: Capabilities = Capabilities()
+    vocab_size: int
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    adds_bos_by_default: bool = False  # the tokenizer's own convention for a prefix token
+
+    # -- tokenization -------------------------------------------------------
+    @abstractmethod
+    def tokenize(self, text: str) -> Tokenized:
+        """Split ``text`` into ids with character offsets; no special tokens added."""
+
+    @abstractmethod
+    def detokenize(self, ids: list[int]) -> str:
+        """Inverse of tokenize for display."""
+
+    def token_text(self, token_id: int) -> str:
+        return self.detokenize([int(token_id)])
+
+    # -- scoring ------------------------------------------------------------
+    @abstractmethod
+    def next_logits(self, prefixes: list[list[int]]) -> torch.Tensor:
+        """(B, V) raw next-token scores after each non-empty prefix."""
+
+    def score_positions(self, sequences: list[list[int]], starts: list[int], top_k: int = 0) -> list[PositionScores]:
+        """Default: one next_logits call per target position (correct, slow)."""
+        out = []
+        for seq, start in zip(sequences, starts):
+            check_start(seq, start)
+            logits = self.next_logits([seq[:t] for t in range(start, len(seq))])  # (N, V)
+            out.append(PositionScores.from_logits(logits, torch.tensor(seq[start:]), top_k))
+        return out
+
+    # -- incremental decoding -------------------------------------------------
+    def prefill(self, ids: list[int]) -> DecodeState:
+        if not ids:
+            raise InputError("cannot decode from an empty prefix", hint="start from at least one token")
+        return DecodeState(tuple(ids), self.next_logits([list(ids)])[0])
+
+    def extend(self, state: DecodeState, new_ids: list[int]) -> DecodeState:
+        """State after appending ``new_ids``. May reuse (and so consume) ``state``'s
+        cache: call ``fork`` first to keep ``state`` usable."""
+        return self.prefill(list(state.ids) + list(new_ids))
+
+    def fork(self, state: DecodeState) -> DecodeState:
+        """An independent copy of ``state`` (its cache is not shared)."""
+        return DecodeState(state.ids, state.logits.clone(), state.cache)
+
+    def score_continuations(self, state: DecodeState, continuations: list[list[int]],
+                            top_k: int = 0) -> list[PositionScores]:
+        """Score each continuation after the decoded prefix ``state``. Default: full
+        passes; backends with a KV cache override this to reuse the prefix."""
+        seqs = [list(state.ids) + list(c) for c in continuations]
+        return self.score_positions(seqs, [len(state.ids)] * len(seqs), top_k)
+
+
+def check_start(seq: list[int], start: int) -> None:
+    if not 1 <= start <= len(seq):
+        raise InputError(f"cannot score from position {start} of a {len(seq)}-token sequence",
+                         hint="a target needs at least one token before it")

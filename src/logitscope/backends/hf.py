@@ -1,0 +1,155 @@
+"""The transformers backend: any local causal LM, float32 on CPU by default.
+
+Scoring never materialises logits for positions that are not scored: the
+decoder runs once per batch, hidden states of the scored positions are gathered,
+and only those are projected through the LM head, in chunks.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+
+import torch
+
+from ..errors import InputError
+from .base import Backend, Capabilities, DecodeState, PositionScores, Tokenized, check_start
+
+TOKEN_BUDGET = 8192  # padded tokens per forward batch
+PROJECT_CHUNK = 512  # hidden rows projected to the vocabulary at once: 512 x V floats
+
+
+class HFBackend(Backend):
+    """Wraps a transformers ``*ForCausalLM`` model and its fast tokenizer."""
+
+    name = "transformers"
+
+    def __init__(self, model, tokenizer, name: str | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name or getattr(model.config, "_name_or_path", "transformers")
+        cfg = model.config
+        self.vocab_size = model.get_output_embeddings().weight.shape[0]
+        self.bos_token_id = tokenizer.bos_token_id
+        self.eos_token_id = tokenizer.eos_token_id
+        self.adds_bos_by_default = _tokenizer_adds_bos(tokenizer)
+        n_ctx = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048
+        self.capabilities = Capabilities(full_vocab=True, context_length=int(n_ctx), kv_cache=True)
+        self.device = next(model.parameters()).device
+        self._softcap = getattr(cfg, "final_logit_softcapping", None)
+        self._pad = self.eos_token_id if self.eos_token_id is not None else 0
+        self.token_text = lru_cache(maxsize=65536)(self._token_text)
+
+    # -- tokenization -------------------------------------------------------------
+    def tokenize(self, text: str) -> Tokenized:
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return Tokenized(text, list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]])
+
+    def detokenize(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(list(ids), clean_up_tokenization_spaces=False)
+
+    def _token_text(self, token_id: int) -> str:
+        return self.tokenizer.decode([int(token_id)], clean_up_tokenization_spaces=False)
+
+    # -- forward pieces ---------------------------------------------------------------
+    def _hidden(self, ids: torch.Tensor) -> torch.Tensor:
+        """Final-layer hidden states (B, T, H) of a right-padded batch.
+
+        Right padding needs no attention mask: attention is causal, so a real
+        token never sees the pads after it, and positions start at 0 in every row.
+        """
+        out = self.model.get_decoder()(input_ids=ids.to(self.device), use_cache=False)
+        return out.last_hidden_state
+
+    def _project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(N, H) -> (N, V) float32 logits through the LM head."""
+        logits = self.model.get_output_embeddings()(hidden).float()
+        if self._softcap:  # e.g. Gemma 2: tanh soft-capping of the final logits
+            logits = torch.tanh(logits / self._softcap) * self._softcap
+        return logits
+
+    def _pad_batch(self, seqs: list[list[int]]) -> torch.Tensor:
+        width = max(len(s) for s in seqs)
+        out = torch.full((len(seqs), width), self._pad, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        return out  # (B, T)
+
+    def _check_length(self, seq: list[int]) -> None:
+        if len(seq) > self.capabilities.context_length:
+            raise InputError(f"sequence of {len(seq)} tokens exceeds the model's context of "
+                             f"{self.capabilities.context_length}", hint="score it in windows")
+
+    # -- contract ---------------------------------------------------------------------
+    @torch.inference_mode()
+    def next_logits(self, prefixes: list[list[int]]) -> torch.Tensor:
+        rows = []
+        for batch in _batches(prefixes, TOKEN_BUDGET):
+            for s in batch:
+                self._check_length(prefixes[s])
+            hidden = self._hidden(self._pad_batch([prefixes[s] for s in batch]))  # (B, T, H)
+            last = torch.tensor([len(prefixes[s]) - 1 for s in batch])
+            rows.extend(zip(batch, self._project(hidden[torch.arange(len(batch)), last])))
+        rows.sort(key=lambda r: r[0])
+        return torch.stack([r[1] for r in rows])
+
+    @torch.inference_mode()
+    def score_positions(self, sequences: list[list[int]], starts: list[int], top_k: int = 0) -> list[PositionScores]:
+        results: list[PositionScores | None] = [None] * len(sequences)
+        for seq, start in zip(sequences, starts):
+            check_start(seq, start)
+            self._check_length(seq)
+        for batch in _batches(sequences, TOKEN_BUDGET):
+            hidden = self._hidden(self._pad_batch([sequences[s] for s in batch]))  # (B, T, H)
+            for row, s in enumerate(batch):
+                seq, start = sequences[s], starts[s]
+                h = hidden[row, start - 1: len(seq) - 1]  # (N, H): row t-1 predicts target t
+                targets = torch.tensor(seq[start:], dtype=torch.long)
+                results[s] = PositionScores.concat([
+                    PositionScores.from_logits(self._project(h[i:i + PROJECT_CHUNK]),
+                                               targets[i:i + PROJECT_CHUNK], top_k)
+                    for i in range(0, len(targets), PROJECT_CHUNK)])
+        return results  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def prefill(self, ids: list[int]) -> DecodeState:
+        if not ids:
+            raise InputError("cannot decode from an empty prefix", hint="start from at least one token")
+        self._check_length(list(ids))
+        out = self.model(input_ids=torch.tensor([list(ids)], device=self.device), use_cache=True, logits_to_keep=1)
+        return DecodeState(tuple(ids), out.logits[0, -1].float(), out.past_key_values)
+
+    @torch.inference_mode()
+    def extend(self, state: DecodeState, new_ids: list[int]) -> DecodeState:
+        if state.cache is None:
+            return self.prefill(list(state.ids) + list(new_ids))
+        self._check_length(list(state.ids) + list(new_ids))
+        out = self.model(input_ids=torch.tensor([list(new_ids)], device=self.device),
+                         past_key_values=state.cache, use_cache=True, logits_to_keep=1)
+        return DecodeState(state.ids + tuple(new_ids), out.logits[0, -1].float(), out.past_key_values)
+
+    def fork(self, state: DecodeState) -> DecodeState:
+        return DecodeState(state.ids, state.logits.clone(), copy.deepcopy(state.cache))
+
+
+def _tokenizer_adds_bos(tokenizer) -> bool:
+    """Does the tokenizer put BOS in front by itself? (Asked, not assumed.)"""
+    if tokenizer.bos_token_id is None:
+        return False
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return len(ids) > 0 and ids[0] == tokenizer.bos_token_id
+
+
+def _batches(seqs: list[list[int]], budget: int) -> list[list[int]]:
+    """Group sequence indices, longest first, so that batch size x longest <= budget."""
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    batches, current = [], []
+    for i in order:
+        width = len(seqs[current[0]]) if current else len(seqs[i])
+        if current and (len(current) + 1) * width > budget:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches

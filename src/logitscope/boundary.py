@@ -1,0 +1,137 @@
+"""Every boundary rule lives here: prefix (BOS) policy, the context/continuation
+split, the logits/labels shift and windowing.
+
+Shift. A target token at index t is predicted from ids[:t]; the logits row that
+scores it is the one computed at index t-1:
+
+    ids:      [p]   The  capital  of  France  is
+    index:     0     1      2      3     4     5
+    predicts:  The capital  of  France  is    <next>
+    target t is scored by row t-1, so index 0 can only be scored if a
+    prefix token p (BOS, or EOS when there is none) sits in front of it.
+
+Prefix policy (``bos``): "auto" follows the tokenizer's own convention
+(SmolLM2 adds nothing, so its first text token is not scored), True always
+prepends the prefix token (every text token scored, lm-evaluation-harness
+style), False never does. The result records what happened.
+
+Context split. ``context + continuation`` is tokenized as one string, so the
+model sees its natural tokenization. Trailing whitespace of the context moves
+to the continuation first (" Paris" is one token, so "is " + "Paris" becomes
+"is" + " Paris"). Continuation tokens are those whose character span ends past
+the context; a token that starts inside the context and ends inside the
+continuation *merges* across the boundary: it is scored as part of the
+continuation and the result says ``boundary_merged=True``.
+
+Windows (texts longer than the model's context). Each target is scored once,
+with as much left context as the window allows:
+
+    tokens   0 1 2 3 4 5 6 7 8 9 ...
+    win 1   [0 1 2 3 4 5 6 7]            scores 1..7 (or 0..7 with a prefix)
+    win 2           [4 5 6 7 8 9 ...]    scores 8..11 (stride 4, window 8)
+    stride == window degrades to disjoint windows that overlap by one token,
+    so the first token of each window is still predicted from its left neighbour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .backends.base import Backend
+from .errors import InputError
+
+
+def prefix_token_id(backend: Backend) -> int | None:
+    """The token put in front of a text: BOS, else EOS (lm-evaluation-harness's rule)."""
+    return backend.bos_token_id if backend.bos_token_id is not None else backend.eos_token_id
+
+
+def wants_prefix(backend: Backend, bos: str | bool) -> bool:
+    if bos == "auto":
+        return backend.adds_bos_by_default
+    if isinstance(bos, bool):
+        return bos
+    raise InputError(f"unknown prefix policy bos={bos!r}", hint="use 'auto', True or False")
+
+
+def split_context(context: str, continuation: str) -> tuple[str, str]:
+    """Move trailing whitespace of the context to the front of the continuation."""
+    stripped = context.rstrip()
+    return stripped, context[len(stripped):] + continuation
+
+
+def require_text(text: str, what: str = "text") -> None:
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"the {what} is empty or only whitespace", hint=f"give a non-empty {what}")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A text ready for the model: ids, offsets, roles and where scoring starts."""
+
+    context: str | None
+    text: str  # the continuation (after the whitespace move)
+    ids: list[int]
+    offsets: list[tuple[int, int]]  # into context + text; (0, 0) for the prefix token
+    roles: list[str]  # "prefix" | "context" | "text"
+    score_from: int  # first scored index; every index >= score_from is scored
+    prefix_token_id: int | None
+    boundary_merged: bool
+
+    @property
+    def first_token_scored(self) -> bool:
+        return self.score_from <= self.roles.index("text")
+
+
+def encode(backend: Backend, text: str, context: str | None = None, bos: str | bool = "auto") -> Encoded:
+    """Tokenize ``context + text`` once and decide which tokens are scored."""
+    require_text(text)
+    if context:
+        context, text = split_context(context, text)
+    full = (context or "") + text
+    tok = backend.tokenize(full)
+    cut = len(context or "")
+    first = next((i for i, (_, end) in enumerate(tok.offsets) if end > cut), None)  # first continuation token
+    if first is None:
+        raise InputError("the continuation produced no tokens", hint="check the text's characters")
+    merged = cut > 0 and tok.offsets[first][0] < cut
+    prefix = prefix_token_id(backend)
+    use_prefix = wants_prefix(backend, bos)
+    if not use_prefix and first == 0 and (context or len(tok.ids) == 1) and bos == "auto":
+        use_prefix = True  # nothing would be scored otherwise; recorded in the result
+    if use_prefix and prefix is None:
+        raise InputError("this model has no BOS or EOS token to use as a prefix", hint="use bos=False")
+    lead = [prefix] if use_prefix else []
+    ids = lead + tok.ids
+    roles = ["prefix"] * len(lead) + ["context" if i < first else "text" for i in range(len(tok.ids))]
+    score_from = len(lead) + max(first, 0 if use_prefix else 1)
+    if score_from >= len(ids):
+        raise InputError("nothing to score: the text is a single token and no prefix token is used",
+                         hint="score a longer text or pass bos=True")
+    return Encoded(context, text, ids, [(0, 0)] * len(lead) + list(tok.offsets), roles,
+                   score_from, prefix if use_prefix else None, merged)
+
+
+@dataclass(frozen=True)
+class Window:
+    begin: int  # the model sees ids[begin:end]
+    end: int
+    first_target: int  # targets ids[first_target:end] are scored in this window
+
+
+def plan_windows(n_tokens: int, score_from: int, window: int, stride: int | None = None) -> list[Window]:
+    """Cover targets score_from..n_tokens-1 exactly once with windows of <= ``window`` ids."""
+    if window < 2:
+        raise InputError(f"window={window} is too small", hint="a window needs at least 2 tokens")
+    stride = window // 2 if stride is None else stride
+    if not 1 <= stride <= window:
+        raise InputError(f"stride={stride} is out of range", hint=f"stride must be in [1, {window}]")
+    windows, begin = [], 0
+    end = min(window, n_tokens)
+    windows.append(Window(0, end, score_from))
+    while end < n_tokens:
+        begin = min(begin + stride, end - 1)  # keep >= 1 token of left context for the first target
+        new_end = min(begin + window, n_tokens)
+        windows.append(Window(begin, new_end, end))
+        end = new_end
+    return windows

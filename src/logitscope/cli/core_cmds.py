@@ -1,0 +1,81 @@
+"""`next`, `score` and `tokenize`: the foundation commands."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+
+from .. import render
+from .common import bos_option, bos_value, emit_json, json_option, load_model, model_option, read_text
+
+
+@click.command("next")
+@click.argument("prompt")
+@click.option("-k", "--top-k", default=10, show_default=True, help="How many top tokens to list.")
+@click.option("-t", "--temperature", default=1.0, show_default=True, help="Softmax temperature (> 0).")
+@bos_option
+@model_option
+@json_option
+def next_cmd(prompt, top_k, temperature, bos, model, as_json):
+    """Show the next-token distribution after PROMPT.
+
+    \b
+    Examples:
+      logitscope next "To be or not to"
+      logitscope next "The capital of France is" -k 5 --temperature 0.7 --json
+    """
+    result = load_model(model).next_token(prompt, top_k=top_k, temperature=temperature, bos=bos_value(bos))
+    if as_json:
+        return emit_json(result.to_dict())
+    Console().print(render.next_token_table(result))
+
+
+@click.command("score")
+@click.argument("text", required=False)
+@click.option("-f", "--file", "file", help="Read the text from FILE ('-' for stdin).")
+@click.option("-c", "--context", default=None, help="Condition on this context; score only TEXT (answer-only).")
+@click.option("-k", "--top-k", default=3, show_default=True, help="Alternatives kept per token.")
+@click.option("--table", is_flag=True, help="Also print a per-token table.")
+@click.option("--window", type=int, default=None, help="Tokens per window for long texts (default: model context).")
+@click.option("--stride", type=int, default=None, help="Window stride (default: window/2).")
+@bos_option
+@model_option
+@json_option
+def score_cmd(text, file, context, top_k, table, window, stride, bos, model, as_json):
+    """Score TEXT (or -f FILE) token by token: a coloured heatmap with totals.
+
+    \b
+    Examples:
+      logitscope score "The capital of France is Paris."
+      logitscope score " Paris" --context "The capital of France is" --table
+      logitscope score -f notes.txt --json
+    """
+    body = read_text(text, file)
+    result = load_model(model).score(body, context=context, top_k=top_k, bos=bos_value(bos),
+                                     window=window, stride=stride)
+    if as_json:
+        return emit_json(result.to_dict())
+    Console().print(render.score_view(result, table=table))
+
+
+@click.command("tokenize")
+@click.argument("text")
+@model_option
+@json_option
+def tokenize_cmd(text, model, as_json):
+    """Show how TEXT splits into tokens (id, text, character span).
+
+    \b
+    Example:
+      logitscope tokenize "Tokenization isn't always intuitive."
+    """
+    rows = load_model(model).tokenize(text)
+    if as_json:
+        return emit_json([{"token_id": i, "text": t, "start": s, "end": e} for i, t, (s, e) in rows])
+    click.echo(" | ".join(render.show_token(t) for _, t, _ in rows))
+    for i, t, (s, e) in rows:
+        click.echo(f"{i:>7}  {t!r:<20} [{s}, {e})")
+    click.echo(f"{len(rows)} tokens, {len(text)} characters")
+
+
+COMMANDS = [next_cmd, score_cmd, tokenize_cmd]

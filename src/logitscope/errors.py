@@ -1,0 +1,50 @@
+"""The small error family every user-facing failure goes through.
+
+Each error carries a ``hint``: one sentence telling the user what to do next.
+The CLI prints ``error: <message> (hint: <hint>)`` on one line and exits 2;
+the HTTP edges answer 4xx with ``{"error": message, "hint": hint}``.
+"""
+
+from __future__ import annotations
+
+
+class LogitscopeError(ValueError):
+    """Base class: bad input or an unusable model, with a hint for the user."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+class InputError(LogitscopeError):
+    """Text, file or parameter the user gave cannot be used as it is."""
+
+
+class ModelLoadError(LogitscopeError):
+    """A model path is missing, is not a causal LM, or is corrupt."""
+
+
+class CapabilityError(LogitscopeError):
+    """The backend cannot do what was asked (e.g. full vocabulary from a top-k API)."""
+
+
+def check_range(name: str, value, low=None, high=None, *, low_open=False, high_open=False):
+    """Raise InputError naming ``name`` and its valid range unless low <= value <= high.
+
+    ``low_open``/``high_open`` make that end exclusive. Returns ``value`` for chaining.
+    """
+    bad = value is None or value != value  # None or NaN
+    if not bad and low is not None:
+        bad = value <= low if low_open else value < low
+    if not bad and high is not None:
+        bad = value >= high if high_open else value > high
+    if bad:
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise InputError(f"{name}={value!r} is out of range", hint=f"{name} must be in {interval}")
+    return value

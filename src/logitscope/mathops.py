@@ -1,0 +1,155 @@
+"""Pure probability math: no models, no tokenizers, natural-log units throughout.
+
+Every function takes and returns torch tensors (or plain floats for scalars) and
+works over the last dimension unless ``dim`` says otherwise. Shapes in comments:
+B = batch, V = vocabulary, T = positions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+
+import torch
+
+from .errors import InputError, check_range
+
+LN2 = math.log(2.0)
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Divide logits by T > 0 (T < 1 sharpens, T > 1 flattens). (…, V) -> (…, V)."""
+    check_range("temperature", temperature, 0, None, low_open=True)
+    return logits if temperature == 1.0 else logits / temperature
+
+
+def log_softmax(logits: torch.Tensor, dim: int = -1, temperature: float = 1.0) -> torch.Tensor:
+    """Stable log-softmax: z - max - log Σ exp(z - max). Finite for logits near 1e3."""
+    z = apply_temperature(logits, temperature)
+    z = z - z.amax(dim=dim, keepdim=True).detach()  # shift invariance: largest entry becomes 0
+    return z - torch.logsumexp(z, dim=dim, keepdim=True)
+
+
+def softmax(logits: torch.Tensor, dim: int = -1, temperature: float = 1.0) -> torch.Tensor:
+    """Stable softmax; sums to 1 along ``dim``."""
+    return log_softmax(logits, dim=dim, temperature=temperature).exp()
+
+
+def _plogq(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+    """p * log q with the convention 0 * log 0 = 0 (so -inf entries do not give NaN)."""
+    p = logp.exp()
+    return torch.where(p > 0, p * logq, torch.zeros_like(p))
+
+
+def entropy(logprobs: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Shannon entropy in nats, H(p) = -Σ p log p. (…, V) -> (…)."""
+    return -_plogq(logprobs, logprobs).sum(dim=dim)
+
+
+def cross_entropy(p_logprobs: torch.Tensor, q_logprobs: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """H(p, q) = -Σ p log q in nats: the cost of coding p with q's code. (…, V) -> (…)."""
+    return -_plogq(p_logprobs, q_logprobs).sum(dim=dim)
+
+
+def kl_divergence(p_logprobs: torch.Tensor, q_logprobs: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """KL(p || q) = Σ p (log p - log q) >= 0 in nats. (…, V) -> (…).
+
+    Equals cross_entropy(p, q) - entropy(p). Clamped at 0 to absorb rounding.
+    """
+    diff = torch.where(p_logprobs.exp() > 0, p_logprobs - q_logprobs, torch.zeros_like(p_logprobs))
+    return (p_logprobs.exp() * diff).sum(dim=dim).clamp_min(0.0)
+
+
+def rank_of(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1-based rank of ``target`` ids: 1 + number of entries strictly larger. (…, V), (…) -> (…)."""
+    chosen = logits.gather(-1, target.unsqueeze(-1))  # (…, 1)
+    return (logits > chosen).sum(dim=-1) + 1
+
+
+def perplexity(total_nll: float, num_tokens: int) -> float:
+    """exp(Σ NLL / N): token-weighted perplexity from a summed NLL in nats."""
+    if num_tokens <= 0:
+        raise InputError("perplexity needs at least one scored token", hint="score a longer text")
+    return math.exp(total_nll / num_tokens)
+
+
+def nats_to_bits(nats: float) -> float:
+    return nats / LN2
+
+
+def bits_per_byte(total_nll: float, num_bytes: int) -> float:
+    """Σ NLL (nats) / (bytes · ln 2): tokenizer-independent compression rate."""
+    if num_bytes <= 0:
+        raise InputError("bits-per-byte needs a non-empty text", hint="score a longer text")
+    return total_nll / (num_bytes * LN2)
+
+
+def bits_per_char(total_nll: float, num_chars: int) -> float:
+    """Σ NLL (nats) / (characters · ln 2)."""
+    if num_chars <= 0:
+        raise InputError("bits-per-character needs a non-empty text", hint="score a longer text")
+    return total_nll / (num_chars * LN2)
+
+
+def logsumexp_paths(path_logprobs: Sequence[float]) -> float:
+    """Log-semiring sum: log Σ_paths exp(logp) — total probability of alternative paths."""
+    if len(path_logprobs) == 0:
+        return -math.inf
+    return float(torch.logsumexp(torch.tensor(path_logprobs, dtype=torch.float64), dim=0))
+
+
+def lattice_score(
+    edges: Mapping[Hashable, Sequence[tuple[Hashable, float]]],
+    source: Hashable,
+    target: Hashable,
+    semiring: str = "log",
+) -> tuple[float, list]:
+    """Score all paths source -> target in a DAG whose edges carry log-probabilities.
+
+    ``semiring="log"``: (logaddexp, +) — returns log of the total path probability
+    and an empty path. ``semiring="max"`` (Viterbi): (max, +) — returns the best
+    path's log-probability and the path itself. Unreachable target gives -inf.
+    """
+    if semiring not in ("log", "max"):
+        raise InputError(f"unknown semiring {semiring!r}", hint="use 'log' or 'max'")
+    order = _topological_order(edges, source)
+    score = {source: 0.0}
+    back: dict = {}
+    for node in order:
+        if node not in score:
+            continue
+        for nxt, logp in edges.get(node, ()):
+            cand = score[node] + logp
+            if nxt not in score:
+                score[nxt], back[nxt] = cand, node
+            elif semiring == "log":
+                score[nxt] = float(torch.logaddexp(torch.tensor(score[nxt]), torch.tensor(cand)))
+            elif cand > score[nxt]:
+                score[nxt], back[nxt] = cand, node
+    if target not in score:
+        return -math.inf, []
+    if semiring == "log":
+        return score[target], []
+    path = [target]
+    while path[-1] != source:
+        path.append(back[path[-1]])
+    return score[target], path[::-1]
+
+
+def _topological_order(edges, source) -> list:
+    """Depth-first topological order of nodes reachable from ``source``; rejects cycles."""
+    order, state = [], {}
+
+    def visit(node):
+        if state.get(node) == 1:
+            raise InputError("the lattice has a cycle", hint="lattice_score needs a DAG")
+        if state.get(node) == 2:
+            return
+        state[node] = 1
+        for nxt, _ in edges.get(node, ()):
+            visit(nxt)
+        state[node] = 2
+        order.append(node)
+
+    visit(source)
+    return order[::-1]

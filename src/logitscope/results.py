@@ -1,0 +1,205 @@
+"""Typed, frozen results. Stored numbers are natural-log log-probabilities.
+
+Probability, surprisal in bits and perplexity are derived properties, so no flag
+ever changes a stored unit. Every result converts to a plain dict (JSON-ready)
+and to a pandas DataFrame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+
+from . import mathops
+
+
+def _jsonable(value):
+    """Recursively turn dataclasses/tuples into JSON-ready values; -inf/NaN become None."""
+    if dataclasses.is_dataclass(value):
+        return value.to_dict() if hasattr(value, "to_dict") else {
+            f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr
+        }
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class ResultMixin:
+    """to_dict / to_json / to_dataframe for result dataclasses (fields with repr=False are skipped)."""
+
+    def to_dict(self) -> dict:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.repr}
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+
+    def _rows(self) -> list[dict]:
+        return [self.to_dict()]
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame(self._rows())
+
+
+@dataclass(frozen=True)
+class TokenCandidate(ResultMixin):
+    """One vocabulary entry in a next-token distribution."""
+
+    token_id: int
+    text: str
+    logprob: float
+    rank: int
+    logit: float | None = None
+
+    @property
+    def prob(self) -> float:
+        return math.exp(self.logprob)
+
+    @property
+    def surprisal_bits(self) -> float:
+        return -mathops.nats_to_bits(self.logprob)
+
+    def to_dict(self) -> dict:
+        return {"token_id": self.token_id, "text": self.text, "logit": _jsonable(self.logit),
+                "logprob": _jsonable(self.logprob), "prob": self.prob, "rank": self.rank}
+
+
+@dataclass(frozen=True)
+class NextTokenResult(ResultMixin):
+    """The distribution over the token that follows ``prompt``.
+
+    ``logprobs`` holds the full-vocabulary log-probabilities (after temperature)
+    when the backend has them; it is kept out of JSON.
+    """
+
+    prompt: str
+    input_ids: tuple[int, ...]
+    temperature: float
+    entropy: float  # nats, of the full distribution after temperature
+    top: tuple[TokenCandidate, ...]
+    logprobs: object = field(default=None, repr=False, compare=False)  # torch (V,) or None
+
+    @property
+    def entropy_bits(self) -> float:
+        return mathops.nats_to_bits(self.entropy)
+
+    def to_dict(self) -> dict:
+        return {"prompt": self.prompt, "input_ids": list(self.input_ids), "temperature": self.temperature,
+                "entropy": self.entropy, "entropy_bits": self.entropy_bits,
+                "top": [c.to_dict() for c in self.top]}
+
+    def _rows(self) -> list[dict]:
+        return [c.to_dict() for c in self.top]
+
+
+@dataclass(frozen=True)
+class TokenScore(ResultMixin):
+    """One token of a scored text. ``logprob`` is None where the token is not scored
+    (a prefix token, context tokens, or the first token when no prefix token was added)."""
+
+    position: int  # index into ScoreResult.input_ids
+    token_id: int
+    text: str
+    start: int  # character offsets into the scored string (context + continuation)
+    end: int
+    logprob: float | None = None
+    rank: int | None = None
+    entropy: float | None = None  # nats, of the predictive distribution at this position
+    alternatives: tuple[TokenCandidate, ...] = ()
+    role: str = "text"  # "prefix" | "context" | "text"
+
+    @property
+    def scored(self) -> bool:
+        return self.logprob is not None
+
+    @property
+    def prob(self) -> float | None:
+        return None if self.logprob is None else math.exp(self.logprob)
+
+    @property
+    def surprisal_bits(self) -> float | None:
+        return None if self.logprob is None else -mathops.nats_to_bits(self.logprob)
+
+    def to_dict(self) -> dict:
+        return {"position": self.position, "token_id": self.token_id, "text": self.text,
+                "start": self.start, "end": self.end, "role": self.role,
+                "logprob": _jsonable(self.logprob), "prob": self.prob,
+                "surprisal_bits": _jsonable(self.surprisal_bits), "rank": self.rank,
+                "entropy": self.entropy, "alternatives": [a.to_dict() for a in self.alternatives]}
+
+
+@dataclass(frozen=True)
+class ScoreResult(ResultMixin):
+    """Per-token scores of ``context + text`` with totals over the scored tokens.
+
+    Boundary facts are recorded, not implied: ``prefix_token_id`` is the token
+    prepended before the text (None if none), ``first_token_scored`` says whether
+    the first text token got a log-prob, ``boundary_merged`` whether a token
+    straddles the context/continuation split.
+    """
+
+    text: str  # the continuation that was scored (after moving context whitespace)
+    context: str | None
+    input_ids: tuple[int, ...]  # exactly the ids the model saw, prefix token included
+    tokens: tuple[TokenScore, ...]
+    prefix_token_id: int | None
+    first_token_scored: bool
+    boundary_merged: bool = False
+    num_windows: int = 1
+
+    @property
+    def scored_tokens(self) -> tuple[TokenScore, ...]:
+        return tuple(t for t in self.tokens if t.scored)
+
+    @property
+    def num_scored(self) -> int:
+        return len(self.scored_tokens)
+
+    @property
+    def total_logprob(self) -> float:
+        return math.fsum(t.logprob for t in self.scored_tokens)
+
+    @property
+    def mean_logprob(self) -> float:
+        return self.total_logprob / self.num_scored if self.num_scored else math.nan
+
+    @property
+    def perplexity(self) -> float:
+        return mathops.perplexity(-self.total_logprob, self.num_scored) if self.num_scored else math.nan
+
+    @property
+    def num_bytes(self) -> int:
+        """UTF-8 bytes of the text covered by scored tokens."""
+        scored = self.scored_tokens
+        if not scored:
+            return 0
+        full = (self.context or "") + self.text
+        return len(full[scored[0].start: scored[-1].end].encode("utf-8"))
+
+    @property
+    def bits_per_byte(self) -> float:
+        return mathops.bits_per_byte(-self.total_logprob, self.num_bytes) if self.num_bytes else math.nan
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "context": self.context, "input_ids": list(self.input_ids),
+                "prefix_token_id": self.prefix_token_id, "first_token_scored": self.first_token_scored,
+                "boundary_merged": self.boundary_merged, "num_windows": self.num_windows,
+                "tokens": [t.to_dict() for t in self.tokens],
+                "total_logprob": self.total_logprob, "mean_logprob": _jsonable(self.mean_logprob),
+                "num_scored": self.num_scored, "perplexity": _jsonable(self.perplexity),
+                "bits_per_byte": _jsonable(self.bits_per_byte), "num_bytes": self.num_bytes}
+
+    def _rows(self) -> list[dict]:
+        rows = []
+        for t in self.tokens:
+            row = t.to_dict()
+            row["alternatives"] = [a.text for a in t.alternatives]
+            rows.append(row)
+        return rows
