@@ -135,3 +135,43 @@ def plan_windows(n_tokens: int, score_from: int, window: int, stride: int | None
         windows.append(Window(begin, new_end, end))
         end = new_end
     return windows
+
+
+def plan_disjoint_windows(n_tokens: int, score_from: int, window: int) -> list[Window]:
+    """lm-evaluation-harness's rolling windows (``get_rolling_token_windows`` with
+    context_len=1, then ``make_disjoint_window``), in the ids-per-window terms used
+    here (lm-eval's max_length = window - 1 fed tokens, plus the last target):
+
+        ids      p 0 1 2 3 4 5 6 7 8 9 10 11 12
+        win 1   [p 0 1 2 3]                      scores 0..3
+        win 2          [3 4 5 6 7]               scores 4..7 (one token of context)
+        win 3                [7 8 9 10 11]       scores 8..11
+        win 4                   [9 10 11 12]  -> widened to [8 9 10 11 12]: scores 12 only
+
+    Every window is plan_windows(stride=window) except the last, which lm-eval
+    widens to a full window of left context while scoring only its new targets.
+    """
+    windows = plan_windows(n_tokens, score_from, window, window)
+    if len(windows) > 1:
+        windows[-1] = Window(max(0, n_tokens - window), n_tokens, windows[-1].first_target)
+    return windows
+
+
+def plan_llamacpp_chunks(n_tokens: int, window: int) -> list[Window]:
+    """llama.cpp's ``perplexity`` tool: disjoint chunks of ``window`` (n_ctx) ids, a
+    trailing partial chunk dropped, only targets after the first half scored:
+
+        chunk    [c0 c1 ... c(n/2) | c(n/2+1) ... c(n-1)]
+                  context only        scored: n - n//2 - 1 targets per chunk
+
+    With a prefix token, llama.cpp overwrites each chunk's first id with BOS
+    (see ``llamacpp_chunk_ids``).
+    """
+    if window < 2:
+        raise InputError(f"window={window} is too small", hint="a window needs at least 2 tokens")
+    return [Window(b, b + window, b + window // 2 + 1) for b in range(0, n_tokens - window + 1, window)]
+
+
+def llamacpp_chunk_ids(ids: list[int], prefix: int | None) -> list[int]:
+    """A chunk as llama.cpp feeds it: the first id replaced by the prefix token (if any)."""
+    return ids if prefix is None else [prefix] + list(ids[1:])

@@ -82,15 +82,17 @@ def totals_line(result: ScoreResult) -> Text:
 
 def score_table(result: ScoreResult) -> Table:
     table = Table(title="per-token scores", title_justify="left")
-    for col in ("pos", "id", "token", "log-prob", "prob", "bits", "rank", "entropy", "top alternatives"):
-        table.add_column(col, justify="left" if col in ("token", "top alternatives") else "right")
+    for col in ("pos", "id", "token", "log-prob", "prob", "bits", "rank", "entropy"):
+        table.add_column(col, justify="left" if col == "token" else "right", no_wrap=True,
+                         min_width=max(len(col), 4))
+    table.add_column("top alternatives", overflow="ellipsis", no_wrap=True, max_width=30)
     for tok in result.tokens:
         table.add_row(*_score_row(tok), style=None if tok.scored else UNSCORED_STYLE)
     return table
 
 
 def _score_row(tok: TokenScore) -> list:
-    alts = ", ".join(f"{a.text!r} {a.prob:.3f}" for a in tok.alternatives[:3])
+    alts = " ".join(f"{a.text!r} {a.prob:.2f}" for a in tok.alternatives[:3])
     return [str(tok.position), str(tok.token_id), Text(repr(tok.text), style=prob_style(tok.prob)),
             _fmt(tok.logprob), _fmt(tok.prob), _fmt(tok.surprisal_bits, 2), _fmt(tok.rank),
             _fmt(tok.entropy, 3), alts]

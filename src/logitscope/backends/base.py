@@ -57,15 +57,17 @@ class PositionScores:
     @staticmethod
     def from_logits(logits: torch.Tensor, targets: torch.Tensor, top_k: int) -> "PositionScores":
         """Build from raw logits (N, V) and target ids (N,) — the reference path."""
-        logp = mathops.log_softmax(logits.float(), dim=-1)  # (N, V)
+        logp = mathops.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=-1)  # (N, V)
+        targets = targets.to(logp.device)
         k = min(top_k, logp.shape[-1])
         top = logp.topk(k, dim=-1) if k > 0 else None
-        return PositionScores(
-            logprob=logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double(),
-            rank=mathops.rank_of(logp, targets),
-            entropy=mathops.entropy(logp).double(),
-            top_ids=top.indices if top is not None else torch.zeros(len(targets), 0, dtype=torch.long),
-            top_logprobs=top.values.double() if top is not None else torch.zeros(len(targets), 0, dtype=torch.float64),
+        return PositionScores(  # results live on the CPU whatever device computed them
+            logprob=logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double().cpu(),
+            rank=mathops.rank_of(logp, targets).cpu(),
+            entropy=mathops.entropy(logp).double().cpu(),
+            top_ids=top.indices.cpu() if top is not None else torch.zeros(len(targets), 0, dtype=torch.long),
+            top_logprobs=top.values.double().cpu() if top is not None else torch.zeros(len(targets), 0,
+                                                                                         dtype=torch.float64),
         )
 
     @staticmethod
@@ -126,6 +128,11 @@ class Backend(ABC):
             logits = self.next_logits([seq[:t] for t in range(start, len(seq))])  # (N, V)
             out.append(PositionScores.from_logits(logits, torch.tensor(seq[start:]), top_k))
         return out
+
+    def nll_sums(self, sequences: list[list[int]], starts: list[int]) -> list[float]:
+        """Σ -log p(seq[t] | seq[:t]) over t >= start, per sequence, in float64 (perplexity's
+        hot path: no ranks, entropies or top-k). Default: through score_positions."""
+        return [-float(s.logprob.sum()) for s in self.score_positions(sequences, starts, 0)]
 
     # -- incremental decoding -------------------------------------------------
     def prefill(self, ids: list[int]) -> DecodeState:

@@ -70,5 +70,12 @@ def read_file(file: str) -> str:
         raise InputError(f"{file!r} is not UTF-8 text (byte {exc.start})", hint="convert it to UTF-8 first") from exc
 
 
+def console():
+    """A rich Console: the terminal's width when interactive, 120 columns when piped."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=120)
+
+
 def emit_json(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 
 from .. import render
-from .common import bos_option, bos_value, emit_json, json_option, load_model, model_option, read_text
+from .common import bos_option, bos_value, console, emit_json, json_option, load_model, model_option, read_text
 
 
 @click.command("next")
@@ -27,7 +26,7 @@ def next_cmd(prompt, top_k, temperature, bos, model, as_json):
     result = load_model(model).next_token(prompt, top_k=top_k, temperature=temperature, bos=bos_value(bos))
     if as_json:
         return emit_json(result.to_dict())
-    Console().print(render.next_token_table(result))
+    console().print(render.next_token_table(result))
 
 
 @click.command("score")
@@ -55,7 +54,7 @@ def score_cmd(text, file, context, top_k, table, window, stride, bos, model, as_
                                      window=window, stride=stride)
     if as_json:
         return emit_json(result.to_dict())
-    Console().print(render.score_view(result, table=table))
+    console().print(render.score_view(result, table=table))
 
 
 @click.command("tokenize")
@@ -78,4 +77,24 @@ def tokenize_cmd(text, model, as_json):
     click.echo(f"{len(rows)} tokens, {len(text)} characters")
 
 
-COMMANDS = [next_cmd, score_cmd, tokenize_cmd]
+DEMO_PROMPT = "To be or not to"
+DEMO_TEXT = "The capital of France is Paris, and the capital of Germany is Madrid."
+
+
+@click.command("demo")
+@model_option
+def demo_cmd(model):
+    """The main job: a next-token table and a per-token heatmap.
+
+    \b
+    Example:
+      logitscope demo            # on the bundled SmolLM2-135M-Instruct
+    """
+    m = load_model(model)
+    out = console()
+    out.print(f"model: {m!r}")
+    out.print(render.next_token_table(m.next_token(DEMO_PROMPT, top_k=10)))
+    out.print(render.score_view(m.score(DEMO_TEXT), table=True))
+
+
+COMMANDS = [next_cmd, score_cmd, tokenize_cmd, demo_cmd]

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Run the whole test suite (sets up .venv first if needed). Extra arguments go to pytest.
+#   bash scripts/test.sh
+#   bash scripts/test.sh -m "not slow"     # the fast part only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --no-demo
+# Browser tests drive Debian's chromium; install it when missing and we may (root + apt).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test: installing chromium for the browser tests" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+fi
+export LOGITSCOPE_THREADS=${LOGITSCOPE_THREADS:-2}
+exec .venv/bin/python -m pytest "$@"
