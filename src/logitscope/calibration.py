@@ -1,0 +1,283 @@
+"""Multiple-choice evaluation with calibration: does confidence 0.8 mean right 80% of the time?
+
+Each question becomes the prompt ``"Question: {question}\\nAnswer:"``; every choice
+is scored as its continuation with ``ranking.rank`` (the prompt is prefilled once
+and its KV cache reused; the boundary rule of ``boundary.encode`` applies). A
+choice's score is one normalisation of its log-probability:
+
+    sum    Σ log p(choice tokens | prompt)
+    mean   sum / number of scored tokens
+    bytes  sum / UTF-8 bytes of the scored span
+    pmi    sum - log p(span | prefix token only)
+
+The confidence over choices is softmax(scores); the prediction is its argmax.
+For ``sum`` this is the model's probability of each choice renormalised over the
+choices; for the other normalisations it is a softmax of normalised scores.
+Temperature scaling is fitted on one half of the questions (a fixed shuffle) and
+reported on the other half.
+
+Dataset format (JSONL, one object per line):
+    {"question": "What is 2 + 2?", "choices": ["3", "4", "5", "6"], "answer": 1}
+Malformed lines are reported as ``file:line: problem`` and skipped; the valid
+lines are still evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import calibration_math as cm
+from .backends.base import Backend
+from .boundary import prefix_token_id
+from .errors import CapabilityError, InputError, check_range
+from .results import ResultMixin
+
+PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
+NORMALIZE = {"sum": "sum", "mean": "mean", "bytes": "per_byte", "pmi": "pmi"}  # ours -> ranking's name
+
+
+# -- dataset --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class McqItem(ResultMixin):
+    question: str
+    choices: tuple[str, ...]
+    answer: int  # 0-based index into choices
+    where: str = ""  # "file:line"
+
+
+@dataclass(frozen=True)
+class McqDataset(ResultMixin):
+    source: str
+    items: tuple[McqItem, ...]
+    problems: tuple[str, ...]  # "file:line: what is wrong", one per skipped line
+
+
+def bundled_dataset_path() -> Path:
+    """The 172-question general-knowledge set shipped with logitscope (CC0)."""
+    return Path(str(resources.files("logitscope") / "data" / "mcq.jsonl"))
+
+
+def load_mcq(path: str | Path | None = None) -> McqDataset:
+    """Read a JSONL multiple-choice file; bad lines become ``problems``, good ones items."""
+    path = Path(path) if path is not None else bundled_dataset_path()
+    if not path.is_file():
+        raise InputError(f"dataset {str(path)!r} does not exist or is not a file", hint="give a .jsonl file")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text", hint="convert it to UTF-8 first") from exc
+    items, problems = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(parse_mcq_line(line, f"{path}:{number}"))
+        except InputError as exc:
+            problems.append(f"{path}:{number}: {exc.message}")
+    if not items:
+        raise InputError(f"{path} holds no valid question ({len(problems)} bad lines)",
+                         hint='each line must be {"question": str, "choices": [str, ...], "answer": int}')
+    return McqDataset(str(path), tuple(items), tuple(problems))
+
+
+def parse_mcq_line(line: str, where: str = "") -> McqItem:
+    """One JSONL line -> McqItem, or InputError saying what is wrong with it."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(obj, dict):
+        raise InputError("a line must be a JSON object")
+    missing = [k for k in ("question", "choices", "answer") if k not in obj]
+    if missing:
+        raise InputError(f"missing field(s) {', '.join(missing)}")
+    question, choices, answer = obj["question"], obj["choices"], obj["answer"]
+    if not isinstance(question, str) or not question.strip():
+        raise InputError("'question' must be a non-empty string")
+    if not isinstance(choices, list) or len(choices) < 2:
+        raise InputError("'choices' must be a list of at least 2 strings")
+    if not all(isinstance(c, str) and c.strip() for c in choices) or len(set(choices)) != len(choices):
+        raise InputError("'choices' must be distinct non-empty strings")
+    if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
+        raise InputError(f"'answer' must be an integer index in [0, {len(choices) - 1}], got {answer!r}")
+    return McqItem(question.strip(), tuple(choices), answer, where)
+
+
+# -- scoring ----------------------------------------------------------------------------------
+def check_normalize(normalize: str) -> str:
+    if normalize not in NORMALIZE:
+        raise InputError(f"unknown normalisation {normalize!r}", hint=f"use one of {', '.join(NORMALIZE)}")
+    return normalize
+
+
+def score_choices(backend: Backend, items: Sequence[McqItem], normalize: str = "sum",
+                  bos: str | bool = "auto", progress: bool = False) -> np.ndarray:
+    """Choice scores (N, C_max); questions with fewer choices are padded with -inf."""
+    from .ranking import rank  # the ranking machinery: prefix KV reuse, one boundary rule
+
+    check_normalize(normalize)
+    if normalize == "pmi" and prefix_token_id(backend) is None:
+        raise CapabilityError("pmi needs a BOS or EOS token to score choices unconditionally",
+                              hint="use --normalize sum, mean or bytes")
+    out = np.full((len(items), max(len(it.choices) for it in items)), -np.inf)  # (N, C_max)
+    for row, item in enumerate(_progress(items, progress, "scoring questions")):
+        result = rank(backend, PROMPT_TEMPLATE.format(question=item.question), [" " + c for c in item.choices],
+                      bos=bos, unconditional=normalize == "pmi")
+        out[row, : len(item.choices)] = [c.score(NORMALIZE[normalize]) for c in result.candidates]
+    return out
+
+
+def _progress(items, enabled: bool, what: str):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=what, file=sys.stderr, leave=False)
+
+
+# -- metrics and report ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class CalibrationMetrics(ResultMixin):
+    """Accuracy and calibration of softmax(scores / temperature) on some questions."""
+
+    n: int
+    temperature: float
+    accuracy: float
+    ece: float  # equal-width bins
+    ece_equal_mass: float
+    mce: float  # equal-width bins
+    brier: float  # multi-class: mean Σ_c (p_c - y_c)², in [0, 2]
+    brier_top_label: float  # mean (confidence - correct)², in [0, 1]
+    nll: float  # mean -log p(correct choice), nats
+    bins: tuple[cm.CalibrationBin, ...]  # equal-width reliability table
+
+
+def calibration_metrics(scores: np.ndarray, labels: np.ndarray, n_bins: int = 10,
+                        temperature: float = 1.0) -> CalibrationMetrics:
+    """Every calibration number for choice scores (N, C) and correct indices (N,)."""
+    probs = cm.softmax_scores(scores, temperature)  # (N, C)
+    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+    correct = (pred == labels).astype(float)
+    return CalibrationMetrics(
+        n=len(labels), temperature=temperature, accuracy=float(correct.mean()),
+        ece=cm.expected_calibration_error(conf, correct, n_bins, "width"),
+        ece_equal_mass=cm.expected_calibration_error(conf, correct, n_bins, "mass"),
+        mce=cm.maximum_calibration_error(conf, correct, n_bins, "width"),
+        brier=cm.brier_multiclass(probs, labels), brier_top_label=cm.brier_top_label(conf, correct),
+        nll=cm.scores_nll(scores, labels, temperature),
+        bins=tuple(cm.reliability_bins(conf, correct, n_bins, "width")))
+
+
+@dataclass(frozen=True)
+class TemperatureReport(ResultMixin):
+    """Temperature fitted on ``fit`` questions, judged on the held-out ``eval`` questions."""
+
+    temperature: float
+    fit_size: int
+    nll_fit_before: float  # on the fitting split, T = 1
+    nll_fit_after: float  # on the fitting split, fitted T (never larger than before)
+    before: CalibrationMetrics  # held-out split, T = 1
+    after: CalibrationMetrics  # held-out split, fitted T
+
+
+def temperature_report(scores: np.ndarray, labels: np.ndarray, n_bins: int = 10,
+                       seed: int = 0) -> TemperatureReport | None:
+    """Fit T on a random half, report before/after on the other half (None if < 4 questions)."""
+    if len(labels) < 4:
+        return None
+    order = np.random.default_rng(seed).permutation(len(labels))
+    fit, held = order[: len(order) // 2], order[len(order) // 2:]
+    t = cm.fit_temperature(scores[fit], labels[fit])
+    return TemperatureReport(
+        t, len(fit), cm.scores_nll(scores[fit], labels[fit]), cm.scores_nll(scores[fit], labels[fit], t),
+        calibration_metrics(scores[held], labels[held], n_bins), calibration_metrics(scores[held], labels[held], n_bins, t))
+
+
+@dataclass(frozen=True)
+class QuestionScore(ResultMixin):
+    question: str
+    choices: tuple[str, ...]
+    answer: int
+    scores: tuple[float, ...]  # normalised log-prob score of each choice
+    probs: tuple[float, ...]  # softmax over choices (T = 1)
+
+    @property
+    def predicted(self) -> int:
+        return int(np.argmax(self.probs))
+
+    @property
+    def correct(self) -> bool:
+        return self.predicted == self.answer
+
+    @property
+    def confidence(self) -> float:
+        return max(self.probs)
+
+    def to_dict(self) -> dict:
+        return {"question": self.question, "choices": list(self.choices), "answer": self.answer,
+                "predicted": self.predicted, "correct": self.correct, "confidence": self.confidence,
+                "scores": list(self.scores), "probs": list(self.probs)}
+
+
+@dataclass(frozen=True)
+class CalibrationReport(ResultMixin):
+    source: str
+    normalize: str
+    metrics: CalibrationMetrics  # all questions, T = 1
+    temperature: TemperatureReport | None
+    questions: tuple[QuestionScore, ...]
+    problems: tuple[str, ...]  # skipped dataset lines
+
+    def _rows(self) -> list[dict]:
+        return [q.to_dict() for q in self.questions]
+
+
+def evaluate(backend: Backend, dataset: str | Path | McqDataset | None = None, normalize: str = "sum",
+             n_bins: int = 10, bos: str | bool = "auto", seed: int = 0, progress: bool = False) -> CalibrationReport:
+    """Score a multiple-choice set and report accuracy and calibration (see module docstring)."""
+    check_range("bins", n_bins, 1, 1000)
+    check_normalize(normalize)
+    data = dataset if isinstance(dataset, McqDataset) else load_mcq(dataset)
+    scores = score_choices(backend, data.items, normalize, bos, progress)  # (N, C_max)
+    labels = np.array([it.answer for it in data.items])
+    probs = cm.softmax_scores(scores)
+    questions = tuple(QuestionScore(it.question, it.choices, it.answer, tuple(scores[i, : len(it.choices)].tolist()),
+                                    tuple(probs[i, : len(it.choices)].tolist())) for i, it in enumerate(data.items))
+    return CalibrationReport(data.source, normalize, calibration_metrics(scores, labels, n_bins),
+                             temperature_report(scores, labels, n_bins, seed), questions, data.problems)
+
+
+def plot_reliability(report: CalibrationReport, path: str | Path) -> Path:
+    """Reliability diagram (accuracy vs confidence per bin) and a confidence histogram, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    bins = report.metrics.bins
+    centres = [(b.low + b.high) / 2 for b in bins]
+    width = bins[0].high - bins[0].low
+    top.bar(centres, [0 if b.count == 0 else b.accuracy for b in bins], width=width * 0.9,
+            edgecolor="black", color="#4c72b0", label="accuracy")
+    top.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    if report.temperature is not None:
+        after = report.temperature.after.bins
+        top.plot([b.confidence for b in after if b.count], [b.accuracy for b in after if b.count],
+                 "o-", color="#dd8452", label=f"held-out, T={report.temperature.temperature:.2f}")
+    m = report.metrics
+    top.set(ylabel="accuracy", ylim=(0, 1), title=f"{report.normalize}: acc {m.accuracy:.2f}, ECE {m.ece:.3f}")
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar(centres, [b.count for b in bins], width=width * 0.9, color="#8c8c8c")
+    bottom.set(xlabel="confidence (softmax over choices)", ylabel="count", xlim=(0, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

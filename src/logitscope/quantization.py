@@ -1,0 +1,370 @@
+"""What does a cheaper model lose? Weight quantization measured against the full model.
+
+Variants, each run on the same token ids as the float32 base:
+
+* simulated uniform quantization of every nn.Linear / nn.Embedding weight to b bits
+  (1..32), rounded in float64 and stored back as float32. ``affine`` (default) is
+  seed 003's method: 2^b - 1 steps between the min and the max; ``symmetric`` uses
+  a grid symmetric around 0, ±(2^(b-1) - 1) steps of max|w| / (2^(b-1) - 1) (at
+  1 bit: ±max|w|). ``per-tensor`` takes min/max over the whole matrix,
+  ``per-channel`` over each output row (what practical int4/int8 formats do).
+  The weights are changed in place and restored afterwards: one copy at a time.
+* ``int8``: a real quantized execution path, PyTorch's dynamic int8 nn.Linear
+  (weights int8 per tensor, activations quantized on the fly), on a deep copy.
+
+Statistics per variant follow llama.cpp's ``perplexity --kl-divergence``:
+perplexity, KL(base || variant) per token (mean, median, 99th percentile, max),
+"same top" (argmax agrees), Δp = p_variant(correct) - p_base(correct) (mean, RMS).
+
+Compact base. The base distribution of every token is kept as its top-k ids and
+log-probs (k x 8 bytes per token) plus the exact log-prob of the correct token.
+KL is computed over k + 1 outcomes: the k base-top tokens and "everything else"
+(the remaining mass 1 - Σ top-k). This is a true KL of coarse-grained
+distributions, so it is >= 0, <= the full-vocabulary KL, and equal to it when the
+remaining mass is ~0 (the default k = 256 is tested against the exact value).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import mathops
+from .boundary import encode, plan_windows
+from .errors import CapabilityError, InputError, check_range
+from .results import ResultMixin
+
+SCHEMES = ("per-tensor", "per-channel")
+ROWS_PER_STEP = 4096  # weight rows rounded in float64 at once (bounds the temporary memory)
+PROJECT_ROWS = 256  # positions projected to the full vocabulary at once
+
+
+# -- pure weight math -------------------------------------------------------------------------
+def check_bits(bits: int) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, int):
+        raise InputError(f"bits={bits!r} is not an integer", hint="bits must be an integer in [1, 32]")
+    return check_range("bits", bits, 1, 32)
+
+
+def check_scheme(scheme: str) -> str:
+    if scheme not in SCHEMES:
+        raise InputError(f"unknown scheme {scheme!r}", hint=f"use one of {', '.join(SCHEMES)}")
+    return scheme
+
+
+def quantize_tensor(w: torch.Tensor, bits: int, scheme: str = "per-tensor", symmetric: bool = False) -> torch.Tensor:
+    """Round ``w`` to a uniform ``bits``-bit grid; returns a new tensor of w's dtype and shape."""
+    check_bits(bits)
+    check_scheme(scheme)
+    flat = w.detach().reshape(w.shape[0], -1) if w.dim() > 1 else w.detach().reshape(1, -1)  # (R, C)
+    if scheme == "per-tensor":
+        lo, hi = flat.min().reshape(1, 1), flat.max().reshape(1, 1)  # (1, 1)
+    else:
+        lo, hi = flat.amin(dim=1, keepdim=True), flat.amax(dim=1, keepdim=True)  # (R, 1): one grid per row
+    out = torch.empty_like(flat)
+    for i in range(0, flat.shape[0], ROWS_PER_STEP):
+        rows = slice(i, i + ROWS_PER_STEP)
+        lo_i, hi_i = (lo, hi) if scheme == "per-tensor" else (lo[rows], hi[rows])
+        out[rows] = _round_rows(flat[rows].double(), lo_i.double(), hi_i.double(), bits, symmetric).to(w.dtype)
+    return out.reshape(w.shape)
+
+
+def _round_rows(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bits: int, symmetric: bool) -> torch.Tensor:
+    """float64 rows (r, C) with their grid bounds (r|1, 1) -> the nearest grid values."""
+    if symmetric:
+        amax = torch.maximum(lo.abs(), hi.abs())  # (r, 1)
+        if bits == 1:
+            return torch.where(x >= 0, amax, -amax)  # two levels: ±max|w|
+        qmax = 2 ** (bits - 1) - 1
+        scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))  # all-zero row: any scale works
+        return (x / scale).round().clamp(-qmax, qmax) * scale
+    levels = 2 ** bits - 1
+    scale = torch.where(hi > lo, (hi - lo) / levels, torch.ones_like(hi))  # constant row: stays itself
+    return ((x - lo) / scale).round().clamp(0, levels) * scale + lo
+
+
+def quantizable_weights(model: nn.Module) -> list[nn.Parameter]:
+    """Weights of every nn.Linear and nn.Embedding, each once (a tied LM head is the embedding)."""
+    seen, out = set(), []
+    for module in model.modules():
+        w = getattr(module, "weight", None)
+        if isinstance(module, (nn.Linear, nn.Embedding)) and isinstance(w, nn.Parameter) and id(w) not in seen:
+            seen.add(id(w))
+            out.append(w)
+    return out
+
+
+@contextlib.contextmanager
+def simulated_quantization(model: nn.Module, bits: int, scheme: str = "per-tensor", symmetric: bool = False):
+    """Quantize the weights in place for the duration of the block, then restore them."""
+    weights = quantizable_weights(model)
+    backup = [w.detach().clone() for w in weights]  # the one extra copy
+    try:
+        with torch.no_grad():
+            for w in weights:
+                w.copy_(quantize_tensor(w, bits, scheme, symmetric))
+        yield model
+    finally:
+        with torch.no_grad():
+            for w, saved in zip(weights, backup):
+                w.copy_(saved)
+        del backup
+
+
+# -- model sizes ---------------------------------------------------------------------------
+def _unique_params(model: nn.Module) -> list[torch.Tensor]:
+    return list({id(p): p for p in model.parameters()}.values())
+
+
+def model_bytes(model: nn.Module) -> int:
+    """Bytes of the model's parameters as stored (tied weights counted once)."""
+    return sum(p.numel() * p.element_size() for p in _unique_params(model))
+
+
+def simulated_bytes(model: nn.Module, bits: int, scheme: str = "per-tensor", symmetric: bool = False) -> int:
+    """Bytes if the quantizable weights were stored at ``bits`` bits, plus float32 scale
+    (and, for affine, offset) per tensor or per row; other parameters as stored."""
+    qw = quantizable_weights(model)
+    ids = {id(w) for w in qw}
+    per_group = 4 if symmetric else 8
+    groups = sum(1 if scheme == "per-tensor" else w.shape[0] for w in qw)
+    packed = sum((w.numel() * bits + 7) // 8 for w in qw)
+    rest = sum(p.numel() * p.element_size() for p in _unique_params(model) if id(p) not in ids)
+    return packed + groups * per_group + rest
+
+
+def dynamic_int8_bytes(qmodel: nn.Module) -> int:
+    """Bytes of a quantize_dynamic model: int8 weights, 8 bytes of scale + zero point per
+    tensor (or per row), float bias, and every other parameter as stored."""
+    total = model_bytes(qmodel)
+    for m in qmodel.modules():
+        if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic"):
+            w, b = m.weight(), m.bias()
+            groups = w.shape[0] if w.qscheme() in (torch.per_channel_symmetric, torch.per_channel_affine) else 1
+            total += w.numel() + 8 * groups + (0 if b is None else b.numel() * b.element_size())
+    return total
+
+
+def int8_dynamic_backend(backend, scheme: str = "per-tensor"):
+    """A copy of an HF backend whose nn.Linear layers (tied LM head included) run as
+    PyTorch dynamic int8 kernels: symmetric int8 weights per tensor or per output row."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao deprecation notices
+        from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+        qconfig = per_channel_dynamic_qconfig if check_scheme(scheme) == "per-channel" else default_dynamic_qconfig
+        qmodel = quantize_dynamic(_copy_sharing_linear_weights(backend.model), {nn.Linear: qconfig},
+                                  dtype=torch.qint8, inplace=True)
+    clone = copy.copy(backend)
+    clone.model = qmodel.eval()
+    return clone
+
+
+def _copy_sharing_linear_weights(model: nn.Module) -> nn.Module:
+    """Deep copy whose nn.Linear weights/biases are the original tensors (not copied): the
+    int8 conversion only reads them, so the float model is never held twice."""
+    shared = {id(t): t for m in model.modules() if isinstance(m, nn.Linear)
+              for t in (m.weight, m.bias) if t is not None}
+    return copy.deepcopy(model, memo=dict(shared))
+
+
+# -- per-token distributions ----------------------------------------------------------------
+def iter_logprobs(backend, ids: list[int], score_from: int, window: int):
+    """Yield (log-probs (n, V) float32, targets (n,)) for targets ids[score_from:], in order.
+
+    Disjoint windows of ``window`` ids (each overlapping its neighbour by one token);
+    every target is predicted by the row before it (see boundary.py).
+    """
+    for w in plan_windows(len(ids), score_from, window, stride=window):
+        hidden = backend._hidden(torch.tensor([ids[w.begin:w.end]]))[0]  # (T, H)
+        rows = hidden[w.first_target - 1 - w.begin: w.end - 1 - w.begin]  # (n, H): row t-1 predicts t
+        targets = torch.tensor(ids[w.first_target:w.end], dtype=torch.long)
+        for i in range(0, len(targets), PROJECT_ROWS):
+            yield mathops.log_softmax(backend._project(rows[i:i + PROJECT_ROWS])), targets[i:i + PROJECT_ROWS]
+
+
+@dataclass
+class BaseDistributions:
+    """The base model's per-token distributions, kept compactly (no full vocabulary rows)."""
+
+    target_logprob: np.ndarray  # (N,) float64: log p_base(correct token)
+    top_ids: torch.Tensor  # (N, k) int64, most likely first
+    top_logprobs: torch.Tensor  # (N, k) float32
+
+    @property
+    def nbytes(self) -> int:
+        return self.target_logprob.nbytes + self.top_ids.numel() * 4 + self.top_logprobs.numel() * 4
+
+
+@torch.inference_mode()
+def capture_base(backend, ids: list[int], score_from: int, window: int, top_k: int) -> BaseDistributions:
+    targets, tops, top_lps = [], [], []
+    for lp, tgt in iter_logprobs(backend, ids, score_from, window):
+        top = lp.topk(min(top_k, lp.shape[-1]), dim=-1)  # (n, k)
+        targets.append(lp.gather(-1, tgt[:, None])[:, 0].double())
+        tops.append(top.indices)
+        top_lps.append(top.values)
+    return BaseDistributions(torch.cat(targets).numpy(), torch.cat(tops), torch.cat(top_lps))
+
+
+def kl_top_k(p_top_logprobs: torch.Tensor, q_top_logprobs: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) over k named outcomes + one "rest" outcome. (N, k), (N, k) -> (N,) float64 nats."""
+    lp, lq = p_top_logprobs.double(), q_top_logprobs.double()
+    head = (lp.exp() * (lp - lq)).sum(dim=-1)  # Σ_top p (log p - log q)
+    rest_p = (1.0 - lp.exp().sum(dim=-1)).clamp_min(0.0)  # remaining mass of p (>= 0 despite rounding)
+    rest_q = (1.0 - lq.exp().sum(dim=-1)).clamp_min(1e-300)
+    tail = torch.where(rest_p > 0, rest_p * (rest_p.clamp_min(1e-300).log() - rest_q.log()), torch.zeros_like(rest_p))
+    return head + tail
+
+
+@dataclass
+class TokenComparison:
+    kl: np.ndarray  # (N,) KL(base || variant), nats
+    logprob: np.ndarray  # (N,) log p_variant(correct)
+    same_top: np.ndarray  # (N,) bool: argmax agrees with the base's
+    delta_p: np.ndarray  # (N,) p_variant(correct) - p_base(correct)
+
+
+@torch.inference_mode()
+def compare_to_base(backend, ids: list[int], score_from: int, window: int, base: BaseDistributions) -> TokenComparison:
+    kls, lps, tops, start = [], [], [], 0
+    for lp, tgt in iter_logprobs(backend, ids, score_from, window):
+        n = len(tgt)
+        kls.append(kl_top_k(base.top_logprobs[start:start + n], lp.gather(-1, base.top_ids[start:start + n])))
+        lps.append(lp.gather(-1, tgt[:, None])[:, 0].double())
+        tops.append(lp.argmax(dim=-1) == base.top_ids[start:start + n, 0])
+        start += n
+    logprob = torch.cat(lps).numpy()
+    return TokenComparison(torch.cat(kls).numpy(), logprob, torch.cat(tops).numpy(),
+                           np.exp(logprob) - np.exp(base.target_logprob))
+
+
+# -- statistics and report -------------------------------------------------------------------
+@dataclass(frozen=True)
+class VariantStats(ResultMixin):
+    """One variant against the base, with llama.cpp's KL-divergence statistics."""
+
+    label: str  # "8-bit" (simulated, scheme in the report) or "int8 torch" (dynamic int8 kernels)
+    bits: int | None  # None for the real int8 path (8 bits, but a different method)
+    size_bytes: int
+    perplexity: float
+    kl_mean: float
+    kl_median: float
+    kl_p99: float
+    kl_max: float
+    same_top: float  # fraction of tokens whose argmax agrees with the base
+    delta_p_mean: float
+    delta_p_rms: float
+    seconds: float  # wall time of this variant's pass (plus quantizing)
+    token_kl: tuple[float, ...] = field(default=(), repr=False, compare=False)
+
+
+def variant_stats(label: str, bits: int | None, size: int, cmp: TokenComparison, seconds: float) -> VariantStats:
+    kl = cmp.kl
+    return VariantStats(label, bits, size, float(np.exp(-cmp.logprob.mean())), float(kl.mean()),
+                        float(np.median(kl)), float(np.percentile(kl, 99)),  # llama.cpp: linear interpolation
+                        float(kl.max()), float(cmp.same_top.mean()), float(cmp.delta_p.mean()),
+                        float(np.sqrt((cmp.delta_p ** 2).mean())), seconds, tuple(kl.tolist()))
+
+
+@dataclass(frozen=True)
+class QuantizationReport(ResultMixin):
+    model: str
+    scheme: str
+    symmetric: bool
+    num_tokens: int  # scored tokens
+    top_k: int  # base distribution kept as top-k + remaining mass
+    base_bytes: int
+    base_perplexity: float
+    base_store_bytes: int  # memory of the compact base distributions
+    variants: tuple[VariantStats, ...]
+    token_ids: tuple[int, ...] = field(default=(), repr=False, compare=False)  # the scored tokens
+    token_texts: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def _rows(self) -> list[dict]:
+        return [v.to_dict() for v in self.variants]
+
+
+def quantization_impact(backend, text: str, bits=(16, 8, 4, 3, 2), scheme: str = "per-tensor",
+                        symmetric: bool = False, int8: bool = True, top_k: int = 256, window: int = 1024,
+                        bos: str | bool = "auto", progress: bool = False) -> QuantizationReport:
+    """Run every variant on ``text`` and compare it token by token with the float32 model."""
+    bits = [check_bits(b) for b in bits]
+    check_scheme(scheme)
+    check_range("top_k", top_k, 1, None)
+    if not isinstance(getattr(backend, "model", None), nn.Module) or not hasattr(backend, "_hidden"):
+        raise CapabilityError("quantization needs a local transformers model", hint="load a HF directory or .gguf")
+    window = check_range("window", window, 2, backend.capabilities.context_length)
+    enc = encode(backend, text, None, bos)  # rejects an empty text
+    base = capture_base(backend, enc.ids, enc.score_from, window, top_k)
+    variants = [_run(backend, enc, window, base, b, scheme, symmetric) for b in _progress(bits, progress)]
+    if int8:
+        variants.append(_run_int8(backend, enc, window, base, scheme))
+    scored = enc.ids[enc.score_from:]
+    return QuantizationReport(backend.name, scheme, symmetric, len(scored), top_k, model_bytes(backend.model),
+                              float(np.exp(-base.target_logprob.mean())), base.nbytes, tuple(variants),
+                              tuple(scored), tuple(backend.token_text(i) for i in scored))
+
+
+def _run(backend, enc, window, base, bits, scheme, symmetric) -> VariantStats:
+    start = time.perf_counter()
+    with simulated_quantization(backend.model, bits, scheme, symmetric):
+        cmp = compare_to_base(backend, enc.ids, enc.score_from, window, base)
+    size = simulated_bytes(backend.model, bits, scheme, symmetric)
+    return variant_stats(f"{bits}-bit", bits, size, cmp, time.perf_counter() - start)
+
+
+def _run_int8(backend, enc, window, base, scheme) -> VariantStats:
+    start = time.perf_counter()
+    qbackend = int8_dynamic_backend(backend, scheme)
+    cmp = compare_to_base(qbackend, enc.ids, enc.score_from, window, base)
+    size = dynamic_int8_bytes(qbackend.model)
+    del qbackend  # free the copy before anything else runs
+    return variant_stats("int8 torch", None, size, cmp, time.perf_counter() - start)
+
+
+def _progress(items, enabled: bool):
+    if not enabled:
+        return items
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(items, desc="bit widths", file=sys.stderr, leave=False)
+
+
+def plot_quantization(report: QuantizationReport, path) -> "Path":
+    """Perplexity and mean/p99 KL against bit width (log scales), real int8 path as a marker."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sim = sorted((v for v in report.variants if v.bits is not None), key=lambda v: v.bits)
+    real = [v for v in report.variants if v.bits is None]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot([v.bits for v in sim], [v.perplexity for v in sim], "o-", label="simulated")
+    left.axhline(report.base_perplexity, color="grey", linestyle="--", label="float32")
+    right.plot([v.bits for v in sim], [max(v.kl_mean, 1e-12) for v in sim], "o-", label="mean KL")
+    right.plot([v.bits for v in sim], [max(v.kl_p99, 1e-12) for v in sim], "s:", label="99th pct KL")
+    for v in real:
+        left.plot([8], [v.perplexity], "r*", markersize=12, label=v.label)
+        right.plot([8], [max(v.kl_mean, 1e-12)], "r*", markersize=12, label=v.label)
+    left.set(xlabel="bits per weight", ylabel="perplexity", yscale="log", title=f"{report.scheme} quantization")
+    right.set(xlabel="bits per weight", ylabel="KL(base || quantized), nats", yscale="log",
+              title=f"{report.num_tokens} tokens")
+    for ax in (left, right):
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
