@@ -24,15 +24,6 @@ def toy():
     return logitscope.from_backend(ToyBackend.from_ngrams(TOY_CORPUS, order=2, alpha=0.1))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two torch threads on this shared 2-core machine are ~10x slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def write_jsonl(path, rows):
     path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
     return path

@@ -20,15 +20,6 @@ TEXT = ("The cat sat on the mat. It was a sunny day, and the children were playi
         "while their parents watched from the benches.")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two torch threads on this shared 2-core machine are ~10x slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 matrices = st.tuples(st.integers(1, 6), st.integers(1, 8), st.integers(0, 2**31 - 1)).map(
     lambda t: torch.randn(t[0], t[1], generator=torch.Generator().manual_seed(t[2])) * 3)
 

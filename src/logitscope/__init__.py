@@ -5,7 +5,15 @@ from __future__ import annotations
 from .backends import Backend, Capabilities, ToyBackend
 from .errors import CapabilityError, InputError, LogitscopeError, ModelLoadError
 from .model import Model
+from .processors import Sampler, SamplerConfig
 from .results import NextTokenResult, ScoreResult, TokenCandidate, TokenScore
+from .perplexity import PerplexityResult
+from .calibration import CalibrationReport
+from .quantization import QuantizationReport
+from .lift import LiftResult
+from .ranking import RankResult
+from .truth import TruthResult
+from .uncertainty import UncertaintyResult
 
 __version__ = "0.1.0"
 
@@ -25,6 +33,7 @@ def from_backend(backend: Backend) -> Model:
     return Model(backend)
 
 
-__all__ = ["load", "from_backend", "Model", "Backend", "Capabilities", "ToyBackend", "LogitscopeError",
+__all__ = ["load", "from_backend", "Model", "PerplexityResult", "Backend", "Capabilities", "ToyBackend", "LogitscopeError",
            "InputError", "ModelLoadError", "CapabilityError", "NextTokenResult", "ScoreResult",
-           "TokenCandidate", "TokenScore", "__version__"]
+           "TokenCandidate", "TokenScore", "SamplerConfig", "Sampler", "CalibrationReport", "QuantizationReport",
+           "RankResult", "LiftResult", "UncertaintyResult", "TruthResult", "__version__"]

@@ -340,7 +340,7 @@ def _progress(items, enabled: bool):
     return tqdm(items, desc="bit widths", file=sys.stderr, leave=False)
 
 
-def plot_quantization(report: QuantizationReport, path) -> "Path":
+def plot_quantization(report: QuantizationReport, path):
     """Perplexity and mean/p99 KL against bit width (log scales), real int8 path as a marker."""
     from pathlib import Path
 

@@ -8,6 +8,7 @@ and only those are projected through the LM head, in chunks.
 from __future__ import annotations
 
 import copy
+import inspect
 from functools import lru_cache
 
 import torch
@@ -38,6 +39,8 @@ class HFBackend(Backend):
         self.device = next(model.parameters()).device
         self._softcap = getattr(cfg, "final_logit_softcapping", None)
         self._pad = self.eos_token_id if self.eos_token_id is not None else 0
+        # transformers 5 renamed past_key_values -> cache (argument and output)
+        self.cache_arg = _cache_kwarg(model)
         self.token_text = lru_cache(maxsize=65536)(self._token_text)
 
     # -- tokenization -------------------------------------------------------------
@@ -91,7 +94,7 @@ class HFBackend(Backend):
             last = torch.tensor([len(prefixes[s]) - 1 for s in batch])
             rows.extend(zip(batch, self._project(hidden[torch.arange(len(batch)), last])))
         rows.sort(key=lambda r: r[0])
-        return torch.stack([r[1] for r in rows])
+        return torch.stack([r[1] for r in rows]).cpu()
 
     @torch.inference_mode()
     def score_positions(self, sequences: list[list[int]], starts: list[int], top_k: int = 0) -> list[PositionScores]:
@@ -112,12 +115,42 @@ class HFBackend(Backend):
         return results  # type: ignore[return-value]
 
     @torch.inference_mode()
+    def nll_sums(self, sequences: list[list[int]], starts: list[int]) -> list[float]:
+        """Σ NLL of seq[start:] per sequence: float32 logits, float64 sums, no top-k.
+
+        The last id of a sequence is only a target, so it is not fed; only hidden
+        rows of scored positions reach the LM head, PROJECT_CHUNK rows at a time.
+        """
+        for seq, start in zip(sequences, starts):
+            check_start(seq, start)
+            self._check_length(seq[:-1])
+        sums = torch.zeros(len(sequences), dtype=torch.float64)
+        live = [i for i, (seq, start) in enumerate(zip(sequences, starts)) if start < len(seq)]
+        inputs = [sequences[i][:-1] for i in live]  # feed ids[:-1]: row t predicts target t+1
+        for batch in _batches(inputs, TOKEN_BUDGET):
+            hidden = self._hidden(self._pad_batch([inputs[b] for b in batch]))  # (B, T, H), right padded
+            rows = torch.cat([hidden[r, starts[live[b]] - 1: len(inputs[b])] for r, b in enumerate(batch)])  # (N, H)
+            targets = torch.cat([torch.tensor(sequences[live[b]][starts[live[b]]:]) for b in batch])  # (N,)
+            owner = torch.cat([torch.full((len(inputs[b]) + 1 - starts[live[b]],), live[b]) for b in batch])
+            sums.index_add_(0, owner, self._target_nll(rows, targets).double())  # pads never gathered
+        return sums.tolist()
+
+    def _target_nll(self, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(N, H) hidden rows, (N,) targets -> (N,) float32 NLL = logsumexp(z) - z[target]."""
+        out = []
+        for i in range(0, len(targets), PROJECT_CHUNK):
+            logits = self._project(rows[i:i + PROJECT_CHUNK])  # (n, V) float32
+            picked = logits.gather(-1, targets[i:i + PROJECT_CHUNK, None]).squeeze(-1)  # (n,)
+            out.append(torch.logsumexp(logits, dim=-1) - picked)
+        return torch.cat(out) if out else torch.zeros(0)
+
+    @torch.inference_mode()
     def prefill(self, ids: list[int]) -> DecodeState:
         if not ids:
             raise InputError("cannot decode from an empty prefix", hint="start from at least one token")
         self._check_length(list(ids))
         out = self.model(input_ids=torch.tensor([list(ids)], device=self.device), use_cache=True, logits_to_keep=1)
-        return DecodeState(tuple(ids), out.logits[0, -1].float(), out.past_key_values)
+        return DecodeState(tuple(ids), out.logits[0, -1].float(), self.cache_of(out))
 
     @torch.inference_mode()
     def extend(self, state: DecodeState, new_ids: list[int]) -> DecodeState:
@@ -125,11 +158,55 @@ class HFBackend(Backend):
             return self.prefill(list(state.ids) + list(new_ids))
         self._check_length(list(state.ids) + list(new_ids))
         out = self.model(input_ids=torch.tensor([list(new_ids)], device=self.device),
-                         past_key_values=state.cache, use_cache=True, logits_to_keep=1)
-        return DecodeState(state.ids + tuple(new_ids), out.logits[0, -1].float(), out.past_key_values)
+                         **{self.cache_arg: state.cache}, use_cache=True, logits_to_keep=1)
+        return DecodeState(state.ids + tuple(new_ids), out.logits[0, -1].float(), self.cache_of(out))
+
+    def cache_of(self, out):
+        """The KV cache of a model output, under either transformers name."""
+        return out.get(self.cache_arg)
 
     def fork(self, state: DecodeState) -> DecodeState:
         return DecodeState(state.ids, state.logits.clone(), copy.deepcopy(state.cache))
+
+    @torch.inference_mode()
+    def score_continuations(self, state: DecodeState, continuations: list[list[int]],
+                            top_k: int = 0) -> list[PositionScores]:
+        """Score continuations after a prefilled prefix, reusing its KV cache.
+
+        The prefix cache is copied and expanded to a batch of right-padded
+        continuations: one decoder pass per batch over the continuation tokens only.
+        The first target of every continuation is scored by ``state.logits``.
+        """
+        if state.cache is None or not continuations:
+            return super().score_continuations(state, continuations, top_k)
+        for c in continuations:
+            if not c:
+                raise InputError("an empty continuation has nothing to score", hint="give at least one token")
+            self._check_length(list(state.ids) + list(c))
+        results: list[PositionScores | None] = [None] * len(continuations)
+        rows = max(1, TOKEN_BUDGET // (len(state.ids) + max(len(c) for c in continuations)))  # prefix counts too
+        order = sorted(range(len(continuations)), key=lambda i: -len(continuations[i]))
+        for batch in (order[i:i + rows] for i in range(0, len(order), rows)):
+            hidden = self._hidden_after(state, [continuations[s] for s in batch])  # (B, W, H)
+            for row, s in enumerate(batch):
+                cont = continuations[s]
+                logits = torch.cat([state.logits.float()[None], self._project(hidden[row, : len(cont) - 1])])  # (n, V)
+                results[s] = PositionScores.from_logits(logits, torch.tensor(cont, dtype=torch.long), top_k)
+        return results  # type: ignore[return-value]
+
+    def _hidden_after(self, state: DecodeState, conts: list[list[int]]) -> torch.Tensor:
+        """Hidden states (B, W, H) of right-padded ``conts`` run after the cached prefix."""
+        cache = copy.deepcopy(state.cache)  # the caller's state stays usable
+        cache.batch_repeat_interleave(len(conts))  # (1, heads, P, d) -> (B, heads, P, d) per layer
+        decoder = self.model.get_decoder()
+        out = decoder(input_ids=self._pad_batch(conts).to(self.device), use_cache=True,
+                      **{_cache_kwarg(decoder): cache})
+        return out.last_hidden_state
+
+
+def _cache_kwarg(module) -> str:
+    """The forward() keyword for a KV cache: ``cache`` in newer transformers, ``past_key_values`` before."""
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
 
 
 def _tokenizer_adds_bos(tokenizer) -> bool:

@@ -13,7 +13,6 @@ vocabulary (an unknown word is an InputError naming it).
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence

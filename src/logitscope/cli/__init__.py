@@ -13,6 +13,10 @@ from .common import LogitscopeGroup
 
 _MODULES = [
     "logitscope.cli.core_cmds",
+    "logitscope.cli.perplexity_cmd",
+    "logitscope.cli.generate_cmds",
+    "logitscope.cli.confidence_cmds",
+    "logitscope.cli.calibrate_cmds",
 ]
 
 

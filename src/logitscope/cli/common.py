@@ -48,7 +48,7 @@ def load_model(spec):
 def read_text(text: str | None, file: str | None, what: str = "TEXT") -> str:
     """Exactly one of TEXT or -f FILE ('-' reads stdin); returns the decoded text."""
     if (text is None) == (file is None):
-        raise InputError(f"give either {what} or -f FILE", hint=f"e.g. logitscope score 'Hello world' or -f notes.txt")
+        raise InputError(f"give either {what} or -f FILE", hint="e.g. logitscope score 'Hello world' or -f notes.txt")
     if text is not None:
         return text
     return read_file(file)

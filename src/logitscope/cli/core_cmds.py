@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .. import render
+from .. import heatmap, render
 from .common import bos_option, bos_value, console, emit_json, json_option, load_model, model_option, read_text
 
 
@@ -37,10 +37,13 @@ def next_cmd(prompt, top_k, temperature, bos, model, as_json):
 @click.option("--table", is_flag=True, help="Also print a per-token table.")
 @click.option("--window", type=int, default=None, help="Tokens per window for long texts (default: model context).")
 @click.option("--stride", type=int, default=None, help="Window stride (default: window/2).")
+@click.option("--html", "html_path", default=None, help="Also write a self-contained HTML heatmap (hover a token).")
+@click.option("--color-by", type=click.Choice(["prob", "rank", "entropy"]), default="prob", show_default=True,
+              help="Colour tokens by probability, GLTR rank bucket or entropy.")
 @bos_option
 @model_option
 @json_option
-def score_cmd(text, file, context, top_k, table, window, stride, bos, model, as_json):
+def score_cmd(text, file, context, top_k, table, window, stride, html_path, color_by, bos, model, as_json):
     """Score TEXT (or -f FILE) token by token: a coloured heatmap with totals.
 
     \b
@@ -48,12 +51,17 @@ def score_cmd(text, file, context, top_k, table, window, stride, bos, model, as_
       logitscope score "The capital of France is Paris."
       logitscope score " Paris" --context "The capital of France is" --table
       logitscope score -f notes.txt --json
+      logitscope score "The capital of Australia is Vienna." --html out.html --color-by rank
     """
     body = read_text(text, file)
     result = load_model(model).score(body, context=context, top_k=top_k, bos=bos_value(bos),
                                      window=window, stride=stride)
+    if html_path:
+        click.echo(f"wrote {heatmap.write_html(result, html_path, color_by)}", err=True)
     if as_json:
         return emit_json(result.to_dict())
+    if color_by != "prob":
+        return console().print(heatmap.terminal_view(result, color_by))
     console().print(render.score_view(result, table=table))
 
 

@@ -1,0 +1,332 @@
+"""The sampler chain made visible, seeded sampling checks, and traced generation.
+
+Three analyses, each written once against ``Backend``:
+
+* ``distribution_chain`` — the next-token distribution after every stage of a
+  ``SamplerConfig`` chain (raw, bias, temperature, top-k, ...).
+* ``sample_next`` — draw n next tokens with a seeded generator and compare the
+  counts with the processed probabilities (Pearson chi-square).
+* ``generate`` — autoregressive generation on ``prefill``/``extend`` (the KV
+  cache when the backend has one) that records every step.
+
+Empty prompt: generation (and the two views above) start from the prefix token
+alone — BOS, else EOS — so ``generate("")`` shows what the model says unprompted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from . import mathops
+from .backends.base import Backend, DecodeState
+from .boundary import prefix_token_id
+from .errors import InputError, check_range
+from .processors import Sampler, SamplerConfig, chi_square_gof, run_chain
+from .results import ResultMixin, TokenCandidate, _jsonable
+from .scoring import candidates, prompt_ids
+
+
+# -- results -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StageView(ResultMixin):
+    """The distribution after one stage of the chain."""
+
+    stage: str
+    survivors: int  # tokens with non-zero probability
+    entropy: float  # nats
+    top: tuple[TokenCandidate, ...]  # logprob under this stage's distribution
+
+
+@dataclass(frozen=True)
+class ChainResult(ResultMixin):
+    prompt: str
+    input_ids: tuple[int, ...]
+    config: SamplerConfig
+    stages: tuple[StageView, ...]
+
+    def _rows(self) -> list[dict]:
+        return [{"stage": s.stage, "survivors": s.survivors, "entropy": s.entropy, **c.to_dict()}
+                for s in self.stages for c in s.top]
+
+
+@dataclass(frozen=True)
+class SampleCount(ResultMixin):
+    token_id: int
+    text: str
+    logprob: float  # under the processed distribution
+    count: int
+
+    @property
+    def prob(self) -> float:
+        return math.exp(self.logprob)
+
+    def to_dict(self) -> dict:
+        return {"token_id": self.token_id, "text": self.text, "prob": self.prob, "count": self.count}
+
+
+@dataclass(frozen=True)
+class SampleResult(ResultMixin):
+    """n seeded draws of the next token versus the processed probabilities."""
+
+    prompt: str
+    input_ids: tuple[int, ...]
+    config: SamplerConfig
+    seed: int
+    n: int
+    survivors: int
+    rows: tuple[SampleCount, ...]  # the most likely survivors and every drawn token, likeliest first
+    chi_square: float
+    dof: int
+    p_value: float
+
+
+@dataclass(frozen=True)
+class TraceStep(ResultMixin):
+    """One generated token and what the model believed when it was chosen."""
+
+    step: int
+    token_id: int
+    text: str
+    logprob: float  # under the raw distribution
+    processed_logprob: float  # under the sampler's processed distribution
+    rank: int  # in the raw distribution, 1 = argmax
+    entropy: float  # nats, raw distribution
+    survivors: int  # tokens left after the chain
+    alternatives: tuple[TokenCandidate, ...]  # raw top-k
+
+    @property
+    def prob(self) -> float:
+        return math.exp(self.logprob)
+
+    @property
+    def processed_prob(self) -> float:
+        return math.exp(self.processed_logprob)
+
+    def to_dict(self) -> dict:
+        return {**{k: _jsonable(v) for k, v in vars(self).items() if k != "alternatives"},
+                "prob": self.prob, "processed_prob": self.processed_prob,
+                "alternatives": [a.to_dict() for a in self.alternatives]}
+
+
+@dataclass(frozen=True)
+class GenerationResult(ResultMixin):
+    prompt: str
+    input_ids: tuple[int, ...]  # what the model saw before the first new token
+    token_ids: tuple[int, ...]  # new tokens, a final EOS included
+    text: str  # the new text (EOS left out)
+    steps: tuple[TraceStep, ...]
+    stop_reason: str  # "eos" | "stop" | "context" | "max_new_tokens"
+    config: SamplerConfig
+    seed: int  # the seed actually used (a fresh one when generate got seed=None)
+    used_cache: bool
+
+    @property
+    def total_logprob(self) -> float:
+        return math.fsum(s.logprob for s in self.steps)
+
+    def _rows(self) -> list[dict]:
+        return [{**s.to_dict(), "alternatives": [a.text for a in s.alternatives]} for s in self.steps]
+
+
+# -- shared pieces ---------------------------------------------------------------------------
+
+def start_ids(backend: Backend, prompt: str, bos: str | bool = "auto") -> list[int]:
+    """Prompt ids under the prefix policy; the empty prompt is the prefix token alone."""
+    if prompt == "":
+        lead = prefix_token_id(backend)
+        if lead is None:
+            raise InputError("empty prompt and the model has no BOS/EOS token to start from",
+                             hint="give a non-empty prompt")
+        return [lead]
+    return prompt_ids(backend, prompt, bos)
+
+
+def _token_ids(backend: Backend) -> Callable[[str], list[int]]:
+    return lambda s: backend.tokenize(s).ids
+
+
+def _check_room(backend: Backend, ids: list[int]) -> None:
+    """The prompt must leave room for at least one more token."""
+    if len(ids) >= backend.capabilities.context_length:
+        raise InputError(f"the prompt has {len(ids)} tokens and fills the model's context of "
+                         f"{backend.capabilities.context_length}", hint="shorten the prompt")
+
+
+def _first_logits(backend: Backend, ids: list[int]) -> torch.Tensor:
+    _check_room(backend, ids)
+    return _as_float(backend.next_logits([ids]))  # (1, V)
+
+
+def _as_float(logits: torch.Tensor) -> torch.Tensor:
+    """float32, or float64 when the backend gives it (toy backends are exact)."""
+    return logits if logits.dtype == torch.float64 else logits.float()
+
+
+def _stage_view(backend: Backend, name: str, logits: torch.Tensor, top: int) -> StageView:
+    logp = mathops.log_softmax(logits.double())  # (V,)
+    survivors = int(torch.isfinite(logp).sum())
+    best = logp.topk(min(top, survivors))
+    return StageView(name, survivors, float(mathops.entropy(logp)),
+                     candidates(backend, best.indices, best.values, logits[best.indices]))
+
+
+# -- the chain view and the sampling check -----------------------------------------------------
+
+def distribution_chain(backend: Backend, prompt: str, config: SamplerConfig | None = None,
+                       bos: str | bool = "auto", top: int = 10) -> ChainResult:
+    """The next-token distribution after each stage of ``config``'s chain."""
+    check_range("top", top, 1, None)
+    config = config or SamplerConfig()
+    ids = start_ids(backend, prompt, bos)
+    logits = _first_logits(backend, ids)  # (1, V)
+    stages = run_chain(config.stages(_token_ids(backend)), torch.tensor([ids]), logits)
+    return ChainResult(prompt, tuple(ids), config,
+                       tuple(_stage_view(backend, name, row[0], top) for name, row in stages))
+
+
+def sample_next(backend: Backend, prompt: str, n: int = 1000, config: SamplerConfig | None = None,
+                seed: int = 0, bos: str | bool = "auto", top: int = 10) -> SampleResult:
+    """Draw ``n`` next tokens (seeded) and test them against the processed distribution."""
+    check_range("n", n, 1, 10_000_000)
+    config = config or SamplerConfig()
+    ids = start_ids(backend, prompt, bos)
+    sampler = Sampler(config, seed, _token_ids(backend))
+    processed = sampler.process(torch.tensor([ids]), _first_logits(backend, ids))  # (1, V)
+    draws = sampler.choose(processed, n)[0]  # (n,)
+    counts = torch.bincount(draws, minlength=processed.shape[-1])  # (V,)
+    logp = mathops.log_softmax(processed[0].double())  # (V,)
+    stat, dof, p = chi_square_gof(counts, logp.exp())
+    shown = set(logp.topk(min(top, int(torch.isfinite(logp).sum()))).indices.tolist()) | set(draws.unique().tolist())
+    rows = sorted((SampleCount(i, backend.token_text(i), float(logp[i]), int(counts[i])) for i in shown),
+                  key=lambda r: (-r.logprob, r.token_id))
+    return SampleResult(prompt, tuple(ids), config, sampler.seed, n, int(torch.isfinite(logp).sum()), tuple(rows),
+                        stat, dof, p)
+
+
+# -- traced generation ---------------------------------------------------------------------------
+
+def generate(backend: Backend, prompt: str, max_new_tokens: int = 50, config: SamplerConfig | None = None,
+             seed: int | None = 0, stop: Sequence[str] = (), bos: str | bool = "auto", top_alternatives: int = 10,
+             use_cache: bool = True, on_text: Callable[[str], None] | None = None) -> GenerationResult:
+    """Generate up to ``max_new_tokens`` tokens, recording every step.
+
+    Stops at EOS, when the new text contains a ``stop`` string (kept in the
+    text), or when the sequence fills the model's context. ``use_cache=False``
+    recomputes the whole prefix each step (the reference path). ``on_text``
+    receives the new text as it is produced.
+    """
+    context = backend.capabilities.context_length
+    check_range("max_new_tokens", max_new_tokens, 1, context)
+    check_range("top_alternatives", top_alternatives, 0, None)
+    config = config or SamplerConfig()
+    ids = start_ids(backend, prompt, bos)
+    _check_room(backend, ids)
+    sampler = Sampler(config, seed, _token_ids(backend))
+    stream = _Stream(backend, stop, on_text)
+    records, reason = [], "max_new_tokens"
+    with torch.inference_mode():
+        state = backend.prefill(ids) if use_cache else DecodeState(tuple(ids), backend.next_logits([ids])[0])
+        for _ in range(max_new_tokens):
+            token, record = _traced_step(sampler, state, top_alternatives)
+            records.append(record)
+            reason = _stop_reason(backend, stream, token, len(state.ids) + 1, context)
+            if reason:
+                break
+            state = _advance(backend, state, token, use_cache)
+    return _generation_result(backend, prompt, ids, records, reason or "max_new_tokens", config, sampler.seed,
+                              use_cache)
+
+
+def _traced_step(sampler: Sampler, state: DecodeState, k: int) -> tuple[int, tuple]:
+    """Choose the next token and record it: one log_softmax and one topk on the (V,) row."""
+    raw = _as_float(state.logits)  # (V,)
+    processed = sampler.process(torch.tensor([state.ids]), raw[None])  # (1, V)
+    token = int(sampler.choose(processed)[0, 0])
+    logp = mathops.log_softmax(raw)  # (V,)
+    top = logp.topk(min(k, logp.shape[-1]))
+    chosen = processed[0, token] - torch.logsumexp(processed[0], dim=-1)  # processed log-prob
+    record = (token, logp[token], chosen, (raw > raw[token]).sum() + 1, mathops.entropy(logp),
+              torch.isfinite(processed[0]).sum(), top.indices, top.values)
+    return token, record
+
+
+def _advance(backend: Backend, state: DecodeState, token: int, use_cache: bool) -> DecodeState:
+    if use_cache:
+        return backend.extend(state, [token])
+    ids = state.ids + (token,)
+    return DecodeState(ids, backend.next_logits([list(ids)])[0])  # recompute the whole prefix
+
+
+class _Stream:
+    """Incremental text of the new tokens: stop-string checks and streaming output."""
+
+    def __init__(self, backend: Backend, stop: Sequence[str], on_text: Callable[[str], None] | None):
+        if isinstance(stop, str):
+            stop = [stop]
+        if any(not s for s in stop):
+            raise InputError("a stop string is empty", hint="give non-empty stop strings")
+        self.backend, self.stop, self.on_text = backend, list(stop), on_text
+        self.ids: list[int] = []
+        self.shown = ""
+
+    def push(self, token: int) -> bool:
+        """Add a token; True when the text now contains a stop string."""
+        if token != self.backend.eos_token_id:
+            self.ids.append(token)
+        if not (self.stop or self.on_text):
+            return False
+        text = self.backend.detokenize(self.ids)
+        if self.on_text and not text.endswith("\ufffd"):  # wait for a split UTF-8 character to complete
+            self.on_text(text[len(self.shown):])
+            self.shown = text
+        return any(s in text for s in self.stop)
+
+
+def _stop_reason(backend: Backend, stream: _Stream, token: int, length: int, context: int) -> str | None:
+    hit_stop = stream.push(token)
+    if token == backend.eos_token_id:
+        return "eos"
+    if hit_stop:
+        return "stop"
+    return "context" if length >= context else None
+
+
+def _generation_result(backend, prompt, ids, records, reason, config, seed, used_cache) -> GenerationResult:
+    tokens = [r[0] for r in records]
+    cols = [torch.stack([r[i] for r in records]).tolist() for i in range(1, 6)]  # one conversion for all steps
+    steps = tuple(
+        TraceStep(n, tok, backend.token_text(tok), float(lp), float(plp), int(rank), float(ent), int(surv),
+                  candidates(backend, rec[6], rec[7]))
+        for n, (tok, lp, plp, rank, ent, surv, rec) in enumerate(zip(tokens, *cols, records)))
+    text_ids = tokens[:-1] if reason == "eos" else tokens
+    return GenerationResult(prompt, tuple(ids), tuple(tokens), backend.detokenize(text_ids), steps, reason,
+                            config, seed, used_cache)
+
+
+# -- plotting --------------------------------------------------------------------------------------
+
+def plot_chain(result: ChainResult, path: str, top: int = 10) -> str:
+    """Bar charts of each stage's top tokens, side by side (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = result.stages
+    fig, axes = plt.subplots(1, len(stages), figsize=(3.2 * len(stages), 4), squeeze=False)
+    for ax, stage in zip(axes[0], stages):
+        shown = stage.top[:top][::-1]
+        ax.barh([repr(c.text) for c in shown], [c.prob for c in shown], color="#4c72b0")
+        ax.set_xlim(0, 1)
+        ax.set_title(f"{stage.stage}\n{stage.survivors} tokens, H={stage.entropy:.2f} nats", fontsize=9)
+        ax.tick_params(labelsize=8)
+    fig.suptitle(f"next token after {result.prompt!r}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,324 @@
+"""Corpus perplexity over files, every convention side by side, in bounded memory.
+
+Perplexity is token weighted: exp(Σ NLL / Σ scored tokens), sums in float64.
+``window`` counts the ids of one window including its last target (the model is
+fed window-1 of them); the windowing rules live in ``boundary``:
+
+    strided   HF perplexity guide: windows of ``window`` ids every ``stride`` ids
+              (default window/2); each target scored once, with the most context
+              the window allows. With stride == window, consecutive windows share
+              one id so no target is skipped (the guide itself skips one there).
+    disjoint  lm-evaluation-harness loglikelihood_rolling (its max_length =
+              window - 1): stride == window, but the last window is widened to a
+              full window of left context (``boundary.plan_disjoint_windows``).
+    llamacpp  llama.cpp's perplexity tool (n_ctx = window): disjoint chunks, BOS
+              over each chunk's first id, only the second half of a chunk scored,
+              a trailing partial chunk dropped.
+
+Prefix (BOS) policy: ``bos=None`` takes each convention's own: strided and
+disjoint prepend the prefix token once per document (every token scored, as
+lm-eval does); llamacpp follows the tokenizer (llama.cpp's add_bos). The result
+records the policy and the prefix token used.
+
+Byte- and word-level numbers follow lm-eval: bits_per_byte = Σ NLL / (bytes·ln 2),
+byte_perplexity = exp(Σ NLL / bytes), word_perplexity = exp(Σ NLL / words) with
+words = len(re.split(r"\\s+", doc)). They need every token scored, so they are
+None otherwise (llamacpp, or no prefix token).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import corpus, mathops
+from .backends.base import Backend
+from .boundary import (Window, llamacpp_chunk_ids, plan_disjoint_windows, plan_llamacpp_chunks, plan_windows,
+                       prefix_token_id, wants_prefix)
+from .errors import InputError, check_range
+from .results import ResultMixin
+
+CONVENTIONS = ("strided", "disjoint", "llamacpp")
+WHY = {
+    "strided": "overlapping windows: every token scored once, with at least window-stride tokens of context",
+    "disjoint": "lm-eval rolling windows: every token scored once, but a window's first tokens see little context",
+    "llamacpp": "llama.cpp chunks: only the second half of each chunk is scored (≥ window/2 context), tail dropped",
+}
+GROUP_TOKENS = 1 << 14  # window ids handed to the backend at once: bounds memory, keeps batches full
+
+
+# -- results ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Counts(ResultMixin):
+    """Summed NLL (nats) over scored tokens, and the sizes it is normalised by."""
+
+    nll: float
+    num_scored: int
+    num_tokens: int  # text tokens (the prefix token not counted)
+    num_bytes: int  # UTF-8 bytes of the text
+    num_words: int  # lm-eval words: len(re.split(r"\s+", text))
+    all_tokens_scored: bool
+
+    @property
+    def perplexity(self) -> float | None:
+        return mathops.perplexity(self.nll, self.num_scored) if self.num_scored else None
+
+    @property
+    def mean_nll(self) -> float | None:
+        return self.nll / self.num_scored if self.num_scored else None
+
+    @property
+    def bits_per_byte(self) -> float | None:
+        return mathops.bits_per_byte(self.nll, self.num_bytes) if self._byte_level else None
+
+    @property
+    def byte_perplexity(self) -> float | None:
+        return math.exp(self.nll / self.num_bytes) if self._byte_level else None
+
+    @property
+    def word_perplexity(self) -> float | None:
+        return math.exp(self.nll / self.num_words) if self._byte_level and self.num_words else None
+
+    @property
+    def _byte_level(self) -> bool:
+        return self.all_tokens_scored and self.num_bytes > 0
+
+    def to_dict(self) -> dict:
+        out = {f: getattr(self, f) for f in ("nll", "num_scored", "num_tokens", "num_bytes", "num_words",
+                                              "all_tokens_scored")}
+        return out | {p: getattr(self, p) for p in ("perplexity", "mean_nll", "bits_per_byte",
+                                                     "byte_perplexity", "word_perplexity")}
+
+    @staticmethod
+    def total(parts: Sequence["Counts"]) -> "Counts":
+        return Counts(math.fsum(p.nll for p in parts), sum(p.num_scored for p in parts),
+                      sum(p.num_tokens for p in parts), sum(p.num_bytes for p in parts),
+                      sum(p.num_words for p in parts), all(p.all_tokens_scored for p in parts))
+
+
+@dataclass(frozen=True)
+class DocumentPerplexity(ResultMixin):
+    source: str
+    index: int
+    counts: Counts
+    num_windows: int
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "index": self.index, "num_windows": self.num_windows} | self.counts.to_dict()
+
+
+@dataclass(frozen=True)
+class SourcePerplexity(ResultMixin):
+    """One file (or the in-memory texts): totals over its documents, or the error that stopped it."""
+
+    source: str
+    counts: Counts | None
+    documents: tuple[DocumentPerplexity, ...] = ()
+    error: str | None = None
+
+    @property
+    def mean_document_perplexity(self) -> float | None:
+        """Unweighted mean of per-document perplexities (evaluate's "mean_perplexity"); not corpus perplexity."""
+        return _mean_document_perplexity(self.documents)
+
+    def to_dict(self) -> dict:
+        if self.error:
+            return {"source": self.source, "error": self.error}
+        return ({"source": self.source, "num_documents": len(self.documents),
+                 "mean_document_perplexity": self.mean_document_perplexity} | self.counts.to_dict()
+                | {"documents": [d.to_dict() for d in self.documents]})
+
+
+@dataclass(frozen=True)
+class PerplexityResult(ResultMixin):
+    """Corpus perplexity under one convention, per source and in total."""
+
+    model: str
+    convention: str
+    window: int
+    stride: int | None  # strided only
+    bos: str  # the prefix policy applied: "always" | "never" | "auto"
+    prefix_token_id: int | None  # the token put before each document / chunk, if any
+    sources: tuple[SourcePerplexity, ...]
+
+    @property
+    def scored_sources(self) -> tuple[SourcePerplexity, ...]:
+        return tuple(s for s in self.sources if s.error is None)
+
+    @property
+    def errors(self) -> tuple[SourcePerplexity, ...]:
+        return tuple(s for s in self.sources if s.error is not None)
+
+    @property
+    def total(self) -> Counts | None:
+        ok = self.scored_sources
+        return Counts.total([s.counts for s in ok]) if ok else None
+
+    @property
+    def mean_document_perplexity(self) -> float | None:
+        return _mean_document_perplexity([d for s in self.scored_sources for d in s.documents])
+
+    def to_dict(self) -> dict:
+        total = self.total
+        return {"model": self.model, "convention": self.convention, "window": self.window, "stride": self.stride,
+                "bos": self.bos, "prefix_token_id": self.prefix_token_id,
+                "total": None if total is None else total.to_dict(),
+                "mean_document_perplexity": self.mean_document_perplexity,
+                "sources": [s.to_dict() for s in self.sources]}
+
+
+def _mean_document_perplexity(docs: Iterable[DocumentPerplexity]) -> float | None:
+    values = [d.counts.perplexity for d in docs if d.counts.num_scored]
+    return math.fsum(values) / len(values) if values else None
+
+
+# -- settings ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Settings:
+    convention: str
+    window: int
+    stride: int | None
+    prefix: int | None  # prefix token id, None when no prefix is used
+    bos: str
+
+    def plan(self, n_ids: int) -> list[Window]:
+        """Windows over a document of ``n_ids`` ids (prefix included); targets start at id 1."""
+        if self.convention == "strided":
+            return plan_windows(n_ids, 1, self.window, self.stride) if n_ids > 1 else []
+        if self.convention == "disjoint":
+            return plan_disjoint_windows(n_ids, 1, self.window) if n_ids > 1 else []
+        return plan_llamacpp_chunks(n_ids, self.window)
+
+    def window_ids(self, ids: np.ndarray, w: Window) -> list[int]:
+        seq = ids[w.begin:w.end].tolist()
+        return llamacpp_chunk_ids(seq, self.prefix) if self.convention == "llamacpp" else seq
+
+
+def make_settings(backend: Backend, convention: str = "strided", window: int | None = None,
+                  stride: int | None = None, bos: str | bool | None = None) -> Settings:
+    """Check the options against the model and resolve defaults (window, stride, bos)."""
+    if convention not in CONVENTIONS:
+        raise InputError(f"unknown convention {convention!r}", hint=f"use one of {', '.join(CONVENTIONS)}")
+    limit = backend.capabilities.context_length
+    window = limit if window is None else window
+    check_range("window", window, 2, limit)
+    if stride is not None and convention != "strided":
+        raise InputError(f"stride applies to the strided convention, not {convention!r}",
+                         hint="drop --stride or use --convention strided")
+    if convention == "strided":
+        stride = check_range("stride", window // 2 if stride is None else stride, 1, window)
+    bos = ("auto" if convention == "llamacpp" else True) if bos is None else bos
+    prefix = prefix_token_id(backend) if wants_prefix(backend, bos) else None
+    if wants_prefix(backend, bos) and prefix is None:
+        raise InputError("this model has no BOS or EOS token to use as a prefix", hint="use bos=False")
+    label = {True: "always", False: "never"}.get(bos, "auto") if isinstance(bos, bool) else bos
+    return Settings(convention, window, stride, prefix, label)
+
+
+# -- engine ----------------------------------------------------------------------------------
+@dataclass
+class _OpenDocument:
+    """A tokenized document whose windows are being scored."""
+
+    doc: corpus.Document
+    ids: np.ndarray  # (n_ids,) int64, prefix included
+    num_bytes: int
+    num_words: int
+    windows_left: int
+    num_windows: int
+    nll: float = 0.0
+    num_scored: int = 0
+
+
+def tokenize_document(backend: Backend, doc: corpus.Document, prefix: int | None) -> tuple[np.ndarray, int, int]:
+    """(ids with the prefix in front, UTF-8 bytes, lm-eval words) of a streamed document."""
+    parts, num_bytes, runs = [np.array([] if prefix is None else [prefix], dtype=np.int64)], 0, 0
+    for block in doc.blocks:
+        parts.append(np.asarray(backend.tokenize(block).ids, dtype=np.int64))  # block-local, then dropped
+        num_bytes += corpus.count_bytes(block)
+        runs += corpus.count_whitespace_runs(block)
+    return np.concatenate(parts), num_bytes, runs + 1
+
+
+def score_documents(backend: Backend, docs: Iterable[corpus.Document], settings: Settings,
+                    progress: Callable[[int], None] | None = None) -> Iterator[DocumentPerplexity]:
+    """Score documents in order, batching windows across documents GROUP_TOKENS ids at a time."""
+    group: list[tuple[_OpenDocument, list[int], int]] = []
+    size = 0
+    for doc in docs:
+        ids, num_bytes, num_words = tokenize_document(backend, doc, settings.prefix)
+        windows = settings.plan(len(ids))
+        open_doc = _OpenDocument(doc, ids, num_bytes, num_words, len(windows), len(windows))
+        if not windows:
+            yield _finish(open_doc, settings)
+        for w in windows:
+            group.append((open_doc, settings.window_ids(ids, w), w.first_target - w.begin))
+            size += w.end - w.begin
+            if size >= GROUP_TOKENS:
+                yield from _score_group(backend, group, settings, progress)
+                group, size = [], 0
+    yield from _score_group(backend, group, settings, progress)
+
+
+def _score_group(backend, group, settings, progress) -> Iterator[DocumentPerplexity]:
+    """Score one group of windows; yield the documents whose last window was in it."""
+    if not group:
+        return
+    sums = backend.nll_sums([seq for _, seq, _ in group], [start for _, _, start in group])
+    for (open_doc, seq, start), nll in zip(group, sums):
+        open_doc.nll += nll
+        open_doc.num_scored += len(seq) - start
+        open_doc.windows_left -= 1
+        if open_doc.windows_left == 0:
+            yield _finish(open_doc, settings)
+    if progress is not None:
+        progress(sum(len(seq) - start for _, seq, start in group))
+
+
+def _finish(d: _OpenDocument, settings: Settings) -> DocumentPerplexity:
+    num_tokens = len(d.ids) - (settings.prefix is not None)
+    counts = Counts(d.nll, d.num_scored, num_tokens, d.num_bytes, d.num_words,
+                    all_tokens_scored=d.num_scored == num_tokens)
+    return DocumentPerplexity(d.doc.source, d.doc.index, counts, d.num_windows)
+
+
+# -- entry points ------------------------------------------------------------------------------
+def score_source(backend: Backend, source: str, docs: Iterable[corpus.Document], settings: Settings,
+                 progress: Callable[[int], None] | None = None) -> SourcePerplexity:
+    """Totals for one source; an InputError while reading it becomes the source's error."""
+    try:
+        documents = tuple(sorted(score_documents(backend, docs, settings, progress), key=lambda d: d.index))
+    except InputError as exc:
+        return SourcePerplexity(source, None, error=str(exc))
+    if not any(d.counts.num_tokens for d in documents):
+        return SourcePerplexity(source, None, error=str(InputError(f"{source}: contains no text",
+                                                                    hint="give a file with non-blank text")))
+    return SourcePerplexity(source, Counts.total([d.counts for d in documents]), documents)
+
+
+def perplexity(backend: Backend, texts: Sequence[str] | None = None, files: Sequence[str] | None = None,
+               convention: str = "strided", window: int | None = None, stride: int | None = None,
+               bos: str | bool | None = None, fmt: str | None = None,
+               progress: Callable[[int], None] | None = None) -> PerplexityResult:
+    """Perplexity of ``texts`` (one source, each text a document) or of ``files`` (one
+    source per file, read as ``fmt``). A bad file is reported in its source's
+    ``error`` while the other files are still scored."""
+    if (texts is None) == (files is None):
+        raise InputError("give either texts or files", hint="e.g. perplexity(files=['corpus.txt'])")
+    settings = make_settings(backend, convention, window, stride, bos)
+    if texts is not None:
+        sources = [score_source(backend, "<texts>", corpus.text_documents(texts), settings, progress)]
+    else:
+        sources = [score_source(backend, f, corpus.read_documents(f, fmt), settings, progress) for f in files]
+    return PerplexityResult(backend.name, settings.convention, settings.window, settings.stride, settings.bos,
+                            settings.prefix, tuple(sources))
+
+
+def expected_scored(convention: str, n_ids: int, window: int) -> int:
+    """Scored targets of a document of ``n_ids`` ids (prefix included) under a convention."""
+    if convention == "llamacpp":
+        return (n_ids // window) * (window - window // 2 - 1)
+    return max(n_ids - 1, 0)

@@ -1,0 +1,192 @@
+"""The tree of possibilities: the top-B next tokens at every step, to depth D.
+
+    prompt
+    ├── ' Paris'   p=0.61  path 0.61
+    │   ├── '.'    p=0.45  path 0.27
+    │   └── ','    p=0.20  path 0.12
+    └── ' the'     p=0.08  path 0.08
+        └── ...
+
+Each node stores its token, the conditional log-prob log p(token | path) and
+the path's cumulative log-prob. With ``reuse_cache`` (default) the prompt is
+prefilled once and every child continues its parent's decode state: siblings
+fork the parent's KV cache instead of recomputing the prefix, so an expansion
+costs one single-token step. ``reuse_cache=False`` recomputes every prefix
+from scratch (the reference path). Leaves and EOS nodes are not expanded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from . import mathops
+from .backends.base import Backend, DecodeState
+from .errors import InputError, check_range
+from .generation import _check_room, start_ids
+from .render import show_token
+from .results import ResultMixin
+
+MAX_NODES = 20_000
+
+
+@dataclass(frozen=True)
+class TreeNode(ResultMixin):
+    token_id: int
+    text: str
+    logprob: float  # log p(token | prompt + path to its parent)
+    cum_logprob: float  # log-prob of the whole path from the prompt to this node
+    depth: int  # 1 = a child of the prompt
+    children: tuple["TreeNode", ...] = ()
+
+    @property
+    def prob(self) -> float:
+        return math.exp(self.logprob)
+
+    @property
+    def cum_prob(self) -> float:
+        return math.exp(self.cum_logprob)
+
+    def to_dict(self) -> dict:
+        return {"token_id": self.token_id, "text": self.text, "logprob": self.logprob, "prob": self.prob,
+                "cum_logprob": self.cum_logprob, "cum_prob": self.cum_prob, "depth": self.depth,
+                "children": [c.to_dict() for c in self.children]}
+
+
+@dataclass(frozen=True)
+class TreeResult(ResultMixin):
+    prompt: str
+    input_ids: tuple[int, ...]
+    depth: int
+    branch: int
+    min_prob: float
+    children: tuple[TreeNode, ...]
+    forward_steps: int  # decode steps run (prefill counts as one)
+
+    def nodes(self) -> Iterator[tuple[tuple[TreeNode, ...], TreeNode]]:
+        """Every (ancestors, node) pair, depth first."""
+        stack = [((), c) for c in reversed(self.children)]
+        while stack:
+            path, node = stack.pop()
+            yield path, node
+            stack.extend((path + (node,), c) for c in reversed(node.children))
+
+    def _rows(self) -> list[dict]:
+        return [{"path": "".join(a.text for a in path) + node.text, "depth": node.depth, "token_id": node.token_id,
+                 "text": node.text, "prob": node.prob, "cum_prob": node.cum_prob} for path, node in self.nodes()]
+
+
+def expand_tree(backend: Backend, prompt: str, depth: int = 3, branch: int = 3, min_prob: float = 0.0,
+                bos: str | bool = "auto", reuse_cache: bool = True) -> TreeResult:
+    """Expand the top-``branch`` tokens at every node down to ``depth``."""
+    check_range("depth", depth, 1, 12)
+    check_range("branch", branch, 1, 50)
+    check_range("min_prob", min_prob, 0, 1)
+    if branch ** depth > MAX_NODES:
+        raise InputError(f"branch={branch} and depth={depth} give {branch ** depth} leaves",
+                         hint=f"lower branch or depth so that branch ** depth <= {MAX_NODES}")
+    ids = start_ids(backend, prompt, bos)
+    _check_room(backend, ids)
+    depth = min(depth, backend.capabilities.context_length - len(ids))
+    expander = _Expander(backend, branch, min_prob, reuse_cache)
+    with torch.inference_mode():
+        root = backend.prefill(ids) if reuse_cache else DecodeState(tuple(ids), backend.next_logits([ids])[0])
+        children = expander.expand(root, depth, 0.0, 1)
+    return TreeResult(prompt, tuple(ids), depth, branch, min_prob, children, expander.steps + 1)
+
+
+class _Expander:
+    def __init__(self, backend: Backend, branch: int, min_prob: float, reuse_cache: bool):
+        self.backend, self.branch, self.min_prob, self.reuse = backend, branch, min_prob, reuse_cache
+        self.steps = 0
+
+    def expand(self, state: DecodeState, levels: int, cum: float, depth: int) -> tuple[TreeNode, ...]:
+        """Children of ``state`` down ``levels`` more levels. Consumes ``state``."""
+        logp = mathops.log_softmax(state.logits.double())  # (V,)
+        top = logp.topk(min(self.branch, logp.shape[-1]))
+        kept = [(int(t), float(lp)) for t, lp in zip(top.indices, top.values) if math.exp(lp) >= self.min_prob]
+        grow = [t for t, _ in kept if levels > 1 and t != self.backend.eos_token_id]
+        nodes = []
+        for token, lp in kept:
+            grandchildren = ()
+            if token in grow:
+                child = self._child_state(state, token, last=token == grow[-1])
+                grandchildren = self.expand(child, levels - 1, cum + lp, depth + 1)
+            nodes.append(TreeNode(token, self.backend.token_text(token), lp, cum + lp, depth, grandchildren))
+        return tuple(nodes)
+
+    def _child_state(self, state: DecodeState, token: int, last: bool) -> DecodeState:
+        self.steps += 1
+        if not self.reuse:
+            ids = state.ids + (token,)
+            return DecodeState(ids, self.backend.next_logits([list(ids)])[0])  # recompute the prefix
+        parent = state if last else self.backend.fork(state)  # the last child may consume the parent's cache
+        return self.backend.extend(parent, [token])
+
+
+# -- renderings ------------------------------------------------------------------------------------
+
+def tree_text(result: TreeResult) -> str:
+    """An indented text tree with each node's probability and path probability."""
+    lines = [repr(result.prompt)]
+    _text_lines(result.children, "", lines)
+    return "\n".join(lines)
+
+
+def _text_lines(nodes: tuple[TreeNode, ...], indent: str, lines: list[str]) -> None:
+    for i, node in enumerate(nodes):
+        last = i == len(nodes) - 1
+        lines.append(f"{indent}{'└── ' if last else '├── '}{show_token(node.text):<14} "
+                     f"p={node.prob:.3f}  path={node.cum_prob:.4f}")
+        _text_lines(node.children, indent + ("    " if last else "│   "), lines)
+
+
+def plot_tree(result: TreeResult, path: str) -> str:
+    """Draw the tree left to right with matplotlib (Agg): edge width follows probability."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    places: dict[int, tuple[float, float]] = {}
+    leaves = _layout(result.children, places, [0])
+    fig, ax = plt.subplots(figsize=(3 + 2.6 * result.depth, 1 + 0.38 * max(leaves, 1)))
+    ax.text(0, _mean_y(result.children, places), repr(result.prompt), ha="right", va="center", fontsize=8,
+            bbox={"boxstyle": "round", "fc": "#eeeeee"})
+    _draw(ax, result.children, (0, _mean_y(result.children, places)), places)
+    ax.set_xlim(-2.5, result.depth + 0.8)
+    ax.set_ylim(max(leaves, 1), -1)  # first (likeliest) child on top
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _layout(nodes, places: dict, next_leaf: list[int]) -> int:
+    """Leaves get consecutive rows; a parent sits at the mean of its children."""
+    for node in nodes:
+        if node.children:
+            _layout(node.children, places, next_leaf)
+            y = _mean_y(node.children, places)
+        else:
+            y = float(next_leaf[0])
+            next_leaf[0] += 1
+        places[id(node)] = (float(node.depth), y)
+    return next_leaf[0]
+
+
+def _mean_y(nodes, places: dict) -> float:
+    return sum(places[id(n)][1] for n in nodes) / len(nodes) if nodes else 0.0
+
+
+def _draw(ax, nodes, parent_xy: tuple[float, float], places: dict) -> None:
+    for node in nodes:
+        x, y = places[id(node)]
+        ax.plot([parent_xy[0], x - 0.03], [parent_xy[1], y], color="#4c72b0", lw=0.5 + 4 * node.prob, alpha=0.7)
+        ax.text(x, y, f"{show_token(node.text)}  {node.prob:.2f}", va="center", fontsize=8,
+                bbox={"boxstyle": "round", "fc": "white", "ec": "#4c72b0"})
+        _draw(ax, node.children, (x + 0.62, y), places)

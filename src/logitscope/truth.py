@@ -1,0 +1,207 @@
+"""True vs false statements: how well does each confidence measure separate them?
+
+Every statement of a pair dataset (``{"id", "category", "true", "false"}`` per
+line; the bundled ``data/truth_pairs.jsonl`` has 165 pairs) is scored with every
+token counted (prefix token in front). Each measure turns a scored statement into
+one number, higher meaning "the model finds this more believable":
+
+    total_logprob      Σ log p               (favours short statements)
+    mean_logprob       Σ log p / N
+    min_token_prob     min p                 (the weakest link)
+    neg_mean_entropy   -mean entropy         (how sure the model was, whatever the token)
+    neg_mean_log_rank  -mean log rank
+
+Two numbers per measure: pair accuracy — the share of pairs whose true member
+scores higher (ties count one half) — and AUROC over all statements
+(Mann-Whitney, ties one half). 0.5 is chance for both.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .backends.base import Backend
+from .errors import InputError
+from .results import ResultMixin, ScoreResult
+from .scoring import score_texts
+
+BATCH = 64  # statements per score_texts call (one progress-bar step)
+
+
+# -- pure measures and metrics ----------------------------------------------------------
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
+MEASURES: dict[str, Callable[[ScoreResult], float]] = {
+    "total_logprob": lambda r: r.total_logprob,
+    "mean_logprob": lambda r: r.mean_logprob,
+    "min_token_prob": lambda r: min(t.prob for t in r.scored_tokens),
+    "neg_mean_entropy": lambda r: -_mean([t.entropy for t in r.scored_tokens]),
+    "neg_mean_log_rank": lambda r: -_mean([math.log(t.rank) for t in r.scored_tokens]),
+}
+
+
+def pair_accuracy(true_scores: Sequence[float], false_scores: Sequence[float]) -> float:
+    """Share of pairs whose true member scores higher; a tie counts 1/2."""
+    if len(true_scores) != len(false_scores) or not true_scores:
+        raise InputError("pair accuracy needs two equally long, non-empty score lists", hint="one score per pair")
+    wins = [1.0 if t > f else 0.5 if t == f else 0.0 for t, f in zip(true_scores, false_scores)]
+    return _mean(wins)
+
+
+def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
+    """P(score of a random positive > score of a random negative), ties 1/2 (Mann-Whitney U).
+
+    Computed from ranks of the pooled scores (average rank for ties): O(n log n).
+    """
+    if not positive or not negative:
+        raise InputError("AUROC needs at least one positive and one negative score", hint="score both classes")
+    pooled = sorted([(s, 1) for s in positive] + [(s, 0) for s in negative])
+    rank_sum, i = 0.0, 0
+    while i < len(pooled):
+        j = i
+        while j < len(pooled) and pooled[j][0] == pooled[i][0]:
+            j += 1
+        avg_rank = (i + 1 + j) / 2  # ranks i+1..j share their mean
+        rank_sum += avg_rank * sum(label for _, label in pooled[i:j])
+        i = j
+    n_pos, n_neg = len(positive), len(negative)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def roc_curve(positive: Sequence[float], negative: Sequence[float]) -> tuple[list[float], list[float]]:
+    """(false-positive rates, true-positive rates) as the threshold sweeps down through the scores."""
+    thresholds = sorted(set(positive) | set(negative), reverse=True)
+    fpr, tpr = [0.0], [0.0]
+    for th in thresholds:
+        tpr.append(sum(s >= th for s in positive) / len(positive))
+        fpr.append(sum(s >= th for s in negative) / len(negative))
+    return fpr, tpr
+
+
+# -- data ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StatementPair:
+    id: str
+    category: str
+    true: str
+    false: str
+
+
+def load_pairs(path: str | Path | None = None) -> list[StatementPair]:
+    """Read a pair dataset (JSON lines); None reads the bundled one."""
+    if path is None:
+        text = resources.files("logitscope").joinpath("data/truth_pairs.jsonl").read_text(encoding="utf-8")
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"dataset {str(path)!r} does not exist", hint="give a .jsonl file of true/false pairs")
+        text = p.read_text(encoding="utf-8")
+    pairs = [_parse_pair(line, n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not pairs:
+        raise InputError("the dataset has no pairs", hint='one {"true": ..., "false": ...} object per line')
+    return pairs
+
+
+def _parse_pair(line: str, lineno: int) -> StatementPair:
+    try:
+        rec = json.loads(line)
+        return StatementPair(str(rec.get("id", lineno)), str(rec.get("category", "")), rec["true"], rec["false"])
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"line {lineno} of the dataset is not a pair ({exc})",
+                         hint='each line: {"id": ..., "true": "...", "false": "..."}') from exc
+
+
+# -- results -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MeasureReport(ResultMixin):
+    measure: str
+    pair_accuracy: float
+    auroc: float
+    by_category: dict  # category -> pair accuracy
+
+
+@dataclass(frozen=True)
+class TruthResult(ResultMixin):
+    num_pairs: int
+    reports: tuple[MeasureReport, ...]
+    pairs: tuple[StatementPair, ...]
+    true_scores: dict  # measure -> tuple of scores, one per pair
+    false_scores: dict
+
+    def report(self, measure: str) -> MeasureReport:
+        return next(r for r in self.reports if r.measure == measure)
+
+    def to_dict(self) -> dict:
+        return {"num_pairs": self.num_pairs, "measures": [r.to_dict() for r in self.reports]}
+
+    def _rows(self) -> list[dict]:
+        rows = []
+        for i, p in enumerate(self.pairs):
+            row = {"id": p.id, "category": p.category, "true": p.true, "false": p.false}
+            for m in MEASURES:
+                row[f"{m}_true"], row[f"{m}_false"] = self.true_scores[m][i], self.false_scores[m][i]
+            rows.append(row)
+        return rows
+
+
+def evaluate(backend: Backend, pairs: Sequence[StatementPair], progress: bool = False) -> TruthResult:
+    """Score both versions of every pair (batched) and report every measure."""
+    statements = [s for p in pairs for s in (p.true, p.false)]
+    scored = _score_batched(backend, statements, progress)
+    values = {m: [f(r) for r in scored] for m, f in MEASURES.items()}
+    trues = {m: tuple(v[0::2]) for m, v in values.items()}
+    falses = {m: tuple(v[1::2]) for m, v in values.items()}
+    reports = tuple(MeasureReport(m, pair_accuracy(trues[m], falses[m]), auroc(trues[m], falses[m]),
+                                  _by_category(pairs, trues[m], falses[m])) for m in MEASURES)
+    return TruthResult(len(pairs), reports, tuple(pairs), trues, falses)
+
+
+def _score_batched(backend: Backend, statements: list[str], progress: bool) -> list[ScoreResult]:
+    from tqdm import tqdm
+
+    out: list[ScoreResult] = []
+    with tqdm(total=len(statements), disable=not progress, unit="stmt", desc="scoring") as bar:
+        for i in range(0, len(statements), BATCH):
+            out.extend(score_texts(backend, statements[i:i + BATCH], top_k=0, bos=True))
+            bar.update(len(statements[i:i + BATCH]))
+    return out
+
+
+def _by_category(pairs: Sequence[StatementPair], trues: Sequence[float], falses: Sequence[float]) -> dict:
+    cats: dict[str, list[int]] = {}
+    for i, p in enumerate(pairs):
+        cats.setdefault(p.category, []).append(i)
+    return {c: pair_accuracy([trues[i] for i in idx], [falses[i] for i in idx]) for c, idx in sorted(cats.items())}
+
+
+def plot(result: TruthResult, path: str | Path) -> Path:
+    """ROC curves of every measure and their pair accuracies, as a PNG (matplotlib Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (roc_ax, bar_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for r in result.reports:
+        fpr, tpr = roc_curve(result.true_scores[r.measure], result.false_scores[r.measure])
+        roc_ax.plot(fpr, tpr, label=f"{r.measure} (AUROC {r.auroc:.2f})")
+    roc_ax.plot([0, 1], [0, 1], "k:", lw=1)
+    roc_ax.set(xlabel="false-statement rate above threshold", ylabel="true-statement rate above threshold",
+               title=f"ROC, {result.num_pairs} pairs")
+    roc_ax.legend(fontsize=8)
+    names = [r.measure for r in result.reports]
+    bar_ax.barh(names, [r.pair_accuracy for r in result.reports], color="#2da44e")
+    bar_ax.axvline(0.5, color="k", ls=":", lw=1)
+    bar_ax.set(xlim=(0, 1), xlabel="pair accuracy (true member scores higher)", title="pair accuracy")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
