@@ -26,7 +26,7 @@ from .backends.base import Backend, DecodeState
 from .boundary import prefix_token_id
 from .errors import InputError, check_range
 from .processors import Sampler, SamplerConfig, chi_square_gof, run_chain
-from .results import ResultMixin, TokenCandidate, _jsonable
+from .results import ResultMixin, TokenCandidate, jsonable
 from .scoring import candidates, prompt_ids
 
 
@@ -108,7 +108,7 @@ class TraceStep(ResultMixin):
         return math.exp(self.processed_logprob)
 
     def to_dict(self) -> dict:
-        return {**{k: _jsonable(v) for k, v in vars(self).items() if k != "alternatives"},
+        return {**{k: jsonable(v) for k, v in vars(self).items() if k != "alternatives"},
                 "prob": self.prob, "processed_prob": self.processed_prob,
                 "alternatives": [a.to_dict() for a in self.alternatives]}
 

@@ -43,7 +43,7 @@ def _plogq(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
 
 def entropy(logprobs: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Shannon entropy in nats, H(p) = -Σ p log p. (…, V) -> (…)."""
-    return -_plogq(logprobs, logprobs).sum(dim=dim)
+    return 0.0 - _plogq(logprobs, logprobs).sum(dim=dim)  # 0.0 - x, not -x: no "-0.000" for certainty
 
 
 def cross_entropy(p_logprobs: torch.Tensor, q_logprobs: torch.Tensor, dim: int = -1) -> torch.Tensor:

@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from . import mathops
 
 
-def _jsonable(value):
+def jsonable(value):
     """Recursively turn dataclasses/tuples into JSON-ready values; -inf/NaN become None."""
     if dataclasses.is_dataclass(value):
         return value.to_dict() if hasattr(value, "to_dict") else {
-            f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr
+            f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr
         }
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -34,7 +34,7 @@ class ResultMixin:
     """to_dict / to_json / to_dataframe for result dataclasses (fields with repr=False are skipped)."""
 
     def to_dict(self) -> dict:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.repr}
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.repr}
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
@@ -67,8 +67,8 @@ class TokenCandidate(ResultMixin):
         return -mathops.nats_to_bits(self.logprob)
 
     def to_dict(self) -> dict:
-        return {"token_id": self.token_id, "text": self.text, "logit": _jsonable(self.logit),
-                "logprob": _jsonable(self.logprob), "prob": self.prob, "rank": self.rank}
+        return {"token_id": self.token_id, "text": self.text, "logit": jsonable(self.logit),
+                "logprob": jsonable(self.logprob), "prob": self.prob, "rank": self.rank}
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,8 @@ class TokenScore(ResultMixin):
     def to_dict(self) -> dict:
         return {"position": self.position, "token_id": self.token_id, "text": self.text,
                 "start": self.start, "end": self.end, "role": self.role,
-                "logprob": _jsonable(self.logprob), "prob": self.prob,
-                "surprisal_bits": _jsonable(self.surprisal_bits), "rank": self.rank,
+                "logprob": jsonable(self.logprob), "prob": self.prob,
+                "surprisal_bits": jsonable(self.surprisal_bits), "rank": self.rank,
                 "entropy": self.entropy, "alternatives": [a.to_dict() for a in self.alternatives]}
 
 
@@ -192,9 +192,9 @@ class ScoreResult(ResultMixin):
                 "prefix_token_id": self.prefix_token_id, "first_token_scored": self.first_token_scored,
                 "boundary_merged": self.boundary_merged, "num_windows": self.num_windows,
                 "tokens": [t.to_dict() for t in self.tokens],
-                "total_logprob": self.total_logprob, "mean_logprob": _jsonable(self.mean_logprob),
-                "num_scored": self.num_scored, "perplexity": _jsonable(self.perplexity),
-                "bits_per_byte": _jsonable(self.bits_per_byte), "num_bytes": self.num_bytes}
+                "total_logprob": self.total_logprob, "mean_logprob": jsonable(self.mean_logprob),
+                "num_scored": self.num_scored, "perplexity": jsonable(self.perplexity),
+                "bits_per_byte": jsonable(self.bits_per_byte), "num_bytes": self.num_bytes}
 
     def _rows(self) -> list[dict]:
         rows = []

@@ -9,14 +9,14 @@ import sys
 
 import click
 from rich import box
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from ..errors import InputError
 from ..quantization import check_bits
 from ..render import show_token
-from .common import bos_option, bos_value, emit_json, json_option, load_model, model_option, read_file
+from .common import console, bos_option, bos_value, emit_json, json_option, load_model, model_option, read_file
 
 
 @click.command("calibrate")
@@ -46,7 +46,7 @@ def calibrate_cmd(dataset, normalize, bins, plot, bos, model, as_json):
         plot_reliability(report, plot)
     if as_json:
         return emit_json(report.to_dict())
-    Console().print(calibration_view(report))
+    console().print(calibration_view(report))
 
 
 @click.command("quantize")
@@ -80,7 +80,7 @@ def quantize_cmd(args, bits, scheme, symmetric, no_int8, top_k, plot, bos, model
         plot_quantization(report, plot)
     if as_json:
         return emit_json(report.to_dict())
-    Console().print(quantization_view(report))
+    console().print(quantization_view(report))
 
 
 def split_file_and_bits(args: tuple[str, ...], bits: str) -> tuple[str, list[int]]:

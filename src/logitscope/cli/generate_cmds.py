@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from ..errors import InputError
 from ..render import show_token
-from .common import bos_option, bos_value, emit_json, json_option, load_model, model_option
+from .common import console, bos_option, bos_value, emit_json, json_option, load_model, model_option
 
 
 def strategy_options(func):
@@ -71,7 +70,7 @@ def dist_cmd(prompt, temperature, top_k, top_p, min_p, repetition_penalty, bias,
         plot_chain(result, plot_path)
     if as_json:
         return emit_json(result.to_dict())
-    Console().print(chain_table(result))
+    console().print(chain_table(result))
 
 
 @click.command("sample")
@@ -94,7 +93,7 @@ def sample_cmd(prompt, n, seed, temperature, top_k, top_p, min_p, repetition_pen
     result = load_model(model).sample(prompt, n, config, seed=seed, bos=bos_value(bos))
     if as_json:
         return emit_json(result.to_dict())
-    Console().print(sample_table(result))
+    console().print(sample_table(result))
 
 
 @click.command("generate")
@@ -125,7 +124,7 @@ def generate_cmd(prompt, max_new_tokens, seed, stop, trace, temperature, top_k, 
     click.echo(f"\n[{len(result.token_ids)} tokens, stopped: {result.stop_reason}, "
                f"total log-prob {result.total_logprob:.4f}]")
     if trace:
-        Console().print(trace_table(result))
+        console().print(trace_table(result))
 
 
 @click.command("beam")
@@ -147,7 +146,7 @@ def beam_cmd(prompt, beams, max_new_tokens, alpha, bos, model, as_json):
     result = load_model(model).beam_search(prompt, beams, max_new_tokens, alpha, bos=bos_value(bos))
     if as_json:
         return emit_json(result.to_dict())
-    Console().print(beam_table(result))
+    console().print(beam_table(result))
 
 
 @click.command("tree")
