@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from logitscope import mathops
@@ -52,7 +52,8 @@ def test_seed_numerically_stable_example():
 
 @given(logit_vectors)
 def test_low_temperature_approaches_one_hot(z):
-    z = z + torch.arange(len(z), dtype=z.dtype) * 1e-3  # a unique maximum
+    top2 = z.topk(2).values
+    assume(float(top2[0] - top2[1]) > 1e-2)  # a unique maximum, clear of the runner-up
     p = mathops.softmax(z, temperature=1e-4)
     assert float(p.max()) > 0.999
     assert int(p.argmax()) == int(z.argmax())
