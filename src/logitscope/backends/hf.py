@@ -16,7 +16,7 @@ import torch
 from ..errors import InputError
 from .base import Backend, Capabilities, DecodeState, PositionScores, Tokenized, check_start
 
-TOKEN_BUDGET = 8192  # padded tokens per forward batch
+TOKEN_BUDGET = 1024  # padded tokens per forward batch: on CPU, small batches of long windows run fastest
 PROJECT_CHUNK = 512  # hidden rows projected to the vocabulary at once: 512 x V floats
 
 
@@ -140,8 +140,9 @@ class HFBackend(Backend):
         out = []
         for i in range(0, len(targets), PROJECT_CHUNK):
             logits = self._project(rows[i:i + PROJECT_CHUNK])  # (n, V) float32
-            picked = logits.gather(-1, targets[i:i + PROJECT_CHUNK, None]).squeeze(-1)  # (n,)
-            out.append(torch.logsumexp(logits, dim=-1) - picked)
+            chunk = targets[i:i + PROJECT_CHUNK, None].to(logits.device)  # (n, 1)
+            picked = logits.gather(-1, chunk).squeeze(-1)  # (n,)
+            out.append((torch.logsumexp(logits, dim=-1) - picked).cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
     @torch.inference_mode()
