@@ -25,7 +25,6 @@ lines are still evaluated.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -37,6 +36,7 @@ from . import calibration_math as cm
 from .backends.base import Backend
 from .boundary import prefix_token_id
 from .errors import CapabilityError, InputError, check_range
+from .progress import progress as progress_bar
 from .results import ResultMixin
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
@@ -127,19 +127,11 @@ def score_choices(backend: Backend, items: Sequence[McqItem], normalize: str = "
         raise CapabilityError("pmi needs a BOS or EOS token to score choices unconditionally",
                               hint="use --normalize sum, mean or bytes")
     out = np.full((len(items), max(len(it.choices) for it in items)), -np.inf)  # (N, C_max)
-    for row, item in enumerate(_progress(items, progress, "scoring questions")):
+    for row, item in enumerate(progress_bar(items, progress, "scoring questions")):
         result = rank(backend, PROMPT_TEMPLATE.format(question=item.question), [" " + c for c in item.choices],
                       bos=bos, unconditional=normalize == "pmi")
         out[row, : len(item.choices)] = [c.score(NORMALIZE[normalize]) for c in result.candidates]
     return out
-
-
-def _progress(items, enabled: bool, what: str):
-    if not enabled:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=what, file=sys.stderr, leave=False)
 
 
 # -- metrics and report ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from rich.console import Group
 from rich.text import Text
 
 from .errors import InputError
-from .render import show_token, totals_line
+from .render import totals_line
 from .results import ScoreResult, TokenScore
 
 COLOR_MODES = ("prob", "rank", "entropy")

@@ -39,6 +39,7 @@ from torch import nn
 from . import mathops
 from .boundary import encode, plan_windows
 from .errors import CapabilityError, InputError, check_range
+from .progress import progress as progress_bar
 from .results import ResultMixin
 
 SCHEMES = ("per-tensor", "per-channel")
@@ -304,7 +305,7 @@ def quantization_impact(backend, text: str, bits=(16, 8, 4, 3, 2), scheme: str =
     window = check_range("window", window, 2, backend.capabilities.context_length)
     enc = encode(backend, text, None, bos)  # rejects an empty text
     base = capture_base(backend, enc.ids, enc.score_from, window, top_k)
-    variants = [_run(backend, enc, window, base, b, scheme, symmetric) for b in _progress(bits, progress)]
+    variants = [_run(backend, enc, window, base, b, scheme, symmetric) for b in progress_bar(bits, progress, "bit widths")]
     if int8:
         variants.append(_run_int8(backend, enc, window, base, scheme))
     scored = enc.ids[enc.score_from:]
@@ -328,16 +329,6 @@ def _run_int8(backend, enc, window, base, scheme) -> VariantStats:
     size = dynamic_int8_bytes(qbackend.model)
     del qbackend  # free the copy before anything else runs
     return variant_stats("int8 torch", None, size, cmp, time.perf_counter() - start)
-
-
-def _progress(items, enabled: bool):
-    if not enabled:
-        return items
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(items, desc="bit widths", file=sys.stderr, leave=False)
 
 
 def plot_quantization(report: QuantizationReport, path):

@@ -70,11 +70,11 @@ def read_file(file: str) -> str:
         raise InputError(f"{file!r} is not UTF-8 text (byte {exc.start})", hint="convert it to UTF-8 first") from exc
 
 
-def console():
-    """A rich Console: the terminal's width when interactive, 120 columns when piped."""
+def console(piped_width: int = 120):
+    """A rich Console: the terminal's width when interactive, ``piped_width`` columns when piped."""
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=120)
+    return Console() if sys.stdout.isatty() else Console(width=piped_width)
 
 
 def emit_json(obj) -> None:

@@ -6,11 +6,10 @@ import sys
 from contextlib import contextmanager
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from ..perplexity import CONVENTIONS, WHY, PerplexityResult
-from .common import emit_json, json_option, load_model
+from .common import console, emit_json, json_option, load_model
 
 BOS_CHOICES = {"convention": None, "always": True, "never": False, "auto": "auto"}
 
@@ -57,10 +56,10 @@ def perplexity_cmd(files, window, stride, convention, compare_conventions, bos, 
 def _emit(results: list[PerplexityResult], as_json: bool, explain: bool) -> None:
     if as_json:
         return emit_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
-    console = Console(width=None if sys.stdout.isatty() else 160)  # pipes get full numbers, not "…"
+    out = console(piped_width=160)  # pipes get full numbers, not "…"
     if len(results) == 1:
-        return console.print(per_source_table(results[0]))
-    console.print(side_by_side_table(results))
+        return out.print(per_source_table(results[0]))
+    out.print(side_by_side_table(results))
     if explain:
         for conv in dict.fromkeys(r.convention for r in results):
             click.echo(f"  {conv:<9} {WHY[conv]}")
