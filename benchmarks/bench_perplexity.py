@@ -7,8 +7,9 @@ Same model (bundled SmolLM2-135M, float32), same text, same window, 2 threads, o
   (c) lm-evaluation-harness loglikelihood_rolling, `hf` model             [disjoint]   (venv-contenders)
   (d) llama.cpp perplexity rule on the Q4_1 GGUF via llama-cpp-python     [llamacpp]   (venv-contenders)
 
-plus the float32 matmul rate of this machine (compute limit) and peak RSS of child
-processes scoring 100k and 1M tokens.
+plus the float32 matmul rate of this machine (compute limit), steady-state throughput on
+whole windows with logitscope's fused Llama forward and with transformers' own forward
+(interleaved), and peak RSS of child processes scoring 100k and 1M tokens.
 
     .venv/bin/python benchmarks/bench_perplexity.py --tokens 4096 --window 512 --out benchmarks/perplexity.md
 """
@@ -23,7 +24,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -255,6 +255,7 @@ def main() -> None:
     ap.add_argument("--rss-tokens", default="100000,1000000")
     ap.add_argument("--rss-window", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--limit-windows", type=int, default=32, help="whole windows for the steady-state run")
     ap.add_argument("--rss-child")
     ap.add_argument("--forward-cap", type=int, default=0, help="RSS runs: real forwards for this many tokens only")
     ap.add_argument("--out", default="benchmarks/perplexity.md")
@@ -301,13 +302,32 @@ def run(args) -> None:
         if row:
             rows.append(row)
             print(row[:5], file=sys.stderr)
+    steady = steady_state(model, tok, W, args.limit_windows, args.repeats)
     rate = max(matmul_gflops() for _ in range(args.repeats))
+    extra["steady"] = steady
     fpt = flops_per_token(model.backend.model, W / 2)
     rss = {n: measure_rss(corpus_text(), tok, n, args.rss_window, work, args.forward_cap)
            for n in map(int, args.rss_tokens.split(","))}
     report = render(args, n_tokens, rate, fpt, rows, extra, rss)
     Path(args.out).write_text(report)
     print(report)
+
+
+def steady_state(model, tok, window: int, n_windows: int, repeats: int) -> dict:
+    """Disjoint tok/s on exactly ``n_windows`` whole windows (no widened last window):
+    the fused Llama forward and transformers' forward, alternating ``repeats`` times."""
+    backend = model.backend
+    text = text_of_tokens(tok, corpus_text(), n_windows * (window - 1))
+    fast = backend._fast
+    paths = {"fused": fast, "transformers": (None, None)}  # (model, decoder): None = transformers' forward
+    best = {name: 0.0 for name in paths}
+    for _ in range(repeats):
+        for name, setting in paths.items():
+            backend._fast = setting
+            total, dt = timed(lambda: model.perplexity(texts=[text], convention="disjoint", window=window).total)
+            best[name] = max(best[name], total.num_scored / dt)
+    backend._fast = fast
+    return {"tokens": total.num_scored, "windows": n_windows, **best}
 
 
 def hf_guide_row(args, model, text, work, ours, extra):
@@ -365,7 +385,7 @@ def _contender_timed(script: str):
 
 
 def render(args, n_tokens, rate, fpt, rows, extra, rss) -> str:
-    ll, disjoint_rate = extra.get("llama"), extra["disjoint_rate"]
+    ll, disjoint_rate, steady = extra.get("llama"), extra["disjoint_rate"], extra["steady"]
     lines = [
         "# Perplexity benchmark", "",
         f"Bundled SmolLM2-135M-Instruct, float32, {THREADS} threads, window {args.window} ids, "
@@ -387,10 +407,16 @@ def render(args, n_tokens, rate, fpt, rows, extra, rss) -> str:
     limit = rate * 1e9 / fpt
     lines += ["", f"evaluate-style mean of per-text perplexities over {extra['paragraphs']} paragraphs "
               f"(not corpus perplexity): {extra['mean_ppl_eval']:.4f}", "",
-              f"Compute limit: float32 matmul {rate:.1f} GFLOP/s measured in this run; "
+              f"Compute limit: float32 matmul {rate:.1f} GFLOP/s measured in this run (1024³ GEMM); "
               f"{fpt / 1e6:.0f} MFLOP per token (2 × params + attention at mean context {args.window // 2}) "
-              f"→ {limit:.0f} tok/s. logitscope disjoint: {disjoint_rate:.0f} tok/s = "
-              f"{disjoint_rate / limit:.0%} of the limit.", ""]
+              f"→ {limit:.0f} tok/s.", "",
+              "| run | tokens scored | tok/s | fraction of the limit |", "|---|---|---|---|",
+              f"| steady state, {steady['windows']} whole windows, fast Llama forward (default) | "
+              f"{steady['tokens']} | {steady['fused']:.0f} | {steady['fused'] / limit:.1%} |",
+              f"| steady state, same windows, transformers' own forward | {steady['tokens']} | "
+              f"{steady['transformers']:.0f} | {steady['transformers'] / limit:.1%} |",
+              f"| the {n_tokens}-token text above (disjoint; lm-eval's widened last window re-runs 511 context "
+              f"ids to score the last few) | {n_tokens} | {disjoint_rate:.0f} | {disjoint_rate / limit:.1%} |", ""]
     if ll:
         lines += [f"llama.cpp: {ll['n_tokens']} tokens from its own tokenizer (add_bos={ll['add_bos']}), "
                   f"{ll['tokens_scored']} scored.", ""]

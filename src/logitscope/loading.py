@@ -8,6 +8,8 @@ Environment:
     LOGITSCOPE_CACHE    cache directory (default: $XDG_CACHE_HOME/logitscope or ~/.cache/logitscope)
     LOGITSCOPE_THREADS  torch CPU threads (default: torch's own choice)
     LOGITSCOPE_DEVICE   "cpu", "cuda", ... (default: cuda when available, else cpu)
+    LOGITSCOPE_FAST_FORWARD  "0" scores Llama-family models with transformers' own forward
+                        instead of backends/fastllama.py (same numbers, slower; for checking)
 """
 
 from __future__ import annotations

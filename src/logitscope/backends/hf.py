@@ -2,22 +2,33 @@
 
 Scoring never materialises logits for positions that are not scored: the
 decoder runs once per batch, hidden states of the scored positions are gathered,
-and only those are projected through the LM head, in chunks.
+and only those are projected through the LM head, in chunks. When only the NLL
+of the targets is needed (perplexity), the vocabulary is walked in blocks and
+log Z is combined across blocks, so no (rows x V) logits matrix exists at all.
+
+Llama-family models (Llama, Mistral, Qwen2, SmolLM) run these cache-free
+forwards through ``fastllama.FastDecoder``: the same modules and arithmetic,
+in-place element-wise steps and block-causal attention; other models use
+transformers' forward.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+import os
 from functools import lru_cache
 
 import torch
 
 from ..errors import InputError
 from .base import Backend, Capabilities, DecodeState, PositionScores, Tokenized, check_start
+from .fastllama import FastDecoder
 
 TOKEN_BUDGET = 1024  # padded tokens per forward batch: on CPU, small batches of long windows run fastest
 PROJECT_CHUNK = 512  # hidden rows projected to the vocabulary at once: 512 x V floats
+NLL_ROWS = 1024  # hidden rows per LM-head pass when only target NLLs are needed
+VOCAB_BLOCK = 4096  # LM-head rows per block: a (NLL_ROWS x VOCAB_BLOCK) block stays in cache
 
 
 class HFBackend(Backend):
@@ -42,6 +53,9 @@ class HFBackend(Backend):
         # transformers 5 renamed past_key_values -> cache (argument and output)
         self.cache_arg = _cache_kwarg(model)
         self.token_text = lru_cache(maxsize=65536)(self._token_text)
+        # (model, fast decoder): scoring forwards use it only while self.model is that model
+        wanted = self.device.type == "cpu" and os.environ.get("LOGITSCOPE_FAST_FORWARD", "1") != "0"
+        self._fast = (model, FastDecoder.for_model(model) if wanted else None)
 
     # -- tokenization -------------------------------------------------------------
     def tokenize(self, text: str) -> Tokenized:
@@ -61,15 +75,19 @@ class HFBackend(Backend):
         Right padding needs no attention mask: attention is causal, so a real
         token never sees the pads after it, and positions start at 0 in every row.
         """
+        fast_model, fast = self._fast
+        if fast is not None and fast_model is self.model and fast.covers(ids.shape[1]):
+            return fast(ids.to(self.device))
         out = self.model.get_decoder()(input_ids=ids.to(self.device), use_cache=False)
         return out.last_hidden_state
 
     def _project(self, hidden: torch.Tensor) -> torch.Tensor:
         """(N, H) -> (N, V) float32 logits through the LM head."""
-        logits = self.model.get_output_embeddings()(hidden).float()
-        if self._softcap:  # e.g. Gemma 2: tanh soft-capping of the final logits
-            logits = torch.tanh(logits / self._softcap) * self._softcap
-        return logits
+        return self._cap(self.model.get_output_embeddings()(hidden).float())
+
+    def _cap(self, logits: torch.Tensor) -> torch.Tensor:
+        """Gemma-2-style tanh soft-capping of final logits, when the model has it."""
+        return torch.tanh(logits / self._softcap) * self._softcap if self._softcap else logits
 
     def _pad_batch(self, seqs: list[list[int]]) -> torch.Tensor:
         width = max(len(s) for s in seqs)
@@ -119,7 +137,7 @@ class HFBackend(Backend):
         """Σ NLL of seq[start:] per sequence: float32 logits, float64 sums, no top-k.
 
         The last id of a sequence is only a target, so it is not fed; only hidden
-        rows of scored positions reach the LM head, PROJECT_CHUNK rows at a time.
+        rows of scored positions reach the LM head (see ``_target_nll``).
         """
         for seq, start in zip(sequences, starts):
             check_start(seq, start)
@@ -135,8 +153,40 @@ class HFBackend(Backend):
             sums.index_add_(0, owner, self._target_nll(rows, targets).double())  # pads never gathered
         return sums.tolist()
 
+    @torch.inference_mode()
     def _target_nll(self, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(N, H) hidden rows, (N,) targets -> (N,) float32 NLL = logsumexp(z) - z[target]."""
+        """(N, H) hidden rows, (N,) targets -> (N,) float32 NLL = log Z - z[target].
+
+        log Z is a log-sum-exp over VOCAB_BLOCK-sized blocks of the LM head, each
+        block's logits written into one reused buffer and reduced in place while
+        still in cache; z[target] is one dot product per row.
+        """
+        head = self.model.get_output_embeddings()
+        if not isinstance(head, torch.nn.Linear) or head.weight.dtype != torch.float32:
+            return self._target_nll_full(rows, targets)
+        weight, bias = head.weight, head.bias
+        buffer = torch.empty(min(NLL_ROWS, len(targets)), min(VOCAB_BLOCK, len(weight)), device=weight.device)
+        out = []
+        for i in range(0, len(targets), NLL_ROWS):
+            x, t = rows[i:i + NLL_ROWS], targets[i:i + NLL_ROWS].to(weight.device)
+            block_lse = [self._block_lse(x, weight[v:v + VOCAB_BLOCK], None if bias is None else bias[v:v + VOCAB_BLOCK],
+                                         buffer[: len(x), : min(VOCAB_BLOCK, len(weight) - v)])
+                         for v in range(0, len(weight), VOCAB_BLOCK)]
+            picked = (x * weight[t]).sum(-1) + (0.0 if bias is None else bias[t])
+            out.append((torch.logsumexp(torch.stack(block_lse, -1), dim=-1) - self._cap(picked)).cpu())
+        return torch.cat(out) if out else torch.zeros(0)
+
+    def _block_lse(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                   buffer: torch.Tensor) -> torch.Tensor:
+        """log Σ exp over one vocabulary block of the logits of rows ``x``, computed in ``buffer``."""
+        z = torch.mm(x, weight.t(), out=buffer) if bias is None else torch.addmm(bias, x, weight.t(), out=buffer)
+        if self._softcap:
+            z.div_(self._softcap).tanh_().mul_(self._softcap)
+        top = z.amax(dim=-1, keepdim=True)
+        return z.sub_(top).exp_().sum(dim=-1).log_().add_(top.squeeze(-1))
+
+    def _target_nll_full(self, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """As ``_target_nll`` for LM heads that are not a plain Linear: full logits, PROJECT_CHUNK rows at a time."""
         out = []
         for i in range(0, len(targets), PROJECT_CHUNK):
             logits = self._project(rows[i:i + PROJECT_CHUNK])  # (n, V) float32
