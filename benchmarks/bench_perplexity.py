@@ -8,7 +8,7 @@ Same model (bundled SmolLM2-135M, float32), same text, same window, 2 threads, o
   (d) llama.cpp perplexity rule on the Q4_1 GGUF via llama-cpp-python     [llamacpp]   (venv-contenders)
 
 plus the float32 matmul rate of this machine (compute limit), steady-state throughput on
-whole windows with logitscope's fused Llama forward and with transformers' own forward
+whole windows with logitscope's fast Llama forward and with transformers' own forward
 (interleaved), and peak RSS of child processes scoring 100k and 1M tokens.
 
     .venv/bin/python benchmarks/bench_perplexity.py --tokens 4096 --window 512 --out benchmarks/perplexity.md
@@ -315,11 +315,11 @@ def run(args) -> None:
 
 def steady_state(model, tok, window: int, n_windows: int, repeats: int) -> dict:
     """Disjoint tok/s on exactly ``n_windows`` whole windows (no widened last window):
-    the fused Llama forward and transformers' forward, alternating ``repeats`` times."""
+    the fast Llama forward and transformers' forward, alternating ``repeats`` times."""
     backend = model.backend
     text = text_of_tokens(tok, corpus_text(), n_windows * (window - 1))
     fast = backend._fast
-    paths = {"fused": fast, "transformers": (None, None)}  # (model, decoder): None = transformers' forward
+    paths = {"fast": fast, "transformers": None}  # None: transformers' own forward
     best = {name: 0.0 for name in paths}
     for _ in range(repeats):
         for name, setting in paths.items():
@@ -412,7 +412,7 @@ def render(args, n_tokens, rate, fpt, rows, extra, rss) -> str:
               f"→ {limit:.0f} tok/s.", "",
               "| run | tokens scored | tok/s | fraction of the limit |", "|---|---|---|---|",
               f"| steady state, {steady['windows']} whole windows, fast Llama forward (default) | "
-              f"{steady['tokens']} | {steady['fused']:.0f} | {steady['fused'] / limit:.1%} |",
+              f"{steady['tokens']} | {steady['fast']:.0f} | {steady['fast'] / limit:.1%} |",
               f"| steady state, same windows, transformers' own forward | {steady['tokens']} | "
               f"{steady['transformers']:.0f} | {steady['transformers'] / limit:.1%} |",
               f"| the {n_tokens}-token text above (disjoint; lm-eval's widened last window re-runs 511 context "

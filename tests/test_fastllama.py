@@ -45,7 +45,7 @@ def random_ids(batch: int, width: int) -> torch.Tensor:
     ("mistral", {"sliding_window": None}),
 ])
 @pytest.mark.parametrize("width", [1, 2, 63, 64, 65, 200])
-def test_fused_forward_equals_transformers(kind, overrides, width):
+def test_fast_forward_equals_transformers(kind, overrides, width):
     model = tiny(kind, **overrides)
     ids = random_ids(3, width)
     expected = reference(model, ids)
@@ -112,7 +112,7 @@ def test_models_it_does_not_cover_get_none():
 @pytest.mark.slow
 def test_smol_backend_hidden_equals_transformers(smol):
     b = smol.backend
-    assert b._fast[1] is not None  # SmolLM2 is a Llama: the fused path is on
+    assert b._fast is not None  # SmolLM2 is a Llama: the fast path is on
     seqs = [b.tokenize(t).ids for t in ("Hello", "The capital of France is Paris. " * 12, "a b c " * 30)]
     ids = b._pad_batch(seqs)
     torch.testing.assert_close(b._hidden(ids), reference(b.model, ids), rtol=1e-4, atol=2e-4)
@@ -133,7 +133,7 @@ def test_smol_blocked_target_nll_equals_full_logits(smol, monkeypatch):
 
 
 @pytest.mark.slow
-def test_int8_copy_runs_its_own_forward_not_the_fused_float_one(smol):
+def test_int8_copy_runs_its_own_forward_not_the_fast_float_one(smol):
     from logitscope.quantization import int8_dynamic_backend
 
     q = int8_dynamic_backend(smol.backend)

@@ -53,9 +53,8 @@ class HFBackend(Backend):
         # transformers 5 renamed past_key_values -> cache (argument and output)
         self.cache_arg = _cache_kwarg(model)
         self.token_text = lru_cache(maxsize=65536)(self._token_text)
-        # (model, fast decoder): scoring forwards use it only while self.model is that model
         wanted = self.device.type == "cpu" and os.environ.get("LOGITSCOPE_FAST_FORWARD", "1") != "0"
-        self._fast = (model, FastDecoder.for_model(model) if wanted else None)
+        self._fast = FastDecoder.for_model(model) if wanted else None
 
     # -- tokenization -------------------------------------------------------------
     def tokenize(self, text: str) -> Tokenized:
@@ -75,19 +74,23 @@ class HFBackend(Backend):
         Right padding needs no attention mask: attention is causal, so a real
         token never sees the pads after it, and positions start at 0 in every row.
         """
-        fast_model, fast = self._fast
-        if fast is not None and fast_model is self.model and fast.covers(ids.shape[1]):
+        decoder = self.model.get_decoder()
+        fast = self._fast  # built for the model this backend was made with; a copy with another model skips it
+        if fast is not None and fast.inner is decoder and fast.covers(ids.shape[1]):
             return fast(ids.to(self.device))
-        out = self.model.get_decoder()(input_ids=ids.to(self.device), use_cache=False)
-        return out.last_hidden_state
+        return decoder(input_ids=ids.to(self.device), use_cache=False).last_hidden_state
 
     def _project(self, hidden: torch.Tensor) -> torch.Tensor:
         """(N, H) -> (N, V) float32 logits through the LM head."""
         return self._cap(self.model.get_output_embeddings()(hidden).float())
 
-    def _cap(self, logits: torch.Tensor) -> torch.Tensor:
+    def _cap(self, logits: torch.Tensor, in_place: bool = False) -> torch.Tensor:
         """Gemma-2-style tanh soft-capping of final logits, when the model has it."""
-        return torch.tanh(logits / self._softcap) * self._softcap if self._softcap else logits
+        if not self._softcap:
+            return logits
+        if in_place:
+            return logits.div_(self._softcap).tanh_().mul_(self._softcap)
+        return torch.tanh(logits / self._softcap) * self._softcap
 
     def _pad_batch(self, seqs: list[list[int]]) -> torch.Tensor:
         width = max(len(s) for s in seqs)
@@ -180,8 +183,7 @@ class HFBackend(Backend):
                    buffer: torch.Tensor) -> torch.Tensor:
         """log Σ exp over one vocabulary block of the logits of rows ``x``, computed in ``buffer``."""
         z = torch.mm(x, weight.t(), out=buffer) if bias is None else torch.addmm(bias, x, weight.t(), out=buffer)
-        if self._softcap:
-            z.div_(self._softcap).tanh_().mul_(self._softcap)
+        z = self._cap(z, in_place=True)
         top = z.amax(dim=-1, keepdim=True)
         return z.sub_(top).exp_().sum(dim=-1).log_().add_(top.squeeze(-1))
 
