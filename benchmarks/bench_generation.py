@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import logitscope
-from logitscope.processors import SamplerConfig
+from logitscope.core.processors import SamplerConfig
 
 PROMPT = "The history of the printing press begins"
 LONG_PROMPT = " ".join(["The printing press changed how knowledge spread across Europe."] * 12)

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 import logitscope
-from logitscope import quantization as q
-from logitscope.boundary import encode
+from logitscope.evaluation import quantization as q
+from logitscope.core.boundary import encode
 
 LICENSES = [Path("/usr/share/common-licenses") / name for name in ("GPL-3", "Apache-2.0", "MPL-2.0")]
 

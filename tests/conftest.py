@@ -8,7 +8,7 @@ import pytest
 from hypothesis import settings
 
 import logitscope
-from logitscope.toydata import seed_bigram_model, seed_table_model
+from logitscope.backends.toydata import seed_bigram_model, seed_table_model
 
 # CI runs the same examples every time (no flaky landings); locally hypothesis explores.
 settings.register_profile("ci", derandomize=True, deadline=None)

@@ -10,7 +10,7 @@ import pytest
 import logitscope
 from logitscope.backends.toy import EOS, ToyBackend
 from logitscope.errors import InputError
-from logitscope.tree import plot_tree, tree_text
+from logitscope.sampling.tree import plot_tree, tree_text
 
 # greedy takes 'a' (0.6) and ends with p = 0.6 * 0.4 = 0.24 over 3 tokens;
 # 'b <EOS>' is likelier in total (0.36) but has only 2 tokens.

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import logitscope
-from logitscope import calibration as cal
+from logitscope.evaluation import calibration as cal
 from logitscope.backends.toy import ToyBackend
 from logitscope.errors import InputError
 

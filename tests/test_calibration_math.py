@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logitscope import calibration_math as cm
+from logitscope.core import calibration_math as cm
 from logitscope.errors import InputError
 
 # seed 001, section 10: ten predictions, five equal-width bins

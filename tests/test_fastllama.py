@@ -134,7 +134,7 @@ def test_smol_blocked_target_nll_equals_full_logits(smol, monkeypatch):
 
 @pytest.mark.slow
 def test_int8_copy_runs_its_own_forward_not_the_fast_float_one(smol):
-    from logitscope.quantization import int8_dynamic_backend
+    from logitscope.evaluation.quantization import int8_dynamic_backend
 
     q = int8_dynamic_backend(smol.backend)
     ids = torch.tensor([q.tokenize("Quantized weights give other hidden states.").ids])

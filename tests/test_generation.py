@@ -11,9 +11,9 @@ import torch
 import logitscope
 from logitscope.backends.toy import ToyBackend
 from logitscope.errors import InputError
-from logitscope.generation import generate, sample_next
-from logitscope.processors import SamplerConfig
-from logitscope.toydata import demo_ngram
+from logitscope.sampling.generation import generate, sample_next
+from logitscope.core.processors import SamplerConfig
+from logitscope.backends.toydata import demo_ngram
 
 GREEDY = SamplerConfig.greedy()
 

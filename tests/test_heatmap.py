@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import logitscope
 from logitscope import InputError
 from logitscope.backends.toy import ToyBackend
-from logitscope.heatmap import (COLOR_MODES, check_mode, entropy_colour, prob_colour, prob_histogram,
+from logitscope.views.heatmap import (COLOR_MODES, check_mode, entropy_colour, prob_colour, prob_histogram,
                                 rank_bucket, rank_histogram, render_html, terminal_heatmap, text_colour,
                                 write_html)
 
@@ -145,7 +145,7 @@ def test_heatmap_on_the_bundled_model(smol, tmp_path):
 
 
 def test_display_pieces_keep_gaps_and_share_a_split_character():
-    from logitscope.heatmap import display_pieces
+    from logitscope.views.heatmap import display_pieces
     from logitscope.results import ScoreResult, TokenScore
 
     # 'é' split into two byte-level tokens with the same character span, then a gap the tokenizer skipped

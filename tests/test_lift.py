@@ -10,7 +10,7 @@ import pytest
 import logitscope
 from logitscope import InputError
 from logitscope.backends.toy import ToyBackend
-from logitscope.lift import context_lift
+from logitscope.confidence.lift import context_lift
 
 VOCAB = ["who", "wrote", "it", "?", "ann", "bob", "cats", "purr", "the", "book", "by", "was"]
 

@@ -9,7 +9,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from logitscope import mathops
+from logitscope.core import mathops
 from logitscope.errors import InputError
 
 finite = st.floats(min_value=-50, max_value=50, allow_nan=False, allow_infinity=False)

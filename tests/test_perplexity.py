@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import logitscope
-from logitscope import perplexity as ppl
+from logitscope.scoring import perplexity as ppl
 from logitscope.backends.toy import ToyBackend
-from logitscope.boundary import plan_disjoint_windows, plan_llamacpp_chunks
-from logitscope.corpus import Document, text_blocks
+from logitscope.core.boundary import plan_disjoint_windows, plan_llamacpp_chunks
+from logitscope.core.corpus import Document, text_blocks
 
 WORDS = "the cat sat on mat dog slept".split()
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logitscope.errors import InputError
-from logitscope.processors import (Sampler, SamplerConfig, chi_square_gof, compose, greedy, logit_bias, min_p,
+from logitscope.core.processors import (Sampler, SamplerConfig, chi_square_gof, compose, greedy, logit_bias, min_p,
                                    repetition_penalty, run_chain, temperature, top_k, top_p)
 
 NO_IDS = torch.zeros(1, 0, dtype=torch.long)

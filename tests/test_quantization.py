@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from logitscope import mathops
-from logitscope import quantization as q
-from logitscope.boundary import encode
+from logitscope.core import mathops
+from logitscope.evaluation import quantization as q
+from logitscope.core.boundary import encode
 from logitscope.errors import InputError
 
 TEXT = ("The cat sat on the mat. It was a sunny day, and the children were playing in the park "

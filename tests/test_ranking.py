@@ -12,8 +12,8 @@ import logitscope
 from logitscope import InputError
 from logitscope.backends.base import Backend
 from logitscope.backends.toy import ToyBackend
-from logitscope.ranking import NORMALISATIONS, rank
-from logitscope.toydata import DEMO_CORPUS
+from logitscope.confidence.ranking import NORMALISATIONS, rank
+from logitscope.backends.toydata import DEMO_CORPUS
 
 
 @pytest.fixture

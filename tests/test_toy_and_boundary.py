@@ -8,9 +8,9 @@ import pytest
 
 import logitscope
 from logitscope.backends.toy import ToyBackend
-from logitscope.boundary import encode, plan_windows, split_context
+from logitscope.core.boundary import encode, plan_windows, split_context
 from logitscope.errors import InputError
-from logitscope.toydata import SEED_CORPUS
+from logitscope.backends.toydata import SEED_CORPUS
 
 
 def test_seed_table_chain_rule(table_model):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import logitscope
 from logitscope import InputError
 from logitscope.backends.toy import ToyBackend
-from logitscope.truth import MEASURES, auroc, evaluate, load_pairs, pair_accuracy, plot, roc_curve
+from logitscope.confidence.truth import MEASURES, auroc, evaluate, load_pairs, pair_accuracy, plot, roc_curve
 
 scores = st.lists(st.integers(-5, 5).map(float), min_size=1, max_size=12)
 
@@ -62,8 +62,8 @@ def test_bundled_dataset_is_well_formed():
     for p in pairs:
         assert p.true != p.false and p.true.strip() and p.false.strip()
         assert p.true.split()[:2] == p.false.split()[:2]  # the same statement, one fact changed
-    import logitscope.truth as truth_module
-    assert (Path(truth_module.__file__).parent / "data" / "LICENSE-data.md").is_file()
+    import logitscope.confidence.truth as truth_module
+    assert (Path(truth_module.__file__).parents[1] / "data" / "LICENSE-data.md").is_file()
 
 
 def test_bad_dataset_files(tmp_path):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from logitscope import InputError
 from logitscope.results import ScoreResult, TokenScore
-from logitscope.uncertainty import check_thresholds, flag_uncertain, merge_spans
+from logitscope.confidence.uncertainty import check_thresholds, flag_uncertain, merge_spans
 
 
 def scored(pieces: list[tuple[str, float | None]], entropy: float = 1.0) -> ScoreResult:
@@ -131,7 +131,7 @@ def test_model_defaults_are_the_documented_ones():
     import inspect
 
     from logitscope import Model
-    from logitscope.uncertainty import DEFAULT_MAX_ENTROPY, DEFAULT_MAX_PROB
+    from logitscope.confidence.uncertainty import DEFAULT_MAX_ENTROPY, DEFAULT_MAX_PROB
 
     params = inspect.signature(Model.uncertain).parameters
     assert params["max_prob_below"].default == DEFAULT_MAX_PROB

@@ -1,39 +1,82 @@
-"""logitscope: see what a causal language model believes, token by token."""
+"""logitscope: see what a causal language model believes, token by token.
+
+``import logitscope`` is cheap: it imports the error types and nothing that needs
+torch. The result types and helpers named in ``__all__`` load on first use
+(module ``__getattr__``), so ``logitscope.load`` does not pay for calibration,
+quantization or plotting code it does not run.
+"""
 
 from __future__ import annotations
 
-from .backends import Backend, Capabilities, ToyBackend
+import importlib
+from typing import TYPE_CHECKING
+
 from .errors import CapabilityError, InputError, LogitscopeError, ModelLoadError
-from .model import Model
-from .processors import Sampler, SamplerConfig
-from .results import NextTokenResult, ScoreResult, TokenCandidate, TokenScore
-from .perplexity import PerplexityResult
-from .calibration import CalibrationReport
-from .quantization import QuantizationReport
-from .lift import LiftResult
-from .ranking import RankResult
-from .truth import TruthResult
-from .uncertainty import UncertaintyResult
+
+if TYPE_CHECKING:  # for type checkers and IDEs only; at run time these load lazily
+    from .backends.base import Backend
+    from .model import Model
 
 __version__ = "0.1.0"
 
+# public name -> module that defines it (relative to this package)
+_LAZY = {
+    "Model": ".model",
+    "Backend": ".backends.base", "Capabilities": ".backends.base", "ToyBackend": ".backends.toy",
+    "Sampler": ".core.processors", "SamplerConfig": ".core.processors",
+    "NextTokenResult": ".results", "ScoreResult": ".results", "TokenCandidate": ".results",
+    "TokenScore": ".results", "TokenizeResult": ".results", "TokenPiece": ".results",
+    "PerplexityResult": ".scoring.perplexity",
+    "ChainResult": ".sampling.generation", "SampleResult": ".sampling.generation",
+    "GenerationResult": ".sampling.generation", "TraceStep": ".sampling.generation",
+    "BeamResult": ".sampling.beam", "TreeResult": ".sampling.tree",
+    "RankResult": ".confidence.ranking", "LiftResult": ".confidence.lift",
+    "TruthResult": ".confidence.truth", "UncertaintyResult": ".confidence.uncertainty",
+    "CalibrationReport": ".evaluation.calibration", "QuantizationReport": ".evaluation.quantization",
+}
 
-def load(path=None, *, device: str | None = None, threads: int | None = None) -> Model:
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'logitscope' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def load(path=None, *, device: str | None = None, threads: int | None = None) -> "Model":
     """Load a model: None/'bundled' (SmolLM2-135M-Instruct), 'toy', a local HF directory or a .gguf file.
 
     The default comes from $LOGITSCOPE_MODEL when set.
     """
     from .loading import load_backend
+    from .model import Model
 
     return Model(load_backend(path, device=device, threads=threads))
 
 
-def from_backend(backend: Backend) -> Model:
+def from_backend(backend: "Backend") -> "Model":
     """Wrap any Backend (e.g. a ToyBackend) as a Model."""
+    from .model import Model
+
     return Model(backend)
 
 
-__all__ = ["load", "from_backend", "Model", "PerplexityResult", "Backend", "Capabilities", "ToyBackend", "LogitscopeError",
-           "InputError", "ModelLoadError", "CapabilityError", "NextTokenResult", "ScoreResult",
-           "TokenCandidate", "TokenScore", "SamplerConfig", "Sampler", "CalibrationReport", "QuantizationReport",
-           "RankResult", "LiftResult", "UncertaintyResult", "TruthResult", "__version__"]
+def from_transformers(model, tokenizer, name: str | None = None) -> "Model":
+    """Wrap a transformers ``*ForCausalLM`` and its (fast) tokenizer already in memory.
+
+    The model is used as it is (device, dtype and weights untouched) and put in eval mode.
+    """
+    from .backends.hf import HFBackend
+    from .model import Model
+
+    return Model(HFBackend(model, tokenizer, name=name))
+
+
+__all__ = ["load", "from_backend", "from_transformers", "__version__", "LogitscopeError", "InputError",
+           "ModelLoadError", "CapabilityError", *_LAZY]

@@ -103,7 +103,7 @@ def load_backend(spec=None, *, device: str | None = None, threads: int | None = 
     """Load a backend for ``spec`` (path, 'bundled', 'toy' or None)."""
     path = resolve_model_path(spec)
     if path == "toy":
-        from .toydata import demo_ngram
+        from .backends.toydata import demo_ngram
 
         return demo_ngram()
     _set_threads(threads)

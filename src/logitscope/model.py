@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .backends.base import Backend
-from .results import NextTokenResult, ScoreResult
-from . import scoring
+from .results import NextTokenResult, ScoreResult, TokenizeResult, TokenPiece
+from .scoring import score as scoring
 
 
 class Model:
@@ -25,10 +25,11 @@ class Model:
         return f"Model({self.name!r}, vocab={self.backend.vocab_size}, context={c.context_length}, kv_cache={c.kv_cache})"
 
     # -- tokenization view ---------------------------------------------------------
-    def tokenize(self, text: str) -> list[tuple[int, str, tuple[int, int]]]:
-        """(id, token text, character span) for every token of ``text``."""
+    def tokenize(self, text: str) -> TokenizeResult:
+        """Every token of ``text`` with its id, text and character span (no special tokens)."""
         tok = self.backend.tokenize(text)
-        return [(i, self.backend.token_text(i), o) for i, o in zip(tok.ids, tok.offsets)]
+        return TokenizeResult(text, tuple(TokenPiece(i, self.backend.token_text(i), s, e)
+                                          for i, (s, e) in zip(tok.ids, tok.offsets)))
 
     # -- next token and scoring ------------------------------------------------------
     def next_token(self, prompt: str, top_k: int = 10, temperature: float = 1.0,
@@ -52,20 +53,20 @@ class Model:
                    bos: str | bool | None = None, fmt: str | None = None, progress=None):
         """Token-weighted corpus perplexity of ``texts`` or ``files`` under a windowing
         convention ("strided" | "disjoint" | "llamacpp"); see ``logitscope.perplexity``."""
-        from . import perplexity
+        from .scoring import perplexity
 
         return perplexity.perplexity(self.backend, texts, files, convention, window, stride, bos, fmt, progress)
 
     # -- sampling and generation (logitscope.generation, .beam, .tree) ---------------------
     def chain(self, prompt: str, sampler=None, bos: str | bool = "auto", top: int = 10):
         """The next-token distribution after each stage of a SamplerConfig chain."""
-        from .generation import distribution_chain
+        from .sampling.generation import distribution_chain
 
         return distribution_chain(self.backend, prompt, sampler, bos, top)
 
     def sample(self, prompt: str, n: int = 1000, sampler=None, seed: int = 0, bos: str | bool = "auto"):
         """Draw ``n`` next tokens (seeded) and test them against the processed distribution."""
-        from .generation import sample_next
+        from .sampling.generation import sample_next
 
         return sample_next(self.backend, prompt, n, sampler, seed, bos)
 
@@ -73,7 +74,7 @@ class Model:
                  stop: Sequence[str] = (), bos: str | bool = "auto", top_alternatives: int = 10,
                  use_cache: bool = True, on_text=None):
         """Traced generation on the backend's KV cache; see ``generation.generate``."""
-        from .generation import generate
+        from .sampling.generation import generate
 
         return generate(self.backend, prompt, max_new_tokens, sampler, seed, stop, bos, top_alternatives,
                         use_cache, on_text)
@@ -81,14 +82,14 @@ class Model:
     def beam_search(self, prompt: str, num_beams: int = 4, max_new_tokens: int = 20, alpha: float = 1.0,
                     bos: str | bool = "auto"):
         """Beam search with length normalisation, compared with greedy."""
-        from .beam import beam_search
+        from .sampling.beam import beam_search
 
         return beam_search(self.backend, prompt, num_beams, max_new_tokens, alpha, bos)
 
     def tree(self, prompt: str, depth: int = 3, branch: int = 3, min_prob: float = 0.0,
              bos: str | bool = "auto", reuse_cache: bool = True):
         """The tree of the top-``branch`` continuations to ``depth`` (KV cache shared by siblings)."""
-        from .tree import expand_tree
+        from .sampling.tree import expand_tree
 
         return expand_tree(self.backend, prompt, depth, branch, min_prob, bos, reuse_cache)
 
@@ -96,14 +97,14 @@ class Model:
     def rank(self, prompt: str, candidates: Sequence[str], top_k: int = 0, bos: str | bool = "auto",
              unconditional: bool = True, reuse_prefix: bool = True):
         """Rank candidate continuations of ``prompt`` (prompt run once, KV cache reused)."""
-        from .ranking import rank
+        from .confidence.ranking import rank
 
         return rank(self.backend, prompt, candidates, top_k, bos, unconditional, reuse_prefix)
 
     def context_lift(self, question: str, answer: str, contexts: Sequence[str], min_lift: float | None = None,
                      bos: str | bool = "auto"):
         """Log-prob of ``answer`` with and without each context; lift = PMI in nats."""
-        from .lift import DEFAULT_MIN_LIFT, context_lift
+        from .confidence.lift import DEFAULT_MIN_LIFT, context_lift
 
         return context_lift(self.backend, question, answer, contexts,
                             min_lift=DEFAULT_MIN_LIFT if min_lift is None else min_lift, bos=bos)
@@ -111,14 +112,14 @@ class Model:
     def uncertain(self, text: str, max_prob_below: float | None = 0.1, entropy_above: float | None = 4.0,
                   bos: str | bool = "auto", top_k: int = 5):
         """Flag tokens where the model was unsure, merged into word/phrase spans."""
-        from .uncertainty import flag_uncertain
+        from .confidence.uncertainty import flag_uncertain
 
         return flag_uncertain(self.score(text, top_k=top_k, bos=bos), max_prob_below, entropy_above)
 
     def calibrate(self, dataset=None, normalize: str = "sum", bins: int = 10, bos: str | bool = "auto",
                   seed: int = 0, progress: bool = False):
         """Multiple-choice accuracy and calibration (ECE, MCE, Brier, NLL, temperature scaling)."""
-        from .calibration import evaluate
+        from .evaluation.calibration import evaluate
 
         return evaluate(self.backend, dataset, normalize, bins, bos, seed, progress)
 
@@ -126,20 +127,20 @@ class Model:
                             symmetric: bool = False, int8: bool = True, top_k: int = 256, window: int = 1024,
                             bos: str | bool = "auto", progress: bool = False):
         """Perplexity and KL/same-top/Δp against this model for quantized weights (llama.cpp's statistics)."""
-        from .quantization import quantization_impact
+        from .evaluation.quantization import quantization_impact
 
         return quantization_impact(self.backend, text, bits, scheme, symmetric, int8, top_k,
                                    min(window, self.backend.capabilities.context_length), bos, progress)
 
     def truth(self, dataset=None, progress: bool = False):
         """Separate true from false statements of a pair dataset (default: the bundled one)."""
-        from .truth import evaluate, load_pairs
+        from .confidence.truth import evaluate, load_pairs
 
         return evaluate(self.backend, load_pairs(dataset), progress)
 
     def heatmap_html(self, text: str, path, color_by: str = "prob", context: str | None = None,
                      bos: str | bool = "auto"):
         """Score ``text`` and write a self-contained HTML heatmap to ``path``."""
-        from .heatmap import write_html
+        from .views.heatmap import write_html
 
         return write_html(self.score(text, context=context, top_k=5, bos=bos), path, color_by)

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from . import mathops
+from .core import mathops
 
 
 def jsonable(value):
@@ -46,6 +46,38 @@ class ResultMixin:
         import pandas as pd
 
         return pd.DataFrame(self._rows())
+
+
+@dataclass(frozen=True)
+class TokenPiece(ResultMixin):
+    """One token of a tokenized text: its id, its text and its character span in the input."""
+
+    token_id: int
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class TokenizeResult(ResultMixin):
+    """How a text splits into tokens (no special tokens added)."""
+
+    text: str
+    tokens: tuple[TokenPiece, ...]
+
+    @property
+    def ids(self) -> list[int]:
+        return [t.token_id for t in self.tokens]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "num_tokens": len(self.tokens), "num_chars": len(self.text),
+                "tokens": [t.to_dict() for t in self.tokens]}
+
+    def _rows(self) -> list[dict]:
+        return [t.to_dict() for t in self.tokens]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import mathops
+from ..core import mathops
 from ..errors import InputError
 
 

@@ -14,8 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import InputError
-from ..quantization import check_bits
-from ..render import show_token
+from ..evaluation.quantization import check_bits
+from ..views.terminal import show_token
 from .common import console, bos_option, bos_value, emit_json, json_option, load_model, model_option, read_file
 
 
@@ -41,7 +41,7 @@ def calibrate_cmd(dataset, normalize, bins, plot, bos, model, as_json):
     report = load_model(model).calibrate(dataset, normalize=normalize, bins=bins, bos=bos_value(bos),
                                          progress=not as_json and sys.stderr.isatty())
     if plot:
-        from ..calibration import plot_reliability
+        from ..evaluation.calibration import plot_reliability
 
         plot_reliability(report, plot)
     if as_json:
@@ -75,7 +75,7 @@ def quantize_cmd(args, bits, scheme, symmetric, no_int8, top_k, plot, bos, model
         read_file(path), bits=widths, scheme=scheme, symmetric=symmetric, int8=not no_int8, top_k=top_k,
         bos=bos_value(bos), progress=not as_json and sys.stderr.isatty())
     if plot:
-        from ..quantization import plot_quantization
+        from ..evaluation.quantization import plot_quantization
 
         plot_quantization(report, plot)
     if as_json:

@@ -9,11 +9,11 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .. import heatmap
-from ..lift import DEFAULT_MIN_LIFT, LiftResult
-from ..ranking import NORMALISATIONS, RankResult
-from ..truth import TruthResult
-from ..uncertainty import DEFAULT_MAX_ENTROPY, DEFAULT_MAX_PROB, UncertaintyResult
+from ..views import heatmap
+from ..confidence.lift import DEFAULT_MIN_LIFT, LiftResult
+from ..confidence.ranking import NORMALISATIONS, RankResult
+from ..confidence.truth import TruthResult
+from ..confidence.uncertainty import DEFAULT_MAX_ENTROPY, DEFAULT_MAX_PROB, UncertaintyResult
 from .common import bos_option, bos_value, console, emit_json, json_option, load_model, model_option, read_text
 
 
@@ -62,7 +62,7 @@ def truth_cmd(dataset, plot_path, limit, model, as_json):
       logitscope truth --plot truth.png
       logitscope truth my_pairs.jsonl --limit 50 --json
     """
-    from ..truth import evaluate, load_pairs, plot
+    from ..confidence.truth import evaluate, load_pairs, plot
 
     m = load_model(model)
     result = evaluate(m.backend, load_pairs(dataset)[:limit], progress=not as_json and sys.stderr.isatty())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .. import heatmap, render
+from ..views import heatmap
+from ..views import terminal as render
 from .common import bos_option, bos_value, console, emit_json, json_option, load_model, model_option, read_text
 
 
@@ -76,13 +77,13 @@ def tokenize_cmd(text, model, as_json):
     Example:
       logitscope tokenize "Tokenization isn't always intuitive."
     """
-    rows = load_model(model).tokenize(text)
+    result = load_model(model).tokenize(text)
     if as_json:
-        return emit_json([{"token_id": i, "text": t, "start": s, "end": e} for i, t, (s, e) in rows])
-    click.echo(" | ".join(render.show_token(t) for _, t, _ in rows))
-    for i, t, (s, e) in rows:
-        click.echo(f"{i:>7}  {t!r:<20} [{s}, {e})")
-    click.echo(f"{len(rows)} tokens, {len(text)} characters")
+        return emit_json([t.to_dict() for t in result.tokens])
+    click.echo(" | ".join(render.show_token(t.text) for t in result.tokens))
+    for t in result.tokens:
+        click.echo(f"{t.token_id:>7}  {t.text!r:<20} [{t.start}, {t.end})")
+    click.echo(f"{len(result)} tokens, {len(text)} characters")
 
 
 DEMO_PROMPT = "To be or not to"

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from ..errors import InputError
-from ..render import show_token
+from ..views.terminal import show_token
 from .common import console, bos_option, bos_value, emit_json, json_option, load_model, model_option
 
 
@@ -28,7 +28,7 @@ def strategy_options(func):
 
 
 def sampler_config(temperature, top_k, top_p, min_p, repetition_penalty, bias):
-    from ..processors import SamplerConfig
+    from ..core.processors import SamplerConfig
 
     return SamplerConfig(temperature, top_k, top_p, min_p, repetition_penalty, tuple(map(parse_bias, bias)))
 
@@ -62,7 +62,7 @@ def dist_cmd(prompt, temperature, top_k, top_p, min_p, repetition_penalty, bias,
       logitscope dist "The capital of France is" -t 0.7 --top-k 20 --top-p 0.9
       logitscope dist "Once upon a" --min-p 0.1 --bias ' time=-inf' --plot chain.png
     """
-    from ..generation import plot_chain
+    from ..sampling.generation import plot_chain
 
     config = sampler_config(temperature, top_k, top_p, min_p, repetition_penalty, bias)
     result = load_model(model).chain(prompt, config, bos=bos_value(bos), top=show)
@@ -166,7 +166,7 @@ def tree_cmd(prompt, depth, branch, min_prob, image_path, bos, model, as_json):
       logitscope tree "The capital of France is" --depth 3 --branch 3
       logitscope tree "Once upon a" -d 2 -b 4 --min-prob 0.05 --image tree.png
     """
-    from ..tree import plot_tree, tree_text
+    from ..sampling.tree import plot_tree, tree_text
 
     result = load_model(model).tree(prompt, depth, branch, min_prob, bos=bos_value(bos))
     if image_path:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import click
 from rich.table import Table
 
-from ..perplexity import CONVENTIONS, WHY, PerplexityResult
+from ..scoring.perplexity import CONVENTIONS, WHY, PerplexityResult
 from .common import console, emit_json, json_option, load_model
 
 BOS_CHOICES = {"convention": None, "always": True, "never": False, "auto": "auto"}

@@ -24,11 +24,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .backends.base import Backend, PositionScores
-from .boundary import Encoded, encode, prefix_token_id, require_text
-from .errors import InputError, check_range
-from .results import ResultMixin, ScoreResult
-from .scoring import _score_result, score_texts
+from ..backends.base import Backend, PositionScores
+from ..core.boundary import Encoded, encode, prefix_token_id, require_text
+from ..errors import InputError, check_range
+from ..results import ResultMixin, ScoreResult
+from ..scoring.score import _score_result, score_texts
 
 NORMALISATIONS = ("sum", "mean", "per_byte", "per_char", "pmi")
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 FORMATS = ("text", "jsonl", "lines")
 BLOCK_CHARS = 1 << 16  # characters per block of a long document

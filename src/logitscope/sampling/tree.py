@@ -23,12 +23,12 @@ from dataclasses import dataclass
 
 import torch
 
-from . import mathops
-from .backends.base import Backend, DecodeState
-from .errors import InputError, check_range
+from ..core import mathops
+from ..backends.base import Backend, DecodeState
+from ..errors import InputError, check_range
 from .generation import _check_room, start_ids
-from .render import show_token
-from .results import ResultMixin
+from ..views.terminal import show_token
+from ..results import ResultMixin
 
 MAX_NODES = 20_000
 

@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import calibration_math as cm
-from .backends.base import Backend
-from .boundary import prefix_token_id
-from .errors import CapabilityError, InputError, check_range
-from .progress import progress as progress_bar
-from .results import ResultMixin
+from ..core import calibration_math as cm
+from ..backends.base import Backend
+from ..core.boundary import prefix_token_id
+from ..errors import CapabilityError, InputError, check_range
+from ..progress import progress as progress_bar
+from ..results import ResultMixin
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
 NORMALIZE = {"sum": "sum", "mean": "mean", "bytes": "per_byte", "pmi": "pmi"}  # ours -> ranking's name
@@ -120,7 +120,7 @@ def check_normalize(normalize: str) -> str:
 def score_choices(backend: Backend, items: Sequence[McqItem], normalize: str = "sum",
                   bos: str | bool = "auto", progress: bool = False) -> np.ndarray:
     """Choice scores (N, C_max); questions with fewer choices are padded with -inf."""
-    from .ranking import rank  # the ranking machinery: prefix KV reuse, one boundary rule
+    from ..confidence.ranking import rank  # the ranking machinery: prefix KV reuse, one boundary rule
 
     check_normalize(normalize)
     if normalize == "pmi" and prefix_token_id(backend) is None:

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import torch
 
-from . import mathops
-from .backends.base import Backend, PositionScores
-from .boundary import Encoded, encode, plan_windows, prefix_token_id, require_text, wants_prefix
-from .errors import InputError, check_range
-from .results import NextTokenResult, ScoreResult, TokenCandidate, TokenScore
+from ..core import mathops
+from ..backends.base import Backend, PositionScores
+from ..core.boundary import Encoded, encode, plan_windows, prefix_token_id, require_text, wants_prefix
+from ..errors import InputError, check_range
+from ..results import NextTokenResult, ScoreResult, TokenCandidate, TokenScore
 
 
 def candidates(backend: Backend, ids: torch.Tensor, logprobs: torch.Tensor,

@@ -12,7 +12,7 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import torch
 
-from .errors import InputError, check_range
+from ..errors import InputError, check_range
 
 LN2 = math.log(2.0)
 

@@ -36,11 +36,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import mathops
-from .boundary import encode, plan_windows
-from .errors import CapabilityError, InputError, check_range
-from .progress import progress as progress_bar
-from .results import ResultMixin
+from ..core import mathops
+from ..core.boundary import encode, plan_windows
+from ..errors import CapabilityError, InputError, check_range
+from ..progress import progress as progress_bar
+from ..results import ResultMixin
 
 SCHEMES = ("per-tensor", "per-channel")
 ROWS_PER_STEP = 4096  # weight rows rounded in float64 at once (bounds the temporary memory)

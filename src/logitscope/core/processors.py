@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from . import mathops
-from .errors import InputError, check_range
+from ..errors import InputError, check_range
 
 Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NEG_INF = float("-inf")

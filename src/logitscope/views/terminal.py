@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .results import NextTokenResult, ScoreResult, TokenScore
+from ..results import NextTokenResult, ScoreResult, TokenScore
 
 # probability buckets for colouring, high to low: (lower bound, background, label)
 PROB_BUCKETS = [

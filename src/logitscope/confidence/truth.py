@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .backends.base import Backend
-from .errors import InputError
-from .results import ResultMixin, ScoreResult
-from .scoring import score_texts
+from ..backends.base import Backend
+from ..errors import InputError
+from ..results import ResultMixin, ScoreResult
+from ..scoring.score import score_texts
 
 BATCH = 64  # statements per score_texts call (one progress-bar step)
 

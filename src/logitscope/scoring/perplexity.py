@@ -34,12 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import corpus, mathops
-from .backends.base import Backend
-from .boundary import (Window, llamacpp_chunk_ids, plan_disjoint_windows, plan_llamacpp_chunks, plan_windows,
+from ..core import corpus, mathops
+from ..backends.base import Backend
+from ..core.boundary import (Window, llamacpp_chunk_ids, plan_disjoint_windows, plan_llamacpp_chunks, plan_windows,
                        prefix_token_id, wants_prefix)
-from .errors import InputError, check_range
-from .results import ResultMixin
+from ..errors import InputError, check_range
+from ..results import ResultMixin
 
 CONVENTIONS = ("strided", "disjoint", "llamacpp")
 WHY = {

@@ -21,11 +21,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .backends.base import Backend
-from .boundary import encode, require_text
-from .errors import InputError, check_range
-from .results import ResultMixin, ScoreResult
-from .scoring import score_texts
+from ..backends.base import Backend
+from ..core.boundary import encode, require_text
+from ..errors import InputError, check_range
+from ..results import ResultMixin, ScoreResult
+from ..scoring.score import score_texts
 
 DEFAULT_TEMPLATE = "{context}\n\n{question}"
 DEFAULT_MIN_LIFT = 3.0  # nats: the context made the answer e^3 ≈ 20x more likely (an unrelated

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from .backends.toy import EOS, ToyBackend
+from .toy import EOS, ToyBackend
 
 SEED_TABLE = {
     ("<BOS>",): {"the": 0.90, "cat": 0.05, "slept": 0.05},

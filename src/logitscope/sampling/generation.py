@@ -21,13 +21,13 @@ from dataclasses import dataclass
 
 import torch
 
-from . import mathops
-from .backends.base import Backend, DecodeState
-from .boundary import prefix_token_id
-from .errors import InputError, check_range
-from .processors import Sampler, SamplerConfig, chi_square_gof, run_chain
-from .results import ResultMixin, TokenCandidate, jsonable
-from .scoring import candidates, prompt_ids
+from ..core import mathops
+from ..backends.base import Backend, DecodeState
+from ..core.boundary import prefix_token_id
+from ..errors import InputError, check_range
+from ..core.processors import Sampler, SamplerConfig, chi_square_gof, run_chain
+from ..results import ResultMixin, TokenCandidate, jsonable
+from ..scoring.score import candidates, prompt_ids
 
 
 # -- results -------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from .errors import InputError, check_range
-from .results import ResultMixin, ScoreResult, TokenScore
+from ..errors import InputError, check_range
+from ..results import ResultMixin, ScoreResult, TokenScore
 
 DEFAULT_MAX_PROB = 0.1  # a token the model gave less than 10% is flagged
 DEFAULT_MAX_ENTROPY = 4.0  # nats; ≈ as spread out as a uniform choice among e^4 ≈ 55 tokens

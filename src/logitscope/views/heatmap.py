@@ -23,9 +23,9 @@ from pathlib import Path
 from rich.console import Group
 from rich.text import Text
 
-from .errors import InputError
-from .render import totals_line
-from .results import ScoreResult, TokenScore
+from ..errors import InputError
+from .terminal import totals_line
+from ..results import ScoreResult, TokenScore
 
 COLOR_MODES = ("prob", "rank", "entropy")
 RANK_BUCKETS = [(10, "#2da44e", "top-10"), (100, "#d4a72c", "top-100"),

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError, check_range
+from ..errors import InputError, check_range
 
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618…: golden-section step
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import torch
 
-from . import mathops
-from .backends.base import Backend, DecodeState
-from .errors import check_range
+from ..core import mathops
+from ..backends.base import Backend, DecodeState
+from ..errors import check_range
 from .generation import _check_room, generate, start_ids
-from .processors import SamplerConfig
-from .results import ResultMixin
+from ..core.processors import SamplerConfig
+from ..results import ResultMixin
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .backends.base import Backend
-from .errors import InputError
+from ..backends.base import Backend
+from ..errors import InputError
 
 
 def prefix_token_id(backend: Backend) -> int | None:

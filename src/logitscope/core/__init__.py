@@ -1,0 +1,1 @@
+"""Pure building blocks: probability math, calibration math, sampler processors, boundary rules, corpus reading."""

@@ -1,0 +1,1 @@
+"""Evaluations over datasets and model variants: calibration and quantization impact."""

@@ -1,0 +1,1 @@
+"""Scoring text: per-token log-probs (score.py) and corpus perplexity under each convention (perplexity.py)."""
