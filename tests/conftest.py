@@ -16,10 +16,36 @@ settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+# The test run's own settings, read once before any test clears the environment.
+_THREADS = int(os.environ.get("LOGITSCOPE_THREADS", "0") or 0) or None
+
+
+def _default_cache() -> str:
+    """Where scripts/setup.sh converted the bundled model (the default cache, whatever the environment says)."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return os.path.join(xdg or os.path.join(os.path.expanduser("~"), ".cache"), "logitscope")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch, tmp_path_factory):
+    """No test sees the user's LOGITSCOPE_* settings, and every test writes to a fresh temporary cache."""
+    for name in [n for n in os.environ if n.startswith("LOGITSCOPE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("LOGITSCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def smol():
-    """The bundled SmolLM2-135M-Instruct (float32), loaded once per test session."""
-    return logitscope.load()
+    """The bundled SmolLM2-135M-Instruct (float32), loaded once per test session.
+
+    The one exception to the temporary cache: it is read from the cache scripts/setup.sh
+    filled (converting it again would cost ~20 s per run); the environment is otherwise clean.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [n for n in os.environ if n.startswith("LOGITSCOPE_")]:
+            mp.delenv(name)
+        mp.setenv("LOGITSCOPE_CACHE", _default_cache())
+        return logitscope.load("bundled", threads=_THREADS)
 
 
 @pytest.fixture

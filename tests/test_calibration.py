@@ -84,7 +84,7 @@ def toy_logprob(model, prompt_words, word):
 
 def test_sum_confidence_is_the_model_probability_renormalised_over_choices(toy):
     items = (cal.McqItem("pick", ("cat", "dog"), 0), cal.McqItem("pick", ("dog", "cat"), 0))
-    report = cal.evaluate(toy.backend, cal.McqDataset("toy", items, ()), normalize="sum", n_bins=5)
+    report = cal.evaluate(toy.backend, cal.McqDataset("toy", items, ()), normalize="sum", bins=5)
     prompt = "Question: pick\nAnswer:"
     p_cat, p_dog = (math.exp(toy_logprob(toy, prompt, w)) for w in ("cat", "dog"))
     first = report.questions[0]
@@ -110,15 +110,17 @@ def test_padding_for_questions_with_fewer_choices(toy):
     items = [cal.McqItem("pick", ("cat", "dog"), 0), cal.McqItem("pick", ("dog", "cat", "big dog"), 1)]
     scores = cal.score_choices(toy.backend, items, "sum")
     assert scores.shape == (2, 3) and scores[0, 2] == -np.inf
-    metrics = cal.calibration_metrics(scores, np.array([0, 1]), n_bins=4)
-    assert metrics.accuracy == 1.0 and 0 <= metrics.brier <= 2
+    metrics = cal.calibration_metrics(scores, np.array([0, 1]), bins=4)
+    probs = [np.exp(row[np.isfinite(row)]) / np.exp(row[np.isfinite(row)]).sum() for row in scores]
+    brier = np.mean([((p - np.eye(len(p))[y]) ** 2).sum() for p, y in zip(probs, (0, 1))])  # padding adds nothing
+    assert metrics.accuracy == 1.0 and metrics.brier == pytest.approx(brier, abs=1e-12)
 
 
 def test_temperature_report_never_worsens_its_own_split():
     rng = np.random.default_rng(3)
     scores = rng.normal(0, 4, size=(60, 4))  # overconfident scores, labels only loosely related
     labels = np.where(rng.uniform(size=60) < 0.5, scores.argmax(1), rng.integers(0, 4, 60))
-    rep = cal.temperature_report(scores, labels, n_bins=5)
+    rep = cal.temperature_report(scores, labels, bins=5)
     assert rep.fit_size == 30 and rep.before.n == 30
     assert rep.nll_fit_after <= rep.nll_fit_before
     assert rep.temperature > 1.0  # overconfident -> flatten

@@ -22,12 +22,12 @@ def test_ece_matches_seed_001_hand_computation():
     # (0.4,0.6]: {.60,.55,.45} acc 0 conf .5333 -> .3*.5333 = .160
     # (0.6,0.8]: {.80,.75,.70} acc 2/3 conf .75 -> .3*.0833 = .025
     # (0.8,1.0]: {.95,.90,.85} acc 2/3 conf .90 -> .3*.2333 = .070
-    assert cm.expected_calibration_error(SEED_CONF, SEED_CORRECT, n_bins=5) == pytest.approx(0.285, abs=1e-12)
-    assert cm.maximum_calibration_error(SEED_CONF, SEED_CORRECT, n_bins=5) == pytest.approx(0.16 / 0.3, abs=1e-12)
+    assert cm.expected_calibration_error(SEED_CONF, SEED_CORRECT, bins=5) == pytest.approx(0.285, abs=1e-12)
+    assert cm.maximum_calibration_error(SEED_CONF, SEED_CORRECT, bins=5) == pytest.approx(0.16 / 0.3, abs=1e-12)
 
 
 def test_reliability_table_of_seed_example():
-    rows = cm.reliability_bins(SEED_CONF, SEED_CORRECT, n_bins=5)
+    rows = cm.reliability_bins(SEED_CONF, SEED_CORRECT, bins=5)
     assert [r.count for r in rows] == [0, 1, 3, 3, 3]
     assert rows[3].accuracy == pytest.approx(2 / 3) and rows[3].confidence == pytest.approx(0.75)
     assert (rows[0].low, rows[0].high) == (0.0, 0.2) and math.isnan(rows[0].accuracy)
@@ -119,7 +119,7 @@ def test_temperature_scaling_never_increases_nll_on_its_split(rows, data):
 
 def test_bad_input_is_an_input_error():
     with pytest.raises(InputError, match="bins"):
-        cm.expected_calibration_error([0.5], [1], n_bins=0)
+        cm.expected_calibration_error([0.5], [1], bins=0)
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         cm.expected_calibration_error([1.5], [1])
     with pytest.raises(InputError, match="correctness"):

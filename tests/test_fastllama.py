@@ -115,7 +115,7 @@ def test_smol_backend_hidden_equals_transformers(smol):
     assert b._fast is not None  # SmolLM2 is a Llama: the fast path is on
     seqs = [b.tokenize(t).ids for t in ("Hello", "The capital of France is Paris. " * 12, "a b c " * 30)]
     ids = b._pad_batch(seqs)
-    torch.testing.assert_close(b._hidden(ids), reference(b.model, ids), rtol=1e-4, atol=2e-4)
+    torch.testing.assert_close(b.hidden_states(ids), reference(b.model, ids), rtol=1e-4, atol=2e-4)
 
 
 @pytest.mark.slow
@@ -124,7 +124,7 @@ def test_smol_blocked_target_nll_equals_full_logits(smol, monkeypatch):
     ids = b.tokenize("Blocked log-sum-exp over the vocabulary gives the same negative log-likelihood.").ids
     targets = torch.tensor(ids[1:])
     with torch.inference_mode():
-        rows = b._hidden(torch.tensor([ids[:-1]]))[0]
+        rows = b.hidden_states(torch.tensor([ids[:-1]]))[0]
         torch.testing.assert_close(b._target_nll(rows, targets), b._target_nll_full(rows, targets),
                                    rtol=1e-5, atol=1e-5)
         monkeypatch.setattr(b, "_softcap", 5.0)  # Gemma-2-style capping, on both paths
@@ -138,5 +138,5 @@ def test_int8_copy_runs_its_own_forward_not_the_fast_float_one(smol):
 
     q = int8_dynamic_backend(smol.backend)
     ids = torch.tensor([q.tokenize("Quantized weights give other hidden states.").ids])
-    torch.testing.assert_close(q._hidden(ids), reference(q.model, ids), rtol=0, atol=0)
-    assert (q._hidden(ids) - smol.backend._hidden(ids)).abs().max() > 1e-3
+    torch.testing.assert_close(q.hidden_states(ids), reference(q.model, ids), rtol=0, atol=0)
+    assert (q.hidden_states(ids) - smol.backend.hidden_states(ids)).abs().max() > 1e-3

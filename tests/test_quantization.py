@@ -157,7 +157,11 @@ def test_sweep_on_smol(smol):
     assert b32.same_top == 1.0 and b32.kl_mean < 1e-6
     for v in report.variants:
         assert min(v.token_kl) >= -1e-9  # KL is non-negative at every token
-        assert 0.0 <= v.same_top <= 1.0 and v.kl_median <= v.kl_p99 <= v.kl_max
+        kl = np.array(v.token_kl)  # the summary statistics are those of the per-token KLs (llama.cpp's definitions)
+        assert (v.kl_mean, v.kl_median, v.kl_p99, v.kl_max) == pytest.approx(
+            (kl.mean(), np.median(kl), np.percentile(kl, 99), kl.max()), abs=1e-12)
+        assert len(kl) == report.num_tokens and v.same_top * report.num_tokens == pytest.approx(
+            round(v.same_top * report.num_tokens), abs=1e-9)  # a whole number of tokens agree
     assert b4.kl_mean > b32.kl_mean and b4.size_bytes < report.base_bytes / 6
     assert int8.bits is None and int8.size_bytes < report.base_bytes
     assert report.base_store_bytes < report.num_tokens * 256 * 8 + report.num_tokens * 8 + 1

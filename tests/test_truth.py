@@ -131,6 +131,9 @@ def test_truth_cli(cli, tmp_path):
 def test_truth_runs_on_the_bundled_model(smol):
     pairs = load_pairs()[:6]  # capitals the model knows well
     result = evaluate(smol.backend, pairs)
-    for r in result.reports:
-        assert 0.0 <= r.pair_accuracy <= 1.0 and 0.0 <= r.auroc <= 1.0
+    # each measure's pair accuracy, recomputed independently from Model.score (every token scored)
+    by_text = {s: smol.score(s, bos=True, top_k=0) for p in pairs for s in (p.true, p.false)}
+    for measure, total in (("total_logprob", lambda r: r.total_logprob), ("mean_logprob", lambda r: r.mean_logprob)):
+        wins = [1.0 if total(by_text[p.true]) > total(by_text[p.false]) else 0.0 for p in pairs]
+        assert result.report(measure).pair_accuracy == pytest.approx(sum(wins) / len(wins), abs=1e-12)
     assert result.report("total_logprob").pair_accuracy >= 5 / 6

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .backends.base import Backend
 from .results import NextTokenResult, ScoreResult, TokenizeResult, TokenPiece
 from .scoring import score as scoring
+
+if TYPE_CHECKING:
+    from .confidence.lift import LiftResult
+    from .confidence.ranking import RankResult
+    from .confidence.truth import TruthResult
+    from .confidence.uncertainty import UncertaintyResult
+    from .core.processors import SamplerConfig
+    from .evaluation.calibration import CalibrationReport
+    from .evaluation.quantization import QuantizationReport
+    from .sampling.beam import BeamResult
+    from .sampling.generation import ChainResult, GenerationResult, SampleResult
+    from .sampling.tree import TreeResult
+    from .scoring.perplexity import PerplexityResult
 
 
 class Model:
@@ -22,7 +36,14 @@ class Model:
 
     def __repr__(self) -> str:
         c = self.backend.capabilities
-        return f"Model({self.name!r}, vocab={self.backend.vocab_size}, context={c.context_length}, kv_cache={c.kv_cache})"
+        vocab = "full" if c.full_vocab else f"top-{c.top_k_only} only"
+        return (f"Model({self.name!r}, vocab={self.backend.vocab_size} ({vocab}), context={c.context_length}, "
+                f"kv_cache={c.kv_cache})")
+
+    @property
+    def capabilities(self):
+        """What the backend can do (``Capabilities``): full vocabulary or top-k only, context, KV cache, weights."""
+        return self.backend.capabilities
 
     # -- tokenization view ---------------------------------------------------------
     def tokenize(self, text: str) -> TokenizeResult:
@@ -35,74 +56,80 @@ class Model:
     def next_token(self, prompt: str, top_k: int = 10, temperature: float = 1.0,
                    bos: str | bool = "auto") -> NextTokenResult:
         """The next-token distribution after ``prompt`` (top-k table + full distribution)."""
-        return scoring.next_token(self.backend, prompt, top_k, temperature, bos)
+        return scoring.next_token(self.backend, prompt, top_k=top_k, temperature=temperature, bos=bos)
 
     def score(self, text: str, context: str | None = None, top_k: int = 5, bos: str | bool = "auto",
               window: int | None = None, stride: int | None = None) -> ScoreResult:
         """Per-token log-probs of ``text`` (only the continuation when ``context`` is given)."""
-        return scoring.score_texts(self.backend, [text], [context], top_k, bos, window, stride)[0]
+        return self.score_many([text], [context], top_k=top_k, bos=bos, window=window, stride=stride)[0]
 
     def score_many(self, texts: Sequence[str], contexts: Sequence[str | None] | None = None, top_k: int = 5,
                    bos: str | bool = "auto", window: int | None = None,
                    stride: int | None = None) -> list[ScoreResult]:
         """Score many texts in batches (right padding; pads never scored)."""
-        return scoring.score_texts(self.backend, texts, contexts, top_k, bos, window, stride)
+        return scoring.score_texts(self.backend, texts, contexts, top_k=top_k, bos=bos, window=window, stride=stride)
 
     def perplexity(self, texts: Sequence[str] | None = None, files: Sequence[str] | None = None,
                    convention: str = "strided", window: int | None = None, stride: int | None = None,
-                   bos: str | bool | None = None, fmt: str | None = None, progress=None):
+                   bos: str | bool | None = None, fmt: str | None = None, progress=None) -> "PerplexityResult":
         """Token-weighted corpus perplexity of ``texts`` or ``files`` under a windowing
-        convention ("strided" | "disjoint" | "llamacpp"); see ``logitscope.perplexity``."""
+        convention ("strided" | "disjoint" | "llamacpp"); see ``logitscope.scoring.perplexity``."""
         from .scoring import perplexity
 
-        return perplexity.perplexity(self.backend, texts, files, convention, window, stride, bos, fmt, progress)
+        return perplexity.perplexity(self.backend, texts=texts, files=files, convention=convention, window=window,
+                                     stride=stride, bos=bos, fmt=fmt, progress=progress)
 
-    # -- sampling and generation (logitscope.generation, .beam, .tree) ---------------------
-    def chain(self, prompt: str, sampler=None, bos: str | bool = "auto", top: int = 10):
+    # -- sampling and generation (logitscope.sampling) ----------------------------------------
+    def chain(self, prompt: str, sampler: "SamplerConfig | None" = None, bos: str | bool = "auto",
+              top: int = 10) -> "ChainResult":
         """The next-token distribution after each stage of a SamplerConfig chain."""
         from .sampling.generation import distribution_chain
 
-        return distribution_chain(self.backend, prompt, sampler, bos, top)
+        return distribution_chain(self.backend, prompt, config=sampler, bos=bos, top=top)
 
-    def sample(self, prompt: str, n: int = 1000, sampler=None, seed: int = 0, bos: str | bool = "auto"):
+    def sample(self, prompt: str, n: int = 1000, sampler: "SamplerConfig | None" = None, seed: int = 0,
+               bos: str | bool = "auto") -> "SampleResult":
         """Draw ``n`` next tokens (seeded) and test them against the processed distribution."""
         from .sampling.generation import sample_next
 
-        return sample_next(self.backend, prompt, n, sampler, seed, bos)
+        return sample_next(self.backend, prompt, n=n, config=sampler, seed=seed, bos=bos)
 
-    def generate(self, prompt: str, max_new_tokens: int = 50, sampler=None, seed: int | None = 0,
-                 stop: Sequence[str] = (), bos: str | bool = "auto", top_alternatives: int = 10,
-                 use_cache: bool = True, on_text=None):
-        """Traced generation on the backend's KV cache; see ``generation.generate``."""
+    def generate(self, prompt: str, max_new_tokens: int = 50, sampler: "SamplerConfig | None" = None,
+                 seed: int | None = 0, stop: Sequence[str] = (), bos: str | bool = "auto",
+                 top_alternatives: int = 10, use_cache: bool = True, on_text=None) -> "GenerationResult":
+        """Traced generation on the backend's KV cache; see ``sampling.generation.generate``."""
         from .sampling.generation import generate
 
-        return generate(self.backend, prompt, max_new_tokens, sampler, seed, stop, bos, top_alternatives,
-                        use_cache, on_text)
+        return generate(self.backend, prompt, max_new_tokens=max_new_tokens, config=sampler, seed=seed, stop=stop,
+                        bos=bos, top_alternatives=top_alternatives, use_cache=use_cache, on_text=on_text)
 
     def beam_search(self, prompt: str, num_beams: int = 4, max_new_tokens: int = 20, alpha: float = 1.0,
-                    bos: str | bool = "auto"):
+                    bos: str | bool = "auto") -> "BeamResult":
         """Beam search with length normalisation, compared with greedy."""
         from .sampling.beam import beam_search
 
-        return beam_search(self.backend, prompt, num_beams, max_new_tokens, alpha, bos)
+        return beam_search(self.backend, prompt, num_beams=num_beams, max_new_tokens=max_new_tokens, alpha=alpha,
+                           bos=bos)
 
     def tree(self, prompt: str, depth: int = 3, branch: int = 3, min_prob: float = 0.0,
-             bos: str | bool = "auto", reuse_cache: bool = True):
+             bos: str | bool = "auto", reuse_cache: bool = True) -> "TreeResult":
         """The tree of the top-``branch`` continuations to ``depth`` (KV cache shared by siblings)."""
         from .sampling.tree import expand_tree
 
-        return expand_tree(self.backend, prompt, depth, branch, min_prob, bos, reuse_cache)
+        return expand_tree(self.backend, prompt, depth=depth, branch=branch, min_prob=min_prob, bos=bos,
+                           reuse_cache=reuse_cache)
 
     # -- confidence: ranking, context lift, uncertainty, truth, heatmaps --------------------
     def rank(self, prompt: str, candidates: Sequence[str], top_k: int = 0, bos: str | bool = "auto",
-             unconditional: bool = True, reuse_prefix: bool = True):
+             unconditional: bool = True, reuse_prefix: bool = True) -> "RankResult":
         """Rank candidate continuations of ``prompt`` (prompt run once, KV cache reused)."""
         from .confidence.ranking import rank
 
-        return rank(self.backend, prompt, candidates, top_k, bos, unconditional, reuse_prefix)
+        return rank(self.backend, prompt, candidates, top_k=top_k, bos=bos, unconditional=unconditional,
+                    reuse_prefix=reuse_prefix)
 
     def context_lift(self, question: str, answer: str, contexts: Sequence[str], min_lift: float | None = None,
-                     bos: str | bool = "auto"):
+                     bos: str | bool = "auto") -> "LiftResult":
         """Log-prob of ``answer`` with and without each context; lift = PMI in nats."""
         from .confidence.lift import DEFAULT_MIN_LIFT, context_lift
 
@@ -110,33 +137,18 @@ class Model:
                             min_lift=DEFAULT_MIN_LIFT if min_lift is None else min_lift, bos=bos)
 
     def uncertain(self, text: str, max_prob_below: float | None = 0.1, entropy_above: float | None = 4.0,
-                  bos: str | bool = "auto", top_k: int = 5):
+                  bos: str | bool = "auto", top_k: int = 5) -> "UncertaintyResult":
         """Flag tokens where the model was unsure, merged into word/phrase spans."""
         from .confidence.uncertainty import flag_uncertain
 
-        return flag_uncertain(self.score(text, top_k=top_k, bos=bos), max_prob_below, entropy_above)
+        return flag_uncertain(self.score(text, top_k=top_k, bos=bos), max_prob_below=max_prob_below,
+                              entropy_above=entropy_above)
 
-    def calibrate(self, dataset=None, normalize: str = "sum", bins: int = 10, bos: str | bool = "auto",
-                  seed: int = 0, progress: bool = False):
-        """Multiple-choice accuracy and calibration (ECE, MCE, Brier, NLL, temperature scaling)."""
-        from .evaluation.calibration import evaluate
-
-        return evaluate(self.backend, dataset, normalize, bins, bos, seed, progress)
-
-    def quantization_impact(self, text: str, bits=(16, 8, 4, 3, 2), scheme: str = "per-tensor",
-                            symmetric: bool = False, int8: bool = True, top_k: int = 256, window: int = 1024,
-                            bos: str | bool = "auto", progress: bool = False):
-        """Perplexity and KL/same-top/Δp against this model for quantized weights (llama.cpp's statistics)."""
-        from .evaluation.quantization import quantization_impact
-
-        return quantization_impact(self.backend, text, bits, scheme, symmetric, int8, top_k,
-                                   min(window, self.backend.capabilities.context_length), bos, progress)
-
-    def truth(self, dataset=None, progress: bool = False):
+    def truth(self, dataset=None, progress: bool = False) -> "TruthResult":
         """Separate true from false statements of a pair dataset (default: the bundled one)."""
         from .confidence.truth import evaluate, load_pairs
 
-        return evaluate(self.backend, load_pairs(dataset), progress)
+        return evaluate(self.backend, load_pairs(dataset), progress=progress)
 
     def heatmap_html(self, text: str, path, color_by: str = "prob", context: str | None = None,
                      bos: str | bool = "auto"):
@@ -144,3 +156,21 @@ class Model:
         from .views.heatmap import write_html
 
         return write_html(self.score(text, context=context, top_k=5, bos=bos), path, color_by)
+
+    # -- evaluation: calibration, quantization --------------------------------------------------
+    def calibrate(self, dataset=None, normalize: str = "sum", bins: int = 10, bos: str | bool = "auto",
+                  seed: int = 0, progress: bool = False) -> "CalibrationReport":
+        """Multiple-choice accuracy and calibration (ECE, MCE, Brier, NLL, temperature scaling)."""
+        from .evaluation.calibration import evaluate
+
+        return evaluate(self.backend, dataset, normalize=normalize, bins=bins, bos=bos, seed=seed, progress=progress)
+
+    def quantization_impact(self, text: str, bits=(16, 8, 4, 3, 2), scheme: str = "per-tensor",
+                            symmetric: bool = False, int8: bool = True, top_k: int = 256, window: int = 1024,
+                            bos: str | bool = "auto", progress: bool = False) -> "QuantizationReport":
+        """Perplexity and KL/same-top/Δp against this model for quantized weights (llama.cpp's statistics)."""
+        from .evaluation.quantization import quantization_impact
+
+        return quantization_impact(self.backend, text, bits=bits, scheme=scheme, symmetric=symmetric, int8=int8,
+                                   top_k=top_k, window=min(window, self.backend.capabilities.context_length),
+                                   bos=bos, progress=progress)

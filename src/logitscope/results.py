@@ -117,6 +117,7 @@ class NextTokenResult(ResultMixin):
     entropy: float  # nats, of the full distribution after temperature
     top: tuple[TokenCandidate, ...]
     logprobs: object = field(default=None, repr=False, compare=False)  # torch (V,) or None
+    top_k_only: int | None = None  # set when the backend sees only its top k: entropy is then a lower bound
 
     @property
     def entropy_bits(self) -> float:
@@ -124,7 +125,7 @@ class NextTokenResult(ResultMixin):
 
     def to_dict(self) -> dict:
         return {"prompt": self.prompt, "input_ids": list(self.input_ids), "temperature": self.temperature,
-                "entropy": self.entropy, "entropy_bits": self.entropy_bits,
+                "entropy": self.entropy, "entropy_bits": self.entropy_bits, "top_k_only": self.top_k_only,
                 "top": [c.to_dict() for c in self.top]}
 
     def _rows(self) -> list[dict]:
@@ -185,6 +186,7 @@ class ScoreResult(ResultMixin):
     first_token_scored: bool
     boundary_merged: bool = False
     num_windows: int = 1
+    top_k_only: int | None = None  # backend saw only its top k: rank k+1 means "> k", entropies are lower bounds
 
     @property
     def scored_tokens(self) -> tuple[TokenScore, ...]:
@@ -223,7 +225,7 @@ class ScoreResult(ResultMixin):
         return {"text": self.text, "context": self.context, "input_ids": list(self.input_ids),
                 "prefix_token_id": self.prefix_token_id, "first_token_scored": self.first_token_scored,
                 "boundary_merged": self.boundary_merged, "num_windows": self.num_windows,
-                "tokens": [t.to_dict() for t in self.tokens],
+                "top_k_only": self.top_k_only, "tokens": [t.to_dict() for t in self.tokens],
                 "total_logprob": self.total_logprob, "mean_logprob": jsonable(self.mean_logprob),
                 "num_scored": self.num_scored, "perplexity": jsonable(self.perplexity),
                 "bits_per_byte": jsonable(self.bits_per_byte), "num_bytes": self.num_bytes}

@@ -6,16 +6,30 @@ calibration…) is written once against this class in the analysis modules.
 
     tokenize(text)            -> Tokenized(ids, offsets)     no special tokens added
     detokenize(ids)           -> str
-    next_logits(prefixes)     -> (B, V) raw scores after each prefix
+    next_logits(prefixes)     -> (B, V) raw scores after each prefix          [full_vocab]
+    next_top_k(prefixes, k)   -> (ids (B, k), log-probs (B, k)), most likely first
     score_positions(seqs, starts, top_k)
                               -> one PositionScores per sequence: for every target
                                  seq[t], t >= start, log p(seq[t] | seq[:t]), its
                                  rank, the entropy at t, and the top-k alternatives
+    nll_sums(seqs, starts)    -> Σ -log p per sequence (perplexity's hot path)
     prefill(ids) / extend(state, ids) / fork(state)
                               -> DecodeState: incremental decoding (KV cache when
                                  capabilities.kv_cache, otherwise recomputation)
+    hidden_states / project / torch_module / with_module          [weights]
+                              -> the local network itself, for analyses that change
+                                 its weights (quantization)
 
-Capabilities are declared in ``capabilities``; callers check them instead of guessing.
+Capabilities are declared in ``capabilities`` and checked with ``require``:
+
+    full_vocab   next_logits covers the whole vocabulary: exact entropy, the sampler
+                 chain, sampling, KL between models. A backend without it (a remote
+                 server that returns top-k log-probs) sets ``top_k_only = k``; its
+                 PositionScores carry rank k+1 for "beyond the top k" and an entropy
+                 that is a lower bound (``mathops.entropy_lower_bound``), and results
+                 computed from it say so (``top_k_only`` on the result).
+    kv_cache     extend() reuses past computation instead of recomputing.
+    weights      the backend runs local torch weights that an analysis may transform.
 """
 
 from __future__ import annotations
@@ -26,15 +40,46 @@ from dataclasses import dataclass, field
 import torch
 
 from ..core import mathops
-from ..errors import InputError
+from ..errors import CapabilityError, InputError
 
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What a backend can do, declared by the backend and checked by the analyses (``require``)."""
+
     full_vocab: bool = True  # next_logits covers the whole vocabulary
-    top_k_only: int | None = None  # only this many alternatives are known per position
+    top_k_only: int | None = None  # without full_vocab: this many alternatives are known per position
     context_length: int = 2048  # longest sequence one forward pass accepts (prefix token included)
     kv_cache: bool = False  # extend() reuses past computation instead of recomputing
+    weights: bool = False  # local torch weights: hidden_states/project/torch_module/with_module work
+
+    def __post_init__(self):
+        if self.full_vocab == (self.top_k_only is not None):
+            raise ValueError("declare either full_vocab=True or top_k_only=k (a backend that sees only top-k)")
+
+    def describe(self) -> dict:
+        """The capabilities as plain values (for `logitscope info`, JSON and repr)."""
+        return {"full_vocab": self.full_vocab, "top_k_only": self.top_k_only, "context_length": self.context_length,
+                "kv_cache": self.kv_cache, "weights": self.weights}
+
+
+_NEEDS_HINT = {
+    "full_vocab": "use a local model, or a server that returns full distributions (e.g. vLLM with logprobs=-1)",
+    "weights": "load a local Hugging Face directory or .gguf file (not a toy or remote model)",
+    "kv_cache": "use a backend with a KV cache (a local transformers model)",
+}
+
+
+def missing_capability(backend: "Backend", capability: str, what: str) -> CapabilityError:
+    """The error for ``what`` needing ``capability`` (a Capabilities flag) that ``backend`` lacks."""
+    return CapabilityError(f"{what} needs {capability.replace('_', ' ')}, which {backend.name} does not have",
+                           hint=_NEEDS_HINT[capability])
+
+
+def require(backend: "Backend", capability: str, what: str) -> None:
+    """Raise CapabilityError unless ``backend`` declares ``capability``."""
+    if not getattr(backend.capabilities, capability):
+        raise missing_capability(backend, capability, what)
 
 
 @dataclass(frozen=True)
@@ -118,7 +163,15 @@ class Backend(ABC):
     # -- scoring ------------------------------------------------------------
     @abstractmethod
     def next_logits(self, prefixes: list[list[int]]) -> torch.Tensor:
-        """(B, V) raw next-token scores after each non-empty prefix."""
+        """(B, V) raw next-token scores after each non-empty prefix (full_vocab backends;
+        a top-k-only backend raises CapabilityError through ``require``)."""
+
+    def next_top_k(self, prefixes: list[list[int]], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k most likely next tokens after each prefix: ids (B, k) int64 and their
+        log-probabilities (B, k) float64, most likely first. Default: from next_logits."""
+        logp = mathops.log_softmax(as_float(self.next_logits(prefixes)))  # (B, V)
+        top = logp.topk(min(k, logp.shape[-1]), dim=-1)
+        return top.indices, top.values.double()
 
     def score_positions(self, sequences: list[list[int]], starts: list[int], top_k: int = 0) -> list[PositionScores]:
         """Default: one next_logits call per target position (correct, slow)."""
@@ -149,12 +202,39 @@ class Backend(ABC):
         """An independent copy of ``state`` (its cache is not shared)."""
         return DecodeState(state.ids, state.logits.clone(), state.cache)
 
+    # -- the network itself (capabilities.weights) ---------------------------------
+    def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
+        """Final-layer hidden states (B, T, H) of a right-padded id batch (B, T)."""
+        require(self, "weights", "hidden states")
+        raise NotImplementedError
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(N, H) hidden rows -> (N, V) float32 logits through the LM head."""
+        require(self, "weights", "the LM head")
+        raise NotImplementedError
+
+    @property
+    def torch_module(self):
+        """The torch.nn.Module whose weights an analysis may change in place (and restore)."""
+        require(self, "weights", "the model's weights")
+        raise NotImplementedError
+
+    def with_module(self, module) -> "Backend":
+        """A backend like this one that runs ``module`` (e.g. an int8 copy) instead."""
+        require(self, "weights", "swapping the model's weights")
+        raise NotImplementedError
+
     def score_continuations(self, state: DecodeState, continuations: list[list[int]],
                             top_k: int = 0) -> list[PositionScores]:
         """Score each continuation after the decoded prefix ``state``. Default: full
         passes; backends with a KV cache override this to reuse the prefix."""
         seqs = [list(state.ids) + list(c) for c in continuations]
         return self.score_positions(seqs, [len(state.ids)] * len(seqs), top_k)
+
+
+def as_float(logits: torch.Tensor) -> torch.Tensor:
+    """float32, or float64 when the backend gives it (toy backends are exact)."""
+    return logits if logits.dtype == torch.float64 else logits.float()
 
 
 def check_start(seq: list[int], start: int) -> None:

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import torch
 
+from ..core.boundary import check_fits
 from ..errors import InputError
 from .base import Backend, Capabilities, DecodeState, PositionScores, Tokenized, check_start
 from .fastllama import FastDecoder
@@ -46,7 +47,7 @@ class HFBackend(Backend):
         self.eos_token_id = tokenizer.eos_token_id
         self.adds_bos_by_default = _tokenizer_adds_bos(tokenizer)
         n_ctx = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048
-        self.capabilities = Capabilities(full_vocab=True, context_length=int(n_ctx), kv_cache=True)
+        self.capabilities = Capabilities(full_vocab=True, context_length=int(n_ctx), kv_cache=True, weights=True)
         self.device = next(model.parameters()).device
         self._softcap = getattr(cfg, "final_logit_softcapping", None)
         self._pad = self.eos_token_id if self.eos_token_id is not None else 0
@@ -68,7 +69,7 @@ class HFBackend(Backend):
         return self.tokenizer.decode([int(token_id)], clean_up_tokenization_spaces=False)
 
     # -- forward pieces ---------------------------------------------------------------
-    def _hidden(self, ids: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
         """Final-layer hidden states (B, T, H) of a right-padded batch.
 
         Right padding needs no attention mask: attention is causal, so a real
@@ -80,9 +81,20 @@ class HFBackend(Backend):
             return fast(ids.to(self.device))
         return decoder(input_ids=ids.to(self.device), use_cache=False).last_hidden_state
 
-    def _project(self, hidden: torch.Tensor) -> torch.Tensor:
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
         """(N, H) -> (N, V) float32 logits through the LM head."""
         return self._cap(self.model.get_output_embeddings()(hidden).float())
+
+    @property
+    def torch_module(self) -> torch.nn.Module:
+        return self.model
+
+    def with_module(self, module: torch.nn.Module) -> "HFBackend":
+        """A shallow copy running ``module`` (same tokenizer, capabilities and settings).
+        The fast decoder belongs to the original model, so the copy uses ``module``'s own forward."""
+        clone = copy.copy(self)
+        clone.model = module.eval()
+        return clone
 
     def _cap(self, logits: torch.Tensor, in_place: bool = False) -> torch.Tensor:
         """Gemma-2-style tanh soft-capping of final logits, when the model has it."""
@@ -100,9 +112,7 @@ class HFBackend(Backend):
         return out  # (B, T)
 
     def _check_length(self, seq: list[int]) -> None:
-        if len(seq) > self.capabilities.context_length:
-            raise InputError(f"sequence of {len(seq)} tokens exceeds the model's context of "
-                             f"{self.capabilities.context_length}", hint="score it in windows")
+        check_fits(self, len(seq), "a sequence", "score it in windows")
 
     # -- contract ---------------------------------------------------------------------
     @torch.inference_mode()
@@ -111,9 +121,9 @@ class HFBackend(Backend):
         for batch in _batches(prefixes, TOKEN_BUDGET):
             for s in batch:
                 self._check_length(prefixes[s])
-            hidden = self._hidden(self._pad_batch([prefixes[s] for s in batch]))  # (B, T, H)
+            hidden = self.hidden_states(self._pad_batch([prefixes[s] for s in batch]))  # (B, T, H)
             last = torch.tensor([len(prefixes[s]) - 1 for s in batch])
-            rows.extend(zip(batch, self._project(hidden[torch.arange(len(batch)), last])))
+            rows.extend(zip(batch, self.project(hidden[torch.arange(len(batch)), last])))
         rows.sort(key=lambda r: r[0])
         return torch.stack([r[1] for r in rows]).cpu()
 
@@ -124,13 +134,13 @@ class HFBackend(Backend):
             check_start(seq, start)
             self._check_length(seq)
         for batch in _batches(sequences, TOKEN_BUDGET):
-            hidden = self._hidden(self._pad_batch([sequences[s] for s in batch]))  # (B, T, H)
+            hidden = self.hidden_states(self._pad_batch([sequences[s] for s in batch]))  # (B, T, H)
             for row, s in enumerate(batch):
                 seq, start = sequences[s], starts[s]
                 h = hidden[row, start - 1: len(seq) - 1]  # (N, H): row t-1 predicts target t
                 targets = torch.tensor(seq[start:], dtype=torch.long)
                 results[s] = PositionScores.concat([
-                    PositionScores.from_logits(self._project(h[i:i + PROJECT_CHUNK]),
+                    PositionScores.from_logits(self.project(h[i:i + PROJECT_CHUNK]),
                                                targets[i:i + PROJECT_CHUNK], top_k)
                     for i in range(0, len(targets), PROJECT_CHUNK)])
         return results  # type: ignore[return-value]
@@ -149,7 +159,7 @@ class HFBackend(Backend):
         live = [i for i, (seq, start) in enumerate(zip(sequences, starts)) if start < len(seq)]
         inputs = [sequences[i][:-1] for i in live]  # feed ids[:-1]: row t predicts target t+1
         for batch in _batches(inputs, TOKEN_BUDGET):
-            hidden = self._hidden(self._pad_batch([inputs[b] for b in batch]))  # (B, T, H), right padded
+            hidden = self.hidden_states(self._pad_batch([inputs[b] for b in batch]))  # (B, T, H), right padded
             rows = torch.cat([hidden[r, starts[live[b]] - 1: len(inputs[b])] for r, b in enumerate(batch)])  # (N, H)
             targets = torch.cat([torch.tensor(sequences[live[b]][starts[live[b]]:]) for b in batch])  # (N,)
             owner = torch.cat([torch.full((len(inputs[b]) + 1 - starts[live[b]],), live[b]) for b in batch])
@@ -191,7 +201,7 @@ class HFBackend(Backend):
         """As ``_target_nll`` for LM heads that are not a plain Linear: full logits, PROJECT_CHUNK rows at a time."""
         out = []
         for i in range(0, len(targets), PROJECT_CHUNK):
-            logits = self._project(rows[i:i + PROJECT_CHUNK])  # (n, V) float32
+            logits = self.project(rows[i:i + PROJECT_CHUNK])  # (n, V) float32
             chunk = targets[i:i + PROJECT_CHUNK, None].to(logits.device)  # (n, 1)
             picked = logits.gather(-1, chunk).squeeze(-1)  # (n,)
             out.append((torch.logsumexp(logits, dim=-1) - picked).cpu())
@@ -243,7 +253,7 @@ class HFBackend(Backend):
             hidden = self._hidden_after(state, [continuations[s] for s in batch])  # (B, W, H)
             for row, s in enumerate(batch):
                 cont = continuations[s]
-                logits = torch.cat([state.logits.float()[None], self._project(hidden[row, : len(cont) - 1])])  # (n, V)
+                logits = torch.cat([state.logits.float()[None], self.project(hidden[row, : len(cont) - 1])])  # (n, V)
                 results[s] = PositionScores.from_logits(logits, torch.tensor(cont, dtype=torch.long), top_k)
         return results  # type: ignore[return-value]
 

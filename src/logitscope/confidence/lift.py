@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..backends.base import Backend
-from ..core.boundary import encode, require_text
+from ..core.boundary import check_fits, encode, require_text
 from ..errors import InputError, check_range
 from ..results import ResultMixin, ScoreResult
 from ..scoring.score import score_texts
@@ -163,8 +163,5 @@ def _fill(template: str, context: str, question: str) -> str:
 
 
 def _check_fits(backend: Backend, ids: list[int], index: int) -> None:
-    limit = backend.capabilities.context_length
-    if len(ids) > limit:
-        what = "the question + answer" if index == 0 else f"context {index - 1} + question + answer"
-        raise InputError(f"{what} is {len(ids)} tokens, more than the model's context of {limit}",
-                         hint="shorten or split the context (lift does not window)")
+    what = "the question + answer" if index == 0 else f"context {index - 1} + question + answer"
+    check_fits(backend, len(ids), what, "shorten or split the context (lift does not window)")

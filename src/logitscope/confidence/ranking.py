@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..backends.base import Backend, PositionScores
-from ..core.boundary import Encoded, encode, prefix_token_id, require_text
+from ..core.boundary import Encoded, check_fits, encode, prefix_token_id, require_text
 from ..errors import InputError, check_range
 from ..results import ResultMixin, ScoreResult
 from ..scoring.score import _score_result, score_texts
@@ -123,7 +123,7 @@ def rank(backend: Backend, prompt: str, candidates: Sequence[str], top_k: int = 
     cands = check_candidates(candidates)
     encoded = [encode(backend, c, prompt, bos) for c in cands]
     for i, e in enumerate(encoded):
-        _check_fits(backend, e, i)
+        check_fits(backend, len(e.ids), f"prompt + candidate {i}", "shorten the prompt (ranking does not window)")
     shared = shared_prefix(encoded) if reuse_prefix and backend.capabilities.kv_cache else []
     scores = _scores_with_prefix(backend, encoded, shared, top_k) if shared else \
         backend.score_positions([e.ids for e in encoded], [e.score_from for e in encoded], top_k)
@@ -186,13 +186,6 @@ def _unconditional(backend: Backend, results: Sequence[ScoreResult]) -> list[flo
         return [None] * len(results)
     spans = [scored_span(r) for r in results]
     return [r.total_logprob for r in score_texts(backend, spans, top_k=0, bos=True)]
-
-
-def _check_fits(backend: Backend, enc: Encoded, index: int) -> None:
-    limit = backend.capabilities.context_length
-    if len(enc.ids) > limit:
-        raise InputError(f"prompt + candidate {index} is {len(enc.ids)} tokens, more than the model's "
-                         f"context of {limit}", hint="shorten the prompt (ranking does not window)")
 
 
 def boundary_notes(prompt: str, scored: Sequence[CandidateScore]) -> list[str]:

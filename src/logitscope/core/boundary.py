@@ -13,7 +13,16 @@ scores it is the one computed at index t-1:
 Prefix policy (``bos``): "auto" follows the tokenizer's own convention
 (SmolLM2 adds nothing, so its first text token is not scored), True always
 prepends the prefix token (every text token scored, lm-evaluation-harness
-style), False never does. The result records what happened.
+style), False never does. The result records what happened. ``bos=True`` on a
+model with neither a BOS nor an EOS token is an InputError everywhere
+(``prefix_ids``). A prompt whose next token is wanted goes through
+``prompt_ids``; the empty prompt, where allowed (generation), is the prefix
+token alone.
+
+Context window. Every analysis checks a sequence against the model's context
+with ``check_fits`` (one message: what, how many tokens, the limit, what to do);
+``resolve_window`` is the one rule for a user's ``window``: None means the
+model's context, otherwise 2 <= window <= context.
 
 Context split. ``context + continuation`` is tokenized as one string, so the
 model sees its natural tokenization. Trailing whitespace of the context moves
@@ -36,22 +45,64 @@ with as much left context as the window allows:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..backends.base import Backend
-from ..errors import InputError
+from ..errors import InputError, check_range
+
+if TYPE_CHECKING:  # only the attributes are used; core/ imports no backend code
+    from ..backends.base import Backend
 
 
-def prefix_token_id(backend: Backend) -> int | None:
+def prefix_token_id(backend: "Backend") -> int | None:
     """The token put in front of a text: BOS, else EOS (lm-evaluation-harness's rule)."""
     return backend.bos_token_id if backend.bos_token_id is not None else backend.eos_token_id
 
 
-def wants_prefix(backend: Backend, bos: str | bool) -> bool:
+def wants_prefix(backend: "Backend", bos: str | bool) -> bool:
     if bos == "auto":
         return backend.adds_bos_by_default
     if isinstance(bos, bool):
         return bos
     raise InputError(f"unknown prefix policy bos={bos!r}", hint="use 'auto', True or False")
+
+
+def prefix_ids(backend: "Backend", bos: str | bool) -> list[int]:
+    """``[prefix token]`` when the policy wants one, else ``[]``; an error when it is wanted but missing."""
+    if not wants_prefix(backend, bos):
+        return []
+    prefix = prefix_token_id(backend)
+    if prefix is None:
+        raise InputError("this model has no BOS or EOS token to use as a prefix", hint="use bos=False (--bos never)")
+    return [prefix]
+
+
+def prompt_ids(backend: "Backend", prompt: str, bos: str | bool = "auto", allow_empty: bool = False) -> list[int]:
+    """Ids the model sees before the token to predict, prefix policy applied.
+
+    With ``allow_empty`` the empty prompt is the prefix token alone (BOS, else EOS),
+    so generation can show what the model says unprompted.
+    """
+    if allow_empty and prompt == "":
+        lead = prefix_token_id(backend)
+        if lead is None:
+            raise InputError("empty prompt and the model has no BOS/EOS token to start from",
+                             hint="give a non-empty prompt")
+        return [lead]
+    require_text(prompt, "prompt")
+    return prefix_ids(backend, bos) + backend.tokenize(prompt).ids
+
+
+def check_fits(backend: "Backend", n_tokens: int, what: str, hint: str) -> None:
+    """InputError unless ``n_tokens`` positions fit the model's context window."""
+    limit = backend.capabilities.context_length
+    if n_tokens > limit:
+        raise InputError(f"{what} is {n_tokens} tokens, more than the model's context of {limit}", hint=hint)
+
+
+def resolve_window(backend: "Backend", window: int | None) -> int:
+    """The window to use: None means the model's context; otherwise 2 <= window <= context."""
+    limit = backend.capabilities.context_length
+    return limit if window is None else check_range("window", window, 2, limit)
 
 
 def split_context(context: str, continuation: str) -> tuple[str, str]:
@@ -83,7 +134,7 @@ class Encoded:
         return self.score_from <= self.roles.index("text")
 
 
-def encode(backend: Backend, text: str, context: str | None = None, bos: str | bool = "auto") -> Encoded:
+def encode(backend: "Backend", text: str, context: str | None = None, bos: str | bool = "auto") -> Encoded:
     """Tokenize ``context + text`` once and decide which tokens are scored."""
     require_text(text)
     if context:
@@ -95,13 +146,11 @@ def encode(backend: Backend, text: str, context: str | None = None, bos: str | b
     if first is None:
         raise InputError("the continuation produced no tokens", hint="check the text's characters")
     merged = cut > 0 and tok.offsets[first][0] < cut
-    prefix = prefix_token_id(backend)
     use_prefix = wants_prefix(backend, bos)
     if not use_prefix and first == 0 and (context or len(tok.ids) == 1) and bos == "auto":
         use_prefix = True  # nothing would be scored otherwise; recorded in the result
-    if use_prefix and prefix is None:
-        raise InputError("this model has no BOS or EOS token to use as a prefix", hint="use bos=False")
-    lead = [prefix] if use_prefix else []
+    lead = prefix_ids(backend, use_prefix)
+    prefix = lead[0] if lead else None
     ids = lead + tok.ids
     roles = ["prefix"] * len(lead) + ["context" if i < first else "text" for i in range(len(tok.ids))]
     score_from = len(lead) + max(first, 0 if use_prefix else 1)
@@ -109,7 +158,7 @@ def encode(backend: Backend, text: str, context: str | None = None, bos: str | b
         raise InputError("nothing to score: the text is a single token and no prefix token is used",
                          hint="score a longer text or pass bos=True")
     return Encoded(context, text, ids, [(0, 0)] * len(lead) + list(tok.offsets), roles,
-                   score_from, prefix if use_prefix else None, merged)
+                   score_from, prefix, merged)
 
 
 @dataclass(frozen=True)

@@ -57,27 +57,27 @@ def _as_pair(confidence, correct) -> tuple[np.ndarray, np.ndarray]:
     return conf, corr
 
 
-def bin_assignments(confidence: np.ndarray, n_bins: int, binning: str = "width") -> np.ndarray:
-    """Bin index (0..n_bins-1) of every example. (N,) -> (N,) int."""
-    check_range("bins", n_bins, 1, None)
+def bin_assignments(confidence: np.ndarray, bins: int, binning: str = "width") -> np.ndarray:
+    """Bin index (0..bins-1) of every example. (N,) -> (N,) int."""
+    check_range("bins", bins, 1, None)
     if binning == "width":
         # (lo, hi] bins: ceil(c * B) - 1, with c = 0 going to bin 0
-        return np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+        return np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
     if binning == "mass":
         # edges at the confidence quantiles; equal confidences always share a bin
-        edges = np.quantile(confidence, np.linspace(0.0, 1.0, n_bins + 1)[1:-1])  # (n_bins - 1,)
+        edges = np.quantile(confidence, np.linspace(0.0, 1.0, bins + 1)[1:-1])  # (bins - 1,)
         return np.searchsorted(edges, confidence, side="left")
     raise InputError(f"unknown binning {binning!r}", hint="use 'width' (equal-width) or 'mass' (equal-mass)")
 
 
-def reliability_bins(confidence, correct, n_bins: int = 10, binning: str = "width") -> list[CalibrationBin]:
+def reliability_bins(confidence, correct, bins: int = 10, binning: str = "width") -> list[CalibrationBin]:
     """The reliability-diagram table: per bin its count, accuracy and mean confidence."""
     conf, corr = _as_pair(confidence, correct)
-    which = bin_assignments(conf, n_bins, binning)
+    which = bin_assignments(conf, bins, binning)
     rows = []
-    for b in range(n_bins):
+    for b in range(bins):
         mask = which == b
-        low, high = _bin_edges(conf, mask, b, n_bins, binning)
+        low, high = _bin_edges(conf, mask, b, bins, binning)
         n = int(mask.sum())
         acc = float(corr[mask].mean()) if n else math.nan
         mean_conf = float(conf[mask].mean()) if n else math.nan
@@ -85,24 +85,24 @@ def reliability_bins(confidence, correct, n_bins: int = 10, binning: str = "widt
     return rows
 
 
-def _bin_edges(conf, mask, b, n_bins, binning) -> tuple[float, float]:
+def _bin_edges(conf, mask, b, bins, binning) -> tuple[float, float]:
     if binning == "width":
-        return b / n_bins, (b + 1) / n_bins
+        return b / bins, (b + 1) / bins
     if not mask.any():
         return math.nan, math.nan
     return float(conf[mask].min()), float(conf[mask].max())
 
 
-def expected_calibration_error(confidence, correct, n_bins: int = 10, binning: str = "width") -> float:
+def expected_calibration_error(confidence, correct, bins: int = 10, binning: str = "width") -> float:
     """ECE = Σ_b (n_b/N) |acc_b - conf_b| over non-empty bins."""
-    rows = reliability_bins(confidence, correct, n_bins, binning)
+    rows = reliability_bins(confidence, correct, bins, binning)
     total = sum(r.count for r in rows)
     return float(sum(r.count / total * r.gap for r in rows))
 
 
-def maximum_calibration_error(confidence, correct, n_bins: int = 10, binning: str = "width") -> float:
+def maximum_calibration_error(confidence, correct, bins: int = 10, binning: str = "width") -> float:
     """MCE = the largest |acc_b - conf_b| over non-empty bins."""
-    return float(max(r.gap for r in reliability_bins(confidence, correct, n_bins, binning)))
+    return float(max(r.gap for r in reliability_bins(confidence, correct, bins, binning)))
 
 
 def brier_multiclass(probs, labels) -> float:

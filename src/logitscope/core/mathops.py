@@ -46,6 +46,24 @@ def entropy(logprobs: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return 0.0 - _plogq(logprobs, logprobs).sum(dim=dim)  # 0.0 - x, not -x: no "-0.000" for certainty
 
 
+def entropy_lower_bound(top_logprobs: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """A lower bound on the entropy (nats) of a distribution known only by its top-k log-probs.
+
+    H = -Σ_top p log p - Σ_rest p log p, and every token outside the top k has
+    p <= p_min (the smallest top-k probability), so -log p >= -log p_min there:
+    H >= H_top + r · (-log p_min) with r = 1 - Σ_top p, the remaining mass. (…, k) -> (…).
+    """
+    lp = top_logprobs.double()
+    head = 0.0 - _plogq(lp, lp).sum(dim=dim)
+    rest = (1.0 - lp.exp().sum(dim=dim)).clamp_min(0.0)  # remaining mass (>= 0 despite rounding)
+    return head + rest * (0.0 - lp.amin(dim=dim))
+
+
+def remaining_mass(top_logprobs: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """1 - Σ p over the known top-k entries, clamped at 0. (…, k) -> (…)."""
+    return (1.0 - top_logprobs.double().exp().sum(dim=dim)).clamp_min(0.0)
+
+
 def cross_entropy(p_logprobs: torch.Tensor, q_logprobs: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """H(p, q) = -Σ p log q in nats: the cost of coding p with q's code. (…, V) -> (…)."""
     return -_plogq(p_logprobs, q_logprobs).sum(dim=dim)

@@ -151,7 +151,7 @@ class CalibrationMetrics(ResultMixin):
     bins: tuple[cm.CalibrationBin, ...]  # equal-width reliability table
 
 
-def calibration_metrics(scores: np.ndarray, labels: np.ndarray, n_bins: int = 10,
+def calibration_metrics(scores: np.ndarray, labels: np.ndarray, bins: int = 10,
                         temperature: float = 1.0) -> CalibrationMetrics:
     """Every calibration number for choice scores (N, C) and correct indices (N,)."""
     probs = cm.softmax_scores(scores, temperature)  # (N, C)
@@ -159,12 +159,12 @@ def calibration_metrics(scores: np.ndarray, labels: np.ndarray, n_bins: int = 10
     correct = (pred == labels).astype(float)
     return CalibrationMetrics(
         n=len(labels), temperature=temperature, accuracy=float(correct.mean()),
-        ece=cm.expected_calibration_error(conf, correct, n_bins, "width"),
-        ece_equal_mass=cm.expected_calibration_error(conf, correct, n_bins, "mass"),
-        mce=cm.maximum_calibration_error(conf, correct, n_bins, "width"),
+        ece=cm.expected_calibration_error(conf, correct, bins, "width"),
+        ece_equal_mass=cm.expected_calibration_error(conf, correct, bins, "mass"),
+        mce=cm.maximum_calibration_error(conf, correct, bins, "width"),
         brier=cm.brier_multiclass(probs, labels), brier_top_label=cm.brier_top_label(conf, correct),
         nll=cm.scores_nll(scores, labels, temperature),
-        bins=tuple(cm.reliability_bins(conf, correct, n_bins, "width")))
+        bins=tuple(cm.reliability_bins(conf, correct, bins, "width")))
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class TemperatureReport(ResultMixin):
     after: CalibrationMetrics  # held-out split, fitted T
 
 
-def temperature_report(scores: np.ndarray, labels: np.ndarray, n_bins: int = 10,
+def temperature_report(scores: np.ndarray, labels: np.ndarray, bins: int = 10,
                        seed: int = 0) -> TemperatureReport | None:
     """Fit T on a random half, report before/after on the other half (None if < 4 questions)."""
     if len(labels) < 4:
@@ -189,7 +189,7 @@ def temperature_report(scores: np.ndarray, labels: np.ndarray, n_bins: int = 10,
     t = cm.fit_temperature(scores[fit], labels[fit])
     return TemperatureReport(
         t, len(fit), cm.scores_nll(scores[fit], labels[fit]), cm.scores_nll(scores[fit], labels[fit], t),
-        calibration_metrics(scores[held], labels[held], n_bins), calibration_metrics(scores[held], labels[held], n_bins, t))
+        calibration_metrics(scores[held], labels[held], bins), calibration_metrics(scores[held], labels[held], bins, t))
 
 
 @dataclass(frozen=True)
@@ -232,9 +232,9 @@ class CalibrationReport(ResultMixin):
 
 
 def evaluate(backend: Backend, dataset: str | Path | McqDataset | None = None, normalize: str = "sum",
-             n_bins: int = 10, bos: str | bool = "auto", seed: int = 0, progress: bool = False) -> CalibrationReport:
+             bins: int = 10, bos: str | bool = "auto", seed: int = 0, progress: bool = False) -> CalibrationReport:
     """Score a multiple-choice set and report accuracy and calibration (see module docstring)."""
-    check_range("bins", n_bins, 1, 1000)
+    check_range("bins", bins, 1, 1000)
     check_normalize(normalize)
     data = dataset if isinstance(dataset, McqDataset) else load_mcq(dataset)
     scores = score_choices(backend, data.items, normalize, bos, progress)  # (N, C_max)
@@ -242,8 +242,8 @@ def evaluate(backend: Backend, dataset: str | Path | McqDataset | None = None, n
     probs = cm.softmax_scores(scores)
     questions = tuple(QuestionScore(it.question, it.choices, it.answer, tuple(scores[i, : len(it.choices)].tolist()),
                                     tuple(probs[i, : len(it.choices)].tolist())) for i, it in enumerate(data.items))
-    return CalibrationReport(data.source, normalize, calibration_metrics(scores, labels, n_bins),
-                             temperature_report(scores, labels, n_bins, seed), questions, data.problems)
+    return CalibrationReport(data.source, normalize, calibration_metrics(scores, labels, bins),
+                             temperature_report(scores, labels, bins, seed), questions, data.problems)
 
 
 def plot_reliability(report: CalibrationReport, path: str | Path) -> Path:

@@ -36,9 +36,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..backends.base import require
 from ..core import mathops
 from ..core.boundary import encode, plan_windows
-from ..errors import CapabilityError, InputError, check_range
+from ..errors import InputError, check_range
 from ..progress import progress as progress_bar
 from ..results import ResultMixin
 
@@ -161,11 +162,9 @@ def int8_dynamic_backend(backend, scheme: str = "per-tensor"):
         from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
         qconfig = per_channel_dynamic_qconfig if check_scheme(scheme) == "per-channel" else default_dynamic_qconfig
-        qmodel = quantize_dynamic(_copy_sharing_linear_weights(backend.model), {nn.Linear: qconfig},
+        qmodel = quantize_dynamic(_copy_sharing_linear_weights(backend.torch_module), {nn.Linear: qconfig},
                                   dtype=torch.qint8, inplace=True)
-    clone = copy.copy(backend)
-    clone.model = qmodel.eval()
-    return clone
+    return backend.with_module(qmodel)
 
 
 def _copy_sharing_linear_weights(model: nn.Module) -> nn.Module:
@@ -184,11 +183,11 @@ def iter_logprobs(backend, ids: list[int], score_from: int, window: int):
     every target is predicted by the row before it (see boundary.py).
     """
     for w in plan_windows(len(ids), score_from, window, stride=window):
-        hidden = backend._hidden(torch.tensor([ids[w.begin:w.end]]))[0]  # (T, H)
+        hidden = backend.hidden_states(torch.tensor([ids[w.begin:w.end]]))[0]  # (T, H)
         rows = hidden[w.first_target - 1 - w.begin: w.end - 1 - w.begin]  # (n, H): row t-1 predicts t
         targets = torch.tensor(ids[w.first_target:w.end], dtype=torch.long)
         for i in range(0, len(targets), PROJECT_ROWS):
-            yield mathops.log_softmax(backend._project(rows[i:i + PROJECT_ROWS])), targets[i:i + PROJECT_ROWS]
+            yield mathops.log_softmax(backend.project(rows[i:i + PROJECT_ROWS])), targets[i:i + PROJECT_ROWS]
 
 
 @dataclass
@@ -300,8 +299,7 @@ def quantization_impact(backend, text: str, bits=(16, 8, 4, 3, 2), scheme: str =
     bits = [check_bits(b) for b in bits]
     check_scheme(scheme)
     check_range("top_k", top_k, 1, None)
-    if not isinstance(getattr(backend, "model", None), nn.Module) or not hasattr(backend, "_hidden"):
-        raise CapabilityError("quantization needs a local transformers model", hint="load a HF directory or .gguf")
+    require(backend, "weights", "quantization")
     window = check_range("window", window, 2, backend.capabilities.context_length)
     enc = encode(backend, text, None, bos)  # rejects an empty text
     base = capture_base(backend, enc.ids, enc.score_from, window, top_k)
@@ -309,16 +307,16 @@ def quantization_impact(backend, text: str, bits=(16, 8, 4, 3, 2), scheme: str =
     if int8:
         variants.append(_run_int8(backend, enc, window, base, scheme))
     scored = enc.ids[enc.score_from:]
-    return QuantizationReport(backend.name, scheme, symmetric, len(scored), top_k, model_bytes(backend.model),
+    return QuantizationReport(backend.name, scheme, symmetric, len(scored), top_k, model_bytes(backend.torch_module),
                               float(np.exp(-base.target_logprob.mean())), base.nbytes, tuple(variants),
                               tuple(scored), tuple(backend.token_text(i) for i in scored))
 
 
 def _run(backend, enc, window, base, bits, scheme, symmetric) -> VariantStats:
     start = time.perf_counter()
-    with simulated_quantization(backend.model, bits, scheme, symmetric):
+    with simulated_quantization(backend.torch_module, bits, scheme, symmetric):
         cmp = compare_to_base(backend, enc.ids, enc.score_from, window, base)
-    size = simulated_bytes(backend.model, bits, scheme, symmetric)
+    size = simulated_bytes(backend.torch_module, bits, scheme, symmetric)
     return variant_stats(f"{bits}-bit", bits, size, cmp, time.perf_counter() - start)
 
 
@@ -326,7 +324,7 @@ def _run_int8(backend, enc, window, base, scheme) -> VariantStats:
     start = time.perf_counter()
     qbackend = int8_dynamic_backend(backend, scheme)
     cmp = compare_to_base(qbackend, enc.ids, enc.score_from, window, base)
-    size = dynamic_int8_bytes(qbackend.model)
+    size = dynamic_int8_bytes(qbackend.torch_module)
     del qbackend  # free the copy before anything else runs
     return variant_stats("int8 torch", None, size, cmp, time.perf_counter() - start)
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 import torch
 
 from ..core import mathops
-from ..backends.base import Backend, DecodeState
-from ..core.boundary import prefix_token_id
+from ..backends.base import Backend, DecodeState, require
+from ..core.boundary import check_fits, prompt_ids
 from ..errors import InputError, check_range
 from ..core.processors import Sampler, SamplerConfig, chi_square_gof, run_chain
 from ..results import ResultMixin, TokenCandidate, jsonable
-from ..scoring.score import candidates, prompt_ids
+from ..scoring.score import candidates
 
 
 # -- results -------------------------------------------------------------------------------
@@ -136,14 +136,10 @@ class GenerationResult(ResultMixin):
 # -- shared pieces ---------------------------------------------------------------------------
 
 def start_ids(backend: Backend, prompt: str, bos: str | bool = "auto") -> list[int]:
-    """Prompt ids under the prefix policy; the empty prompt is the prefix token alone."""
-    if prompt == "":
-        lead = prefix_token_id(backend)
-        if lead is None:
-            raise InputError("empty prompt and the model has no BOS/EOS token to start from",
-                             hint="give a non-empty prompt")
-        return [lead]
-    return prompt_ids(backend, prompt, bos)
+    """Prompt ids under the prefix policy; the empty prompt is the prefix token alone.
+    Decoding reads full next-token distributions, so it needs a full-vocabulary backend."""
+    require(backend, "full_vocab", "decoding (sampling, generation, beam search, the tree)")
+    return prompt_ids(backend, prompt, bos, allow_empty=True)
 
 
 def _token_ids(backend: Backend) -> Callable[[str], list[int]]:
@@ -152,9 +148,7 @@ def _token_ids(backend: Backend) -> Callable[[str], list[int]]:
 
 def _check_room(backend: Backend, ids: list[int]) -> None:
     """The prompt must leave room for at least one more token."""
-    if len(ids) >= backend.capabilities.context_length:
-        raise InputError(f"the prompt has {len(ids)} tokens and fills the model's context of "
-                         f"{backend.capabilities.context_length}", hint="shorten the prompt")
+    check_fits(backend, len(ids) + 1, "the prompt plus one new token", "shorten the prompt")
 
 
 def _first_logits(backend: Backend, ids: list[int]) -> torch.Tensor:

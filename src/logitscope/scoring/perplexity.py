@@ -37,7 +37,7 @@ import numpy as np
 from ..core import corpus, mathops
 from ..backends.base import Backend
 from ..core.boundary import (Window, llamacpp_chunk_ids, plan_disjoint_windows, plan_llamacpp_chunks, plan_windows,
-                       prefix_token_id, wants_prefix)
+                             prefix_ids, resolve_window)
 from ..errors import InputError, check_range
 from ..results import ResultMixin
 
@@ -202,18 +202,15 @@ def make_settings(backend: Backend, convention: str = "strided", window: int | N
     """Check the options against the model and resolve defaults (window, stride, bos)."""
     if convention not in CONVENTIONS:
         raise InputError(f"unknown convention {convention!r}", hint=f"use one of {', '.join(CONVENTIONS)}")
-    limit = backend.capabilities.context_length
-    window = limit if window is None else window
-    check_range("window", window, 2, limit)
+    window = resolve_window(backend, window)
     if stride is not None and convention != "strided":
         raise InputError(f"stride applies to the strided convention, not {convention!r}",
                          hint="drop --stride or use --convention strided")
     if convention == "strided":
         stride = check_range("stride", window // 2 if stride is None else stride, 1, window)
     bos = ("auto" if convention == "llamacpp" else True) if bos is None else bos
-    prefix = prefix_token_id(backend) if wants_prefix(backend, bos) else None
-    if wants_prefix(backend, bos) and prefix is None:
-        raise InputError("this model has no BOS or EOS token to use as a prefix", hint="use bos=False")
+    lead = prefix_ids(backend, bos)
+    prefix = lead[0] if lead else None
     label = {True: "always", False: "never"}.get(bos, "auto") if isinstance(bos, bool) else bos
     return Settings(convention, window, stride, prefix, label)
 

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import torch
 
+from ..backends.base import Backend, PositionScores, require
+from ..backends.topk import check_top_k
 from ..core import mathops
-from ..backends.base import Backend, PositionScores
-from ..core.boundary import Encoded, encode, plan_windows, prefix_token_id, require_text, wants_prefix
+from ..core.boundary import Encoded, check_fits, encode, plan_windows, prompt_ids, resolve_window
 from ..errors import InputError, check_range
 from ..results import NextTokenResult, ScoreResult, TokenCandidate, TokenScore
 
@@ -22,25 +23,37 @@ def candidates(backend: Backend, ids: torch.Tensor, logprobs: torch.Tensor,
         for r, (i, lp) in enumerate(zip(ids.tolist(), logprobs.tolist())))
 
 
-def prompt_ids(backend: Backend, prompt: str, bos: str | bool = "auto") -> list[int]:
-    """Ids the model sees for a prompt whose next token is wanted (prefix policy applied)."""
-    require_text(prompt, "prompt")
-    lead = [prefix_token_id(backend)] if wants_prefix(backend, bos) and prefix_token_id(backend) is not None else []
-    return lead + backend.tokenize(prompt).ids
-
-
 def next_token(backend: Backend, prompt: str, top_k: int = 10, temperature: float = 1.0,
                bos: str | bool = "auto") -> NextTokenResult:
-    """The distribution over the token after ``prompt``, with its top-k entries."""
+    """The distribution over the token after ``prompt``, with its top-k entries.
+
+    On a top-k-only backend the table comes from the backend's top k, the entropy is
+    a lower bound, and the result's ``top_k_only`` says so; a temperature other than
+    1 needs the full vocabulary (renormalising beyond k would invent numbers).
+    """
     check_range("top_k", top_k, 1, None)
     check_range("temperature", temperature, 0, None, low_open=True)
     ids = prompt_ids(backend, prompt, bos)
-    _check_fits(backend, len(ids) + 1)
+    check_fits(backend, len(ids) + 1, "the prompt plus the token to predict", "shorten the prompt")
+    if not backend.capabilities.full_vocab:
+        return _next_token_top_k(backend, prompt, ids, top_k, temperature)
     logits = backend.next_logits([ids])[0].float()  # (V,)
     logprobs = mathops.log_softmax(logits, temperature=temperature)  # (V,)
     top = logprobs.topk(min(top_k, logprobs.shape[0]))
     return NextTokenResult(prompt, tuple(ids), temperature, float(mathops.entropy(logprobs)),
                            candidates(backend, top.indices, top.values, logits[top.indices]), logprobs)
+
+
+def _next_token_top_k(backend: Backend, prompt: str, ids: list[int], top_k: int,
+                      temperature: float) -> NextTokenResult:
+    if temperature != 1.0:
+        require(backend, "full_vocab", "a temperature other than 1")
+    k = backend.capabilities.top_k_only
+    check_top_k(backend, top_k)
+    top_ids, top_lps = backend.next_top_k([ids], k)  # (1, k): all k for the entropy bound
+    entropy = float(mathops.entropy_lower_bound(top_lps[0]))
+    return NextTokenResult(prompt, tuple(ids), temperature, entropy,
+                           candidates(backend, top_ids[0, :top_k], top_lps[0, :top_k]), None, top_k_only=k)
 
 
 def score_texts(backend: Backend, texts: Sequence[str], contexts: Sequence[str | None] | None = None,
@@ -52,10 +65,8 @@ def score_texts(backend: Backend, texts: Sequence[str], contexts: Sequence[str |
     contexts = list(contexts) if contexts is not None else [None] * len(texts)
     if len(contexts) != len(texts):
         raise InputError("texts and contexts differ in length", hint="give one context per text (or None)")
-    window = window or backend.capabilities.context_length
-    if window > backend.capabilities.context_length:
-        raise InputError(f"window={window} exceeds the model's context of {backend.capabilities.context_length}",
-                         hint="use a smaller --window")
+    check_top_k(backend, top_k)
+    window = resolve_window(backend, window)
     encoded = [encode(backend, t, c, bos) for t, c in zip(texts, contexts)]
     jobs = [(i, w) for i, e in enumerate(encoded) for w in plan_windows(len(e.ids), e.score_from, window, stride)]
     scores = backend.score_positions([encoded[i].ids[w.begin:w.end] for i, w in jobs],
@@ -79,11 +90,5 @@ def _score_result(backend: Backend, enc: Encoded, s: PositionScores, num_windows
             entropy=float(s.entropy[r]), alternatives=candidates(backend, s.top_ids[r], s.top_logprobs[r]),
             role=role))
     return ScoreResult(enc.text, enc.context, tuple(enc.ids), tuple(tokens), enc.prefix_token_id,
-                       enc.first_token_scored, enc.boundary_merged, num_windows)
-
-
-def _check_fits(backend: Backend, n: int) -> None:
-    limit = backend.capabilities.context_length
-    if n > limit:
-        raise InputError(f"the prompt needs {n} positions but the model's context is {limit}",
-                         hint="shorten the prompt")
+                       enc.first_token_scored, enc.boundary_merged, num_windows,
+                       top_k_only=backend.capabilities.top_k_only)
