@@ -57,6 +57,16 @@ class Model:
 
         return perplexity.perplexity(self.backend, texts, files, convention, window, stride, bos, fmt, progress)
 
+    def compare_conventions(self, texts: Sequence[str] | None = None, files: Sequence[str] | None = None,
+                            conventions: Sequence[str] | None = None, window: int | None = None,
+                            stride: int | None = None, bos: str | bool | None = None, fmt: str | None = None,
+                            progress=None):
+        """Perplexity under every convention (default: all three), side by side."""
+        from .scoring import perplexity
+
+        return perplexity.compare([self.backend], texts, files, conventions or perplexity.CONVENTIONS, window,
+                                  stride, bos, fmt, progress)
+
     # -- sampling and generation (logitscope.generation, .beam, .tree) ---------------------
     def chain(self, prompt: str, sampler=None, bos: str | bool = "auto", top: int = 10):
         """The next-token distribution after each stage of a SamplerConfig chain."""
@@ -132,15 +142,19 @@ class Model:
         return quantization_impact(self.backend, text, bits, scheme, symmetric, int8, top_k,
                                    min(window, self.backend.capabilities.context_length), bos, progress)
 
-    def truth(self, dataset=None, progress: bool = False):
-        """Separate true from false statements of a pair dataset (default: the bundled one)."""
+    def truth(self, dataset=None, progress: bool = False, limit: int | None = None):
+        """Separate true from false statements of a pair dataset (default: the bundled one);
+        ``limit`` keeps only the first ``limit`` pairs."""
         from .confidence.truth import evaluate, load_pairs
+        from .errors import check_range
 
-        return evaluate(self.backend, load_pairs(dataset), progress)
+        if limit is not None:
+            check_range("limit", limit, 1, None)
+        return evaluate(self.backend, load_pairs(dataset)[:limit], progress)
 
     def heatmap_html(self, text: str, path, color_by: str = "prob", context: str | None = None,
                      bos: str | bool = "auto"):
         """Score ``text`` and write a self-contained HTML heatmap to ``path``."""
-        from .views.heatmap import write_html
+        from .views.html import write_html
 
         return write_html(self.score(text, context=context, top_k=5, bos=bos), path, color_by)
