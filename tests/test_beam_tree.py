@@ -10,7 +10,7 @@ import pytest
 import logitscope
 from logitscope.backends.toy import EOS, ToyBackend
 from logitscope.errors import InputError
-from logitscope.sampling.tree import plot_tree, tree_text
+from logitscope.views.text import tree_text
 
 # greedy takes 'a' (0.6) and ends with p = 0.6 * 0.4 = 0.24 over 3 tokens;
 # 'b <EOS>' is likelier in total (0.36) but has only 2 tokens.
@@ -90,8 +90,9 @@ def test_tree_json_and_image(trap, tmp_path):
     data = json.loads(result.to_json())
     assert [c["text"] for c in data["children"]] == ["a", "b"]
     assert data["children"][0]["children"][0]["cum_prob"] == pytest.approx(0.24)
-    png = plot_tree(result, str(tmp_path / "tree.png"))
-    assert open(png, "rb").read(4) == b"\x89PNG"
+    png = tmp_path / "tree.png"
+    fig = result.plot(save_to=png)
+    assert png.read_bytes()[:4] == b"\x89PNG" and fig.axes[0].texts  # one box per node and the prompt
 
 
 def test_tree_too_big_is_refused(trap):

@@ -8,7 +8,7 @@ import pytest
 
 import logitscope
 from logitscope.backends.toy import ToyBackend
-from logitscope.views.heatmap import write_html
+from logitscope.views.html import write_html
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

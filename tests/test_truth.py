@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import logitscope
 from logitscope import InputError
 from logitscope.backends.toy import ToyBackend
-from logitscope.confidence.truth import MEASURES, auroc, evaluate, load_pairs, pair_accuracy, plot, roc_curve
+from logitscope.confidence.truth import MEASURES, auroc, evaluate, load_pairs, pair_accuracy, roc_curve
 
 scores = st.lists(st.integers(-5, 5).map(float), min_size=1, max_size=12)
 
@@ -109,8 +109,11 @@ def test_a_model_trained_on_the_truth_separates_the_pairs(believer, toy_pairs):
 
 
 def test_plot_writes_a_png(believer, toy_pairs, tmp_path):
-    out = plot(believer.truth(toy_pairs), tmp_path / "t.png")
+    out = tmp_path / "t.png"
+    fig = believer.truth(toy_pairs).plot(save_to=out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    roc, bars = fig.axes
+    assert len(roc.lines) == len(MEASURES) + 1 and len(bars.patches) == len(MEASURES)  # + the chance diagonal
 
 
 def test_truth_cli(cli, tmp_path):

@@ -26,7 +26,7 @@ _LAZY = {
     "Sampler": ".core.processors", "SamplerConfig": ".core.processors",
     "NextTokenResult": ".results", "ScoreResult": ".results", "TokenCandidate": ".results",
     "TokenScore": ".results", "TokenizeResult": ".results", "TokenPiece": ".results",
-    "PerplexityResult": ".scoring.perplexity",
+    "PerplexityResult": ".scoring.perplexity", "PerplexityComparison": ".scoring.perplexity",
     "ChainResult": ".sampling.generation", "SampleResult": ".sampling.generation",
     "GenerationResult": ".sampling.generation", "TraceStep": ".sampling.generation",
     "BeamResult": ".sampling.beam", "TreeResult": ".sampling.tree",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .sampling.beam import BeamResult
     from .sampling.generation import ChainResult, GenerationResult, SampleResult
     from .sampling.tree import TreeResult
-    from .scoring.perplexity import PerplexityResult
+    from .scoring.perplexity import PerplexityComparison, PerplexityResult
 
 
 class Model:
@@ -78,6 +78,17 @@ class Model:
 
         return perplexity.perplexity(self.backend, texts=texts, files=files, convention=convention, window=window,
                                      stride=stride, bos=bos, fmt=fmt, progress=progress)
+
+    def compare_conventions(self, texts: Sequence[str] | None = None, files: Sequence[str] | None = None,
+                            conventions: Sequence[str] | None = None, window: int | None = None,
+                            stride: int | None = None, bos: str | bool | None = None, fmt: str | None = None,
+                            progress=None) -> "PerplexityComparison":
+        """Perplexity under every convention (default: all three), side by side."""
+        from .scoring import perplexity
+
+        return perplexity.compare([self.backend], texts=texts, files=files,
+                                  conventions=conventions or perplexity.CONVENTIONS, window=window, stride=stride,
+                                  bos=bos, fmt=fmt, progress=progress)
 
     # -- sampling and generation (logitscope.sampling) ----------------------------------------
     def chain(self, prompt: str, sampler: "SamplerConfig | None" = None, bos: str | bool = "auto",
@@ -144,16 +155,20 @@ class Model:
         return flag_uncertain(self.score(text, top_k=top_k, bos=bos), max_prob_below=max_prob_below,
                               entropy_above=entropy_above)
 
-    def truth(self, dataset=None, progress: bool = False) -> "TruthResult":
-        """Separate true from false statements of a pair dataset (default: the bundled one)."""
+    def truth(self, dataset=None, progress: bool = False, limit: int | None = None) -> "TruthResult":
+        """Separate true from false statements of a pair dataset (default: the bundled one);
+        ``limit`` keeps only the first ``limit`` pairs."""
         from .confidence.truth import evaluate, load_pairs
+        from .errors import check_range
 
-        return evaluate(self.backend, load_pairs(dataset), progress=progress)
+        if limit is not None:
+            check_range("limit", limit, 1, None)
+        return evaluate(self.backend, load_pairs(dataset)[:limit], progress=progress)
 
     def heatmap_html(self, text: str, path, color_by: str = "prob", context: str | None = None,
                      bos: str | bool = "auto"):
         """Score ``text`` and write a self-contained HTML heatmap to ``path``."""
-        from .views.heatmap import write_html
+        from .views.html import write_html
 
         return write_html(self.score(text, context=context, top_k=5, bos=bos), path, color_by)
 

@@ -2,7 +2,10 @@
 
 Probability, surprisal in bits and perplexity are derived properties, so no flag
 ever changes a stored unit. Every result converts to a plain dict (JSON-ready)
-and to a pandas DataFrame.
+and to a pandas DataFrame, and shows itself: ``plot()`` (a matplotlib Figure),
+``_repr_html_()`` (Jupyter) and ``__rich__()`` (a rich Console). The views live in
+``logitscope.views`` and load only when asked for, so importing a result type never
+imports rich or matplotlib.
 """
 
 from __future__ import annotations
@@ -30,8 +33,18 @@ def jsonable(value):
     return value
 
 
+def prob_of(name: str) -> property:
+    """A read-only ``exp(self.<name>)`` property (None while the log-prob is None): results
+    store log-probabilities and derive probabilities from them."""
+    def prob(self) -> float | None:
+        logprob = getattr(self, name)
+        return None if logprob is None else math.exp(logprob)
+    return property(prob, doc=f"exp({name})")
+
+
 class ResultMixin:
-    """to_dict / to_json / to_dataframe for result dataclasses (fields with repr=False are skipped)."""
+    """to_dict / to_json / to_dataframe for result dataclasses (fields with repr=False are
+    skipped), and their views: plot(), _repr_html_() and __rich__()."""
 
     def to_dict(self) -> dict:
         return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.repr}
@@ -46,6 +59,24 @@ class ResultMixin:
         import pandas as pd
 
         return pd.DataFrame(self._rows())
+
+    def plot(self, ax=None, save_to=None, **options):
+        """A matplotlib Figure of this result (drawn into ``ax`` when given); written to
+        ``save_to`` only when that is given. Options depend on the result (e.g. ``by=`` for a
+        RankResult, ``top=`` for a ChainResult)."""
+        from .views.plots import plot
+
+        return plot(self, ax=ax, save_to=save_to, **options)
+
+    def _repr_html_(self) -> str | None:
+        from .views.html import render
+
+        return render(self)
+
+    def __rich__(self):
+        from .views.terminal import render
+
+        return render(self)
 
 
 @dataclass(frozen=True)
@@ -90,9 +121,7 @@ class TokenCandidate(ResultMixin):
     rank: int
     logit: float | None = None
 
-    @property
-    def prob(self) -> float:
-        return math.exp(self.logprob)
+    prob = prob_of("logprob")
 
     @property
     def surprisal_bits(self) -> float:
@@ -152,9 +181,7 @@ class TokenScore(ResultMixin):
     def scored(self) -> bool:
         return self.logprob is not None
 
-    @property
-    def prob(self) -> float | None:
-        return None if self.logprob is None else math.exp(self.logprob)
+    prob = prob_of("logprob")
 
     @property
     def surprisal_bits(self) -> float | None:

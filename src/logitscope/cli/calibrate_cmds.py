@@ -1,22 +1,15 @@
 """`calibrate` (multiple-choice accuracy and calibration) and `quantize` (what weight
-quantization costs): thin adapters over logitscope.calibration and logitscope.quantization,
-plus their terminal views."""
+quantization costs): thin adapters over logitscope.evaluation.calibration and .quantization."""
 
 from __future__ import annotations
 
-import math
 import sys
 
 import click
-from rich import box
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
 
 from ..errors import InputError
 from ..evaluation.quantization import check_bits
-from ..views.terminal import show_token
-from .common import console, bos_option, bos_value, emit_json, json_option, load_model, model_option, read_file
+from .common import bos_option, bos_value, json_option, load_model, model_option, read_file, show
 
 
 @click.command("calibrate")
@@ -41,12 +34,8 @@ def calibrate_cmd(dataset, normalize, bins, plot, bos, model, as_json):
     report = load_model(model).calibrate(dataset, normalize=normalize, bins=bins, bos=bos_value(bos),
                                          progress=not as_json and sys.stderr.isatty())
     if plot:
-        from ..evaluation.calibration import plot_reliability
-
-        plot_reliability(report, plot)
-    if as_json:
-        return emit_json(report.to_dict())
-    console().print(calibration_view(report))
+        report.plot(save_to=plot)
+    show(report, as_json)
 
 
 @click.command("quantize")
@@ -54,14 +43,15 @@ def calibrate_cmd(dataset, normalize, bins, plot, bos, model, as_json):
 @click.option("--bits", "bits", default="16,8,4,3,2", show_default=True,
               help="Bit widths (1-32): '--bits 16 8 4' or '--bits 16,8,4'.")
 @click.option("--scheme", type=click.Choice(["per-tensor", "per-channel"]), default="per-tensor", show_default=True)
-@click.option("--symmetric", is_flag=True, help="Grid symmetric around 0 instead of seed 003's min-max grid.")
+@click.option("--symmetric", is_flag=True, help="Grid symmetric around 0 instead of the min-max (affine) grid.")
 @click.option("--no-int8", is_flag=True, help="Skip the real PyTorch dynamic-int8 path.")
-@click.option("--top-k", default=256, show_default=True, help="Base distribution kept as top-k + remaining mass.")
+@click.option("--base-top-k", "base_top_k", default=256, show_default=True,
+              help="Keep the base distribution as its N likeliest tokens + the remaining mass.")
 @click.option("--plot", "plot", metavar="FILE.png", default=None, help="Write perplexity/KL vs bits (PNG).")
 @bos_option
 @model_option
 @json_option
-def quantize_cmd(args, bits, scheme, symmetric, no_int8, top_k, plot, bos, model, as_json):
+def quantize_cmd(args, bits, scheme, symmetric, no_int8, base_top_k, plot, bos, model, as_json):
     """How much does quantizing the weights change the model's predictions on FILE?
 
     \b
@@ -72,15 +62,11 @@ def quantize_cmd(args, bits, scheme, symmetric, no_int8, top_k, plot, bos, model
     """
     path, widths = split_file_and_bits(args, bits)
     report = load_model(model).quantization_impact(
-        read_file(path), bits=widths, scheme=scheme, symmetric=symmetric, int8=not no_int8, top_k=top_k,
+        read_file(path), bits=widths, scheme=scheme, symmetric=symmetric, int8=not no_int8, top_k=base_top_k,
         bos=bos_value(bos), progress=not as_json and sys.stderr.isatty())
     if plot:
-        from ..evaluation.quantization import plot_quantization
-
-        plot_quantization(report, plot)
-    if as_json:
-        return emit_json(report.to_dict())
-    console().print(quantization_view(report))
+        report.plot(save_to=plot)
+    show(report, as_json)
 
 
 def split_file_and_bits(args: tuple[str, ...], bits: str) -> tuple[str, list[int]]:
@@ -93,83 +79,6 @@ def split_file_and_bits(args: tuple[str, ...], bits: str) -> tuple[str, list[int
     if not all(w.lstrip("-").isdigit() for w in words) or not words:
         raise InputError(f"--bits {bits!r} is not a list of integers", hint="e.g. --bits 16 8 4 3 2")
     return files[0], [check_bits(int(w)) for w in words]  # before the model loads
-
-
-# -- terminal views ----------------------------------------------------------------------------
-def calibration_view(report) -> Group:
-    m, t = report.metrics, report.temperature
-    head = Text(f"{report.source}: {m.n} questions, normalize={report.normalize}\n"
-                f"accuracy {m.accuracy:.3f} · ECE {m.ece:.4f} (equal-mass {m.ece_equal_mass:.4f}) · "
-                f"MCE {m.mce:.4f} · Brier {m.brier:.4f} (top-label {m.brier_top_label:.4f}) · NLL {m.nll:.4f}")
-    table = Table(title="reliability (equal-width bins)", title_justify="left")
-    for col in ("confidence", "n", "accuracy", "mean conf", "gap"):
-        table.add_column(col, justify="right")
-    for b in m.bins:
-        table.add_row(f"({b.low:.2f}, {b.high:.2f}]", str(b.count), _num(b.accuracy), _num(b.confidence),
-                      _num(b.gap) if b.count else "–")
-    parts = [head, table]
-    if t is not None:
-        parts.append(Text(
-            f"temperature scaling: T = {t.temperature:.3f} fitted on {t.fit_size} questions "
-            f"(NLL {t.nll_fit_before:.4f} -> {t.nll_fit_after:.4f}); held-out {t.before.n}: "
-            f"ECE {t.before.ece:.4f} -> {t.after.ece:.4f}, NLL {t.before.nll:.4f} -> {t.after.nll:.4f}"))
-    parts += [Text(f"skipped: {p}", style="yellow") for p in report.problems]
-    return Group(*parts)
-
-
-def quantization_view(report, worst: int = 8) -> Group:
-    head = Text(f"{report.model}: {report.num_tokens} scored tokens; base float32 {report.base_bytes:,} bytes, "
-                f"perplexity {report.base_perplexity:.4f}; base kept as top-{report.top_k} + rest "
-                f"({report.base_store_bytes:,} bytes)")
-    grid = "symmetric" if report.symmetric else "affine (min-max)"
-    table = Table(title=f"weights quantized {report.scheme}, {grid}; KL in nats; top= same top token %; Δp (mean, rms) of p(correct) %", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("variant", "MB", "PPL", "KL mean", "KL med", "KL p99", "top=", "Δp", "rms"):
-        table.add_column(col, justify="left" if col == "variant" else "right", no_wrap=True)
-    for v in report.variants:
-        table.add_row(v.label, f"{v.size_bytes / 1e6:.0f}", f"{v.perplexity:.4g}", f"{v.kl_mean:.2g}",
-                      f"{v.kl_median:.2g}", f"{v.kl_p99:.2g}", f"{100 * v.same_top:.1f}",
-                      f"{100 * v.delta_p_mean:+.1f}", f"{100 * v.delta_p_rms:.1f}")
-    shown = _view_variant(report)
-    parts = [head, table]
-    if shown is not None:
-        parts += [Text(f"\nper-token KL, {shown.label} (green <= 0.001 nats ... red >= 1 nat):"),
-                  kl_heatmap(report.token_texts, shown.token_kl), _worst_tokens(report, shown, worst)]
-    return Group(*parts)
-
-
-def _view_variant(report):
-    """The variant worth looking at token by token: the most damaged one with mean KL < 1 nat."""
-    usable = [v for v in report.variants if v.kl_mean < 1.0] or list(report.variants)
-    return max(usable, key=lambda v: v.kl_mean) if usable else None
-
-
-def kl_colour(kl: float) -> str:
-    """Green (KL <= 1e-3 nats) through yellow to red (KL >= 1 nat), log scale."""
-    share = min(max((math.log10(max(kl, 1e-12)) + 3.0) / 3.0, 0.0), 1.0)
-    red, green = int(200 * min(1.0, 2 * share)), int(160 * min(1.0, 2 * (1 - share)))
-    return f"#{red:02x}{green:02x}30"
-
-
-def kl_heatmap(texts, kls) -> Text:
-    out = Text()
-    for text, kl in zip(texts, kls):
-        out.append(text, style=f"white on {kl_colour(kl)}")
-    return out
-
-
-def _worst_tokens(report, variant, n: int) -> Table:
-    table = Table(title=f"largest KL, {variant.label}", title_justify="left")
-    for col in ("token #", "token", "KL (nats)"):
-        table.add_column(col, justify="left" if col == "token" else "right")
-    order = sorted(range(len(variant.token_kl)), key=lambda i: -variant.token_kl[i])[:n]
-    for i in order:
-        table.add_row(str(i), repr(show_token(report.token_texts[i])), f"{variant.token_kl[i]:.4f}")
-    return table
-
-
-def _num(value, digits: int = 4) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
 COMMANDS = [calibrate_cmd, quantize_cmd]

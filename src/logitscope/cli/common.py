@@ -79,3 +79,13 @@ def console(piped_width: int = 120):
 
 def emit_json(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def show(result, as_json: bool, data=None, piped_width: int = 120, **view_options) -> None:
+    """The one ending of every command: JSON (``data``, else ``result.to_dict()``) or the
+    result's terminal view (``views.terminal.render(result, **view_options)``)."""
+    if as_json:
+        return emit_json(result.to_dict() if data is None else data)
+    from ..views.terminal import render
+
+    console(piped_width).print(render(result, **view_options))

@@ -5,16 +5,11 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
 
-from ..views import heatmap
-from ..confidence.lift import DEFAULT_MIN_LIFT, LiftResult
-from ..confidence.ranking import NORMALISATIONS, RankResult
-from ..confidence.truth import TruthResult
-from ..confidence.uncertainty import DEFAULT_MAX_ENTROPY, DEFAULT_MAX_PROB, UncertaintyResult
-from .common import bos_option, bos_value, console, emit_json, json_option, load_model, model_option, read_text
+from ..confidence.lift import DEFAULT_MIN_LIFT
+from ..confidence.ranking import NORMALISATIONS
+from ..confidence.uncertainty import DEFAULT_MAX_ENTROPY, DEFAULT_MAX_PROB
+from .common import bos_option, bos_value, json_option, load_model, model_option, read_text, show
 
 
 @click.command("uncertain")
@@ -39,10 +34,10 @@ def uncertain_cmd(text, file, max_prob_below, entropy_above, html_path, bos, mod
     """
     result = load_model(model).uncertain(read_text(text, file), max_prob_below, entropy_above, bos=bos_value(bos))
     if html_path:
-        _wrote(heatmap.write_html(result.scored, html_path, "prob"))
-    if as_json:
-        return emit_json(result.to_dict())
-    console().print(heatmap.terminal_heatmap(result.scored, "prob"), _uncertainty_view(result))
+        from ..views.html import write_html
+
+        _wrote(write_html(result.scored, html_path, "prob"))
+    show(result, as_json)
 
 
 @click.command("truth")
@@ -62,15 +57,11 @@ def truth_cmd(dataset, plot_path, limit, model, as_json):
       logitscope truth --plot truth.png
       logitscope truth my_pairs.jsonl --limit 50 --json
     """
-    from ..confidence.truth import evaluate, load_pairs, plot
-
-    m = load_model(model)
-    result = evaluate(m.backend, load_pairs(dataset)[:limit], progress=not as_json and sys.stderr.isatty())
+    result = load_model(model).truth(dataset, progress=not as_json and sys.stderr.isatty(), limit=limit)
     if plot_path:
-        _wrote(plot(result, plot_path))
-    if as_json:
-        return emit_json(result.to_dict())
-    console().print(_truth_table(result))
+        result.plot(save_to=plot_path)
+        _wrote(plot_path)
+    show(result, as_json)
 
 
 @click.command("rank")
@@ -93,9 +84,7 @@ def rank_cmd(prompt, candidates, by, tokens, no_pmi, bos, model, as_json):
     """
     result = load_model(model).rank(prompt, list(candidates), top_k=3 if tokens else 0, bos=bos_value(bos),
                                     unconditional=not no_pmi)
-    if as_json:
-        return emit_json(result.to_dict())
-    console().print(_rank_table(result, by, tokens))
+    show(result, as_json, by=by, tokens=tokens)
 
 
 @click.command("lift")
@@ -116,75 +105,11 @@ def lift_cmd(question, answer, contexts, min_lift, bos, model, as_json):
           -c "Canberra is the capital of Australia." -c "Bananas are yellow."
     """
     result = load_model(model).context_lift(question, answer, list(contexts), min_lift, bos=bos_value(bos))
-    if as_json:
-        return emit_json(result.to_dict())
-    console().print(_lift_table(result))
+    show(result, as_json)
 
 
-# -- presentation -------------------------------------------------------------------------
 def _wrote(path) -> None:
     click.echo(f"wrote {path}", err=True)
-
-
-def _uncertainty_view(result: UncertaintyResult) -> Group:
-    s = result.summary()
-    summary = Text(f"{s['num_flagged']} of {s['num_scored']} tokens flagged · min p {_fmt_p(s['min_token_prob'])}"
-                   f" · mean log p {s['mean_logprob']:.3f} · mean entropy {s['mean_entropy']:.3f} nats"
-                   f" · MSP {s['msp']:.3f} nats")
-    table = Table(title="uncertain spans", title_justify="left")
-    for col in ("span", "chars", "min p", "max entropy"):
-        table.add_column(col, justify="left" if col == "span" else "right")
-    for sp in result.spans:
-        table.add_row(repr(sp.text), f"{sp.start}-{sp.end}", _fmt_p(sp.min_prob), f"{sp.max_entropy:.3f}")
-    return Group(summary, table)
-
-
-def _fmt_p(p: float) -> str:
-    return f"{p:.4f}" if p >= 1e-3 else f"{p:.2e}"
-
-
-def _truth_table(result: TruthResult) -> Table:
-    cats = list(result.reports[0].by_category)
-    table = Table(title=f"true vs false, {result.num_pairs} pairs (0.5 = chance)", title_justify="left")
-    for col in ("measure", "pair acc.", "AUROC", *cats):
-        table.add_column(col, justify="left" if col == "measure" else "right")
-    for r in result.reports:
-        table.add_row(r.measure, f"{r.pair_accuracy:.3f}", f"{r.auroc:.3f}", *(f"{r.by_category[c]:.2f}" for c in cats))
-    return table
-
-
-def _rank_table(result: RankResult, by: str, tokens: bool) -> Table:
-    table = Table(title=f"candidates after {result.prompt!r}, ordered by {by} "
-                        f"(shared prefix: {result.shared_prefix_tokens} tokens)", title_justify="left",
-                  caption="\n".join(result.notes) or None, caption_justify="left")
-    for col in ("#", "candidate", "tokens", *NORMALISATIONS):
-        table.add_column(col, justify="left" if col == "candidate" else "right")
-    orders = {n: result.order(n) for n in NORMALISATIONS}
-    for i in orders[by]:
-        c = result.candidates[i]
-        cells = [_fmt_rank(c.score(n), orders[n].index(i) + 1) for n in NORMALISATIONS]
-        detail = " ".join(f"{t.text!r}:{t.logprob:.2f}" for t in c.result.scored_tokens) if tokens else ""
-        table.add_row(str(orders[by].index(i) + 1), repr(c.candidate) + (f"\n{detail}" if detail else ""),
-                      str(c.num_tokens), *cells)
-    return table
-
-
-def _fmt_rank(value: float | None, place: int) -> str:
-    return "–" if value is None else f"{value:.3f} (#{place})"
-
-
-def _lift_table(result: LiftResult) -> Table:
-    verdict = "supported" if result.supported else "NOT supported by any context"
-    table = Table(title=f"answer {result.answer!r}: log p without context {result.total_without:.3f} · {verdict}"
-                        f" (min lift {result.min_lift:g} nats)", title_justify="left")
-    for col in ("context", "log p with", "lift (nats)", "supported", "tokens the context made likely"):
-        table.add_column(col, justify="left" if col in ("context", "tokens the context made likely") else "right")
-    for c in result.contexts:
-        short = c.context if len(c.context) <= 50 else c.context[:47] + "..."
-        made = ", ".join(f"{t.text!r} {t.lift:+.2f}" for t in c.lifted_tokens) if c.aligned else "(tokens differ)"
-        table.add_row(repr(short), f"{c.total_with:.3f}", Text(f"{c.lift:+.3f}", style="green" if c.supported
-                      else "red"), "yes" if c.supported else "no", made)
-    return table
 
 
 COMMANDS = [uncertain_cmd, truth_cmd, rank_cmd, lift_cmd]

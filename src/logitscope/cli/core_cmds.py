@@ -4,37 +4,36 @@ from __future__ import annotations
 
 import click
 
-from ..views import heatmap
-from ..views import terminal as render
-from .common import bos_option, bos_value, console, emit_json, json_option, load_model, model_option, read_text
+from .common import bos_option, bos_value, console, json_option, load_model, model_option, read_text, show
 
 
 @click.command("next")
 @click.argument("prompt")
-@click.option("-k", "--top-k", default=10, show_default=True, help="How many top tokens to list.")
+@click.option("-k", "--show", "rows", default=10, show_default=True, help="How many top tokens to list.")
 @click.option("-t", "--temperature", default=1.0, show_default=True, help="Softmax temperature (> 0).")
 @bos_option
 @model_option
 @json_option
-def next_cmd(prompt, top_k, temperature, bos, model, as_json):
+def next_cmd(prompt, rows, temperature, bos, model, as_json):
     """Show the next-token distribution after PROMPT.
 
     \b
     Examples:
       logitscope next "To be or not to"
       logitscope next "The capital of France is" -k 5 --temperature 0.7 --json
+
+    -k is how many rows to show (as in every command); the next-token distribution is
+    the model's own, before any sampler (see `dist` for --top-k and the other stages).
     """
-    result = load_model(model).next_token(prompt, top_k=top_k, temperature=temperature, bos=bos_value(bos))
-    if as_json:
-        return emit_json(result.to_dict())
-    console().print(render.next_token_table(result))
+    result = load_model(model).next_token(prompt, top_k=rows, temperature=temperature, bos=bos_value(bos))
+    show(result, as_json)
 
 
 @click.command("score")
 @click.argument("text", required=False)
 @click.option("-f", "--file", "file", help="Read the text from FILE ('-' for stdin).")
 @click.option("-c", "--context", default=None, help="Condition on this context; score only TEXT (answer-only).")
-@click.option("-k", "--top-k", default=3, show_default=True, help="Alternatives kept per token.")
+@click.option("--alternatives", default=3, show_default=True, help="Top alternatives kept per token.")
 @click.option("--table", is_flag=True, help="Also print a per-token table.")
 @click.option("--window", type=int, default=None, help="Tokens per window for long texts (default: model context).")
 @click.option("--stride", type=int, default=None, help="Window stride (default: window/2).")
@@ -44,7 +43,7 @@ def next_cmd(prompt, top_k, temperature, bos, model, as_json):
 @bos_option
 @model_option
 @json_option
-def score_cmd(text, file, context, top_k, table, window, stride, html_path, color_by, bos, model, as_json):
+def score_cmd(text, file, context, alternatives, table, window, stride, html_path, color_by, bos, model, as_json):
     """Score TEXT (or -f FILE) token by token: a coloured heatmap with totals.
 
     \b
@@ -55,15 +54,13 @@ def score_cmd(text, file, context, top_k, table, window, stride, html_path, colo
       logitscope score "The capital of Australia is Vienna." --html out.html --color-by rank
     """
     body = read_text(text, file)
-    result = load_model(model).score(body, context=context, top_k=top_k, bos=bos_value(bos),
+    result = load_model(model).score(body, context=context, top_k=alternatives, bos=bos_value(bos),
                                      window=window, stride=stride)
     if html_path:
-        click.echo(f"wrote {heatmap.write_html(result, html_path, color_by)}", err=True)
-    if as_json:
-        return emit_json(result.to_dict())
-    if color_by != "prob":
-        return console().print(heatmap.terminal_view(result, color_by))
-    console().print(render.score_view(result, table=table))
+        from ..views.html import write_html
+
+        click.echo(f"wrote {write_html(result, html_path, color_by)}", err=True)
+    show(result, as_json, table=table, color_by=color_by)
 
 
 @click.command("tokenize")
@@ -78,12 +75,7 @@ def tokenize_cmd(text, model, as_json):
       logitscope tokenize "Tokenization isn't always intuitive."
     """
     result = load_model(model).tokenize(text)
-    if as_json:
-        return emit_json([t.to_dict() for t in result.tokens])
-    click.echo(" | ".join(render.show_token(t.text) for t in result.tokens))
-    for t in result.tokens:
-        click.echo(f"{t.token_id:>7}  {t.text!r:<20} [{t.start}, {t.end})")
-    click.echo(f"{len(result)} tokens, {len(text)} characters")
+    show(result, as_json, data=[t.to_dict() for t in result.tokens])  # JSON: the list of tokens
 
 
 DEMO_PROMPT = "To be or not to"
@@ -99,11 +91,13 @@ def demo_cmd(model):
     Example:
       logitscope demo            # on the bundled SmolLM2-135M-Instruct
     """
+    from ..views.terminal import render
+
     m = load_model(model)
     out = console()
     out.print(f"model: {m!r}")
-    out.print(render.next_token_table(m.next_token(DEMO_PROMPT, top_k=10)))
-    out.print(render.score_view(m.score(DEMO_TEXT), table=True))
+    out.print(m.next_token(DEMO_PROMPT, top_k=10))
+    out.print(render(m.score(DEMO_TEXT), table=True))
 
 
 COMMANDS = [next_cmd, score_cmd, tokenize_cmd, demo_cmd]

@@ -5,18 +5,17 @@ from __future__ import annotations
 import math
 
 import click
-from rich.table import Table
 
 from ..errors import InputError
-from ..views.terminal import show_token
-from .common import console, bos_option, bos_value, emit_json, json_option, load_model, model_option
+from .common import bos_option, bos_value, json_option, load_model, model_option, show
 
 
 def strategy_options(func):
     """--temperature/--top-k/--top-p/--min-p/--repetition-penalty/--bias, shared by the sampling commands."""
     for opt in reversed([
         click.option("-t", "--temperature", default=1.0, show_default=True, help="Temperature >= 0 (0 = greedy)."),
-        click.option("--top-k", type=int, default=None, help="Keep the k most likely tokens (ties kept), k >= 1."),
+        click.option("--top-k", type=int, default=None,
+                     help="Sampler stage: keep the k most likely tokens (ties kept), k >= 1."),
         click.option("--top-p", default=1.0, show_default=True, help="Nucleus: smallest set reaching p, in (0, 1]."),
         click.option("--min-p", default=0.0, show_default=True, help="Keep p >= min_p * p_max, in [0, 1]."),
         click.option("--repetition-penalty", default=1.0, show_default=True, help="> 1 discourages repeats."),
@@ -48,12 +47,12 @@ def parse_bias(item: str) -> tuple[int | str, float]:
 @click.command("dist")
 @click.argument("prompt")
 @strategy_options
-@click.option("-k", "--show", default=8, show_default=True, help="Top tokens listed per stage.")
+@click.option("-k", "--show", "rows", default=8, show_default=True, help="How many top tokens to list per stage.")
 @click.option("--plot", "plot_path", default=None, metavar="FILE.png", help="Draw the stages side by side.")
 @bos_option
 @model_option
 @json_option
-def dist_cmd(prompt, temperature, top_k, top_p, min_p, repetition_penalty, bias, show, plot_path, bos, model,
+def dist_cmd(prompt, temperature, top_k, top_p, min_p, repetition_penalty, bias, rows, plot_path, bos, model,
              as_json):
     """Show the next-token distribution after each stage of the sampler chain.
 
@@ -61,16 +60,14 @@ def dist_cmd(prompt, temperature, top_k, top_p, min_p, repetition_penalty, bias,
     Examples:
       logitscope dist "The capital of France is" -t 0.7 --top-k 20 --top-p 0.9
       logitscope dist "Once upon a" --min-p 0.1 --bias ' time=-inf' --plot chain.png
-    """
-    from ..sampling.generation import plot_chain
 
+    --top-k is the sampler's top-k stage; -k is how many rows to show.
+    """
     config = sampler_config(temperature, top_k, top_p, min_p, repetition_penalty, bias)
-    result = load_model(model).chain(prompt, config, bos=bos_value(bos), top=show)
+    result = load_model(model).chain(prompt, config, bos=bos_value(bos), top=rows)
     if plot_path:
-        plot_chain(result, plot_path)
-    if as_json:
-        return emit_json(result.to_dict())
-    console().print(chain_table(result))
+        result.plot(save_to=plot_path)
+    show(result, as_json)
 
 
 @click.command("sample")
@@ -91,9 +88,7 @@ def sample_cmd(prompt, n, seed, temperature, top_k, top_p, min_p, repetition_pen
     """
     config = sampler_config(temperature, top_k, top_p, min_p, repetition_penalty, bias)
     result = load_model(model).sample(prompt, n, config, seed=seed, bos=bos_value(bos))
-    if as_json:
-        return emit_json(result.to_dict())
-    console().print(sample_table(result))
+    show(result, as_json)
 
 
 @click.command("generate")
@@ -119,12 +114,7 @@ def generate_cmd(prompt, max_new_tokens, seed, stop, trace, temperature, top_k, 
     on_text = None if as_json else (lambda piece: click.echo(piece, nl=False))
     result = load_model(model).generate(prompt, max_new_tokens, config, seed=seed, stop=stop, bos=bos_value(bos),
                                         on_text=on_text)
-    if as_json:
-        return emit_json(result.to_dict())
-    click.echo(f"\n[{len(result.token_ids)} tokens, stopped: {result.stop_reason}, "
-               f"total log-prob {result.total_logprob:.4f}]")
-    if trace:
-        console().print(trace_table(result))
+    show(result, as_json, show_text=False, trace=trace)  # the text was streamed above
 
 
 @click.command("beam")
@@ -144,9 +134,7 @@ def beam_cmd(prompt, beams, max_new_tokens, alpha, bos, model, as_json):
       logitscope beam "Q: What is 2+2?\\nA:" --beams 3 --alpha 0.6 --json
     """
     result = load_model(model).beam_search(prompt, beams, max_new_tokens, alpha, bos=bos_value(bos))
-    if as_json:
-        return emit_json(result.to_dict())
-    console().print(beam_table(result))
+    show(result, as_json)
 
 
 @click.command("tree")
@@ -166,61 +154,10 @@ def tree_cmd(prompt, depth, branch, min_prob, image_path, bos, model, as_json):
       logitscope tree "The capital of France is" --depth 3 --branch 3
       logitscope tree "Once upon a" -d 2 -b 4 --min-prob 0.05 --image tree.png
     """
-    from ..sampling.tree import plot_tree, tree_text
-
     result = load_model(model).tree(prompt, depth, branch, min_prob, bos=bos_value(bos))
     if image_path:
-        plot_tree(result, image_path)
-    if as_json:
-        return emit_json(result.to_dict())
-    click.echo(tree_text(result))
-
-
-# -- tables ----------------------------------------------------------------------------------------
-
-def chain_table(result) -> Table:
-    table = Table(title=f"sampler chain after {result.prompt!r}", title_justify="left")
-    for col in ("stage", "survivors", "entropy", "top tokens (prob)"):
-        table.add_column(col, justify="left" if col in ("stage", "top tokens (prob)") else "right")
-    for s in result.stages:
-        tops = "  ".join(f"{show_token(c.text)} {c.prob:.3f}" for c in s.top)
-        table.add_row(s.stage, str(s.survivors), f"{s.entropy:.3f}", tops)
-    return table
-
-
-def sample_table(result) -> Table:
-    title = (f"{result.n} draws after {result.prompt!r} (seed {result.seed}, {result.survivors} survivors): "
-             f"chi2={result.chi_square:.2f}, dof={result.dof}, p={result.p_value:.3f}")
-    table = Table(title=title, title_justify="left")
-    for col in ("id", "token", "prob", "expected", "drawn", "freq"):
-        table.add_column(col, justify="left" if col == "token" else "right")
-    for r in result.rows:
-        table.add_row(str(r.token_id), repr(r.text), f"{r.prob:.4f}", f"{r.prob * result.n:.1f}", str(r.count),
-                      f"{r.count / result.n:.4f}")
-    return table
-
-
-def trace_table(result) -> Table:
-    table = Table(title="generation trace", title_justify="left")
-    for col in ("step", "token", "p raw", "p processed", "rank", "entropy", "survivors", "top alternatives"):
-        table.add_column(col, justify="left" if col in ("token", "top alternatives") else "right")
-    for s in result.steps:
-        alts = ", ".join(f"{show_token(a.text)} {a.prob:.2f}" for a in s.alternatives[:3])
-        table.add_row(str(s.step), repr(s.text), f"{s.prob:.4f}", f"{s.processed_prob:.4f}", str(s.rank),
-                      f"{s.entropy:.3f}", str(s.survivors), alts)
-    return table
-
-
-def beam_table(result) -> Table:
-    table = Table(title=f"beam search (B={result.num_beams}, alpha={result.alpha:g}) after {result.prompt!r}",
-                  title_justify="left")
-    for col in ("", "text", "tokens", "log-prob", "normalised", "EOS"):
-        table.add_column(col, justify="left" if col in ("", "text") else "right")
-    rows = [(f"beam {i + 1}", b) for i, b in enumerate(result.beams)] + [("greedy", result.greedy)]
-    for label, b in rows:
-        table.add_row(label, repr(b.text), str(len(b.token_ids)), f"{b.logprob:.4f}", f"{b.normalized:.4f}",
-                      "yes" if b.finished else "no")
-    return table
+        result.plot(save_to=image_path)
+    show(result, as_json)
 
 
 COMMANDS = [dist_cmd, sample_cmd, generate_cmd, beam_cmd, tree_cmd]

@@ -6,10 +6,9 @@ import sys
 from contextlib import contextmanager
 
 import click
-from rich.table import Table
 
-from ..scoring.perplexity import CONVENTIONS, WHY, PerplexityResult
-from .common import console, emit_json, json_option, load_model
+from ..scoring.perplexity import CONVENTIONS
+from .common import json_option, load_model, show
 
 BOS_CHOICES = {"convention": None, "always": True, "never": False, "auto": "auto"}
 
@@ -40,34 +39,19 @@ def perplexity_cmd(files, window, stride, convention, compare_conventions, bos, 
       logitscope perplexity corpus.txt --window 256 --compare-conventions
       logitscope perplexity corpus.txt -m bundled -m ./other-model --json
     """
-    conventions = CONVENTIONS if compare_conventions else (convention,)
-    results = []
-    for spec in models or (None,):
-        model = load_model(spec)
-        for conv in conventions:
-            with _progress(as_json) as tick:
-                results.append(model.perplexity(files=list(files), convention=conv, window=window,
-                                                stride=stride if conv == "strided" or not compare_conventions else None,
-                                                bos=BOS_CHOICES[bos], fmt=fmt, progress=tick))
-    _emit(results, as_json, compare_conventions)
-    _report_errors(results)
+    from ..scoring.perplexity import compare
+
+    with _progress(as_json) as tick:
+        result = compare((load_model(spec).backend for spec in models or (None,)), files=list(files),
+                         conventions=CONVENTIONS if compare_conventions else (convention,), window=window,
+                         stride=stride, bos=BOS_CHOICES[bos], fmt=fmt, progress=tick)
+    runs = [r.to_dict() for r in result.results]
+    show(result, as_json, data=runs[0] if len(runs) == 1 else runs, piped_width=160)  # pipes get full numbers
+    _report_errors(result.errors)
 
 
-def _emit(results: list[PerplexityResult], as_json: bool, explain: bool) -> None:
-    if as_json:
-        return emit_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
-    out = console(piped_width=160)  # pipes get full numbers, not "…"
-    if len(results) == 1:
-        return out.print(per_source_table(results[0]))
-    out.print(side_by_side_table(results))
-    if explain:
-        for conv in dict.fromkeys(r.convention for r in results):
-            click.echo(f"  {conv:<9} {WHY[conv]}")
-
-
-def _report_errors(results: list[PerplexityResult]) -> None:
+def _report_errors(errors: tuple[str, ...]) -> None:
     """One line per bad file (once, not per model/convention); exit 2 after the others were reported."""
-    errors = list(dict.fromkeys(s.error for r in results for s in r.errors))
     for message in errors:
         click.echo(f"error: {message}", err=True)
     if errors:
@@ -84,45 +68,6 @@ def _progress(quiet: bool):
 
     with tqdm(unit="tok", unit_scale=True, file=sys.stderr, desc="scoring", leave=False) as bar:
         yield bar.update
-
-
-def _fmt(value, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _settings(r: PerplexityResult) -> str:
-    stride = f" stride={r.stride}" if r.stride is not None else ""
-    return f"{r.model} · {r.convention} window={r.window}{stride} · bos={r.bos} (prefix id {r.prefix_token_id})"
-
-
-def per_source_table(r: PerplexityResult) -> Table:
-    """One row per file plus the token-weighted total."""
-    table = Table(title=_settings(r), title_justify="left")
-    for col in ("file", "docs", "scored", "perplexity", "bits/byte", "byte ppl", "word ppl", "doc-mean ppl"):
-        table.add_column(col, justify="left" if col == "file" else "right")
-    for s in r.scored_sources:
-        table.add_row(s.source, str(len(s.documents)), *_count_cells(s.counts), _fmt(s.mean_document_perplexity))
-    if r.total is not None and len(r.scored_sources) > 1:
-        table.add_row("[bold]total[/bold]", str(sum(len(s.documents) for s in r.scored_sources)),
-                      *_count_cells(r.total), _fmt(r.mean_document_perplexity))
-    return table
-
-
-def side_by_side_table(results: list[PerplexityResult]) -> Table:
-    """One row per (model, convention): corpus totals."""
-    table = Table(title="corpus perplexity (token-weighted, all files)", title_justify="left")
-    for col in ("model", "convention", "window", "stride", "bos", "scored", "perplexity", "bits/byte", "byte ppl",
-                "word ppl"):
-        table.add_column(col, justify="left" if col in ("model", "convention", "bos") else "right")
-    for r in results:
-        cells = _count_cells(r.total) if r.total is not None else ["-"] * 5
-        table.add_row(r.model, r.convention, str(r.window), "-" if r.stride is None else str(r.stride), r.bos, *cells)
-    return table
-
-
-def _count_cells(c) -> list[str]:
-    return [str(c.num_scored), _fmt(c.perplexity), _fmt(c.bits_per_byte), _fmt(c.byte_perplexity),
-            _fmt(c.word_perplexity)]
 
 
 COMMANDS = [perplexity_cmd]

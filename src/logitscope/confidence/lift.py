@@ -17,14 +17,13 @@ flagged as not supported by the contexts.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..backends.base import Backend
 from ..core.boundary import check_fits, encode, require_text
 from ..errors import InputError, check_range
-from ..results import ResultMixin, ScoreResult
+from ..results import ResultMixin, ScoreResult, prob_of
 from ..scoring.score import score_texts
 
 DEFAULT_TEMPLATE = "{context}\n\n{question}"
@@ -41,6 +40,9 @@ class TokenLift(ResultMixin):
     logprob_without: float
     logprob_with: float
 
+    prob_without = prob_of("logprob_without")
+    prob_with = prob_of("logprob_with")
+
     @property
     def lift(self) -> float:
         return self.logprob_with - self.logprob_without
@@ -48,7 +50,7 @@ class TokenLift(ResultMixin):
     def to_dict(self) -> dict:
         return {"token_id": self.token_id, "text": self.text, "logprob_without": self.logprob_without,
                 "logprob_with": self.logprob_with, "lift": self.lift,
-                "prob_without": math.exp(self.logprob_without), "prob_with": math.exp(self.logprob_with)}
+                "prob_without": self.prob_without, "prob_with": self.prob_with}
 
 
 @dataclass(frozen=True)

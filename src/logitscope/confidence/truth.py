@@ -179,29 +179,3 @@ def _by_category(pairs: Sequence[StatementPair], trues: Sequence[float], falses:
     for i, p in enumerate(pairs):
         cats.setdefault(p.category, []).append(i)
     return {c: pair_accuracy([trues[i] for i in idx], [falses[i] for i in idx]) for c, idx in sorted(cats.items())}
-
-
-def plot(result: TruthResult, path: str | Path) -> Path:
-    """ROC curves of every measure and their pair accuracies, as a PNG (matplotlib Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (roc_ax, bar_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for r in result.reports:
-        fpr, tpr = roc_curve(result.true_scores[r.measure], result.false_scores[r.measure])
-        roc_ax.plot(fpr, tpr, label=f"{r.measure} (AUROC {r.auroc:.2f})")
-    roc_ax.plot([0, 1], [0, 1], "k:", lw=1)
-    roc_ax.set(xlabel="false-statement rate above threshold", ylabel="true-statement rate above threshold",
-               title=f"ROC, {result.num_pairs} pairs")
-    roc_ax.legend(fontsize=8)
-    names = [r.measure for r in result.reports]
-    bar_ax.barh(names, [r.pair_accuracy for r in result.reports], color="#2da44e")
-    bar_ax.axvline(0.5, color="k", ls=":", lw=1)
-    bar_ax.set(xlim=(0, 1), xlabel="pair accuracy (true member scores higher)", title="pair accuracy")
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out

@@ -244,32 +244,3 @@ def evaluate(backend: Backend, dataset: str | Path | McqDataset | None = None, n
                                     tuple(probs[i, : len(it.choices)].tolist())) for i, it in enumerate(data.items))
     return CalibrationReport(data.source, normalize, calibration_metrics(scores, labels, bins),
                              temperature_report(scores, labels, bins, seed), questions, data.problems)
-
-
-def plot_reliability(report: CalibrationReport, path: str | Path) -> Path:
-    """Reliability diagram (accuracy vs confidence per bin) and a confidence histogram, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
-    bins = report.metrics.bins
-    centres = [(b.low + b.high) / 2 for b in bins]
-    width = bins[0].high - bins[0].low
-    top.bar(centres, [0 if b.count == 0 else b.accuracy for b in bins], width=width * 0.9,
-            edgecolor="black", color="#4c72b0", label="accuracy")
-    top.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    if report.temperature is not None:
-        after = report.temperature.after.bins
-        top.plot([b.confidence for b in after if b.count], [b.accuracy for b in after if b.count],
-                 "o-", color="#dd8452", label=f"held-out, T={report.temperature.temperature:.2f}")
-    m = report.metrics
-    top.set(ylabel="accuracy", ylim=(0, 1), title=f"{report.normalize}: acc {m.accuracy:.2f}, ECE {m.ece:.3f}")
-    top.legend(loc="upper left", fontsize=8)
-    bottom.bar(centres, [b.count for b in bins], width=width * 0.9, color="#8c8c8c")
-    bottom.set(xlabel="confidence (softmax over choices)", ylabel="count", xlim=(0, 1))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)

@@ -4,7 +4,7 @@ Variants, each run on the same token ids as the float32 base:
 
 * simulated uniform quantization of every nn.Linear / nn.Embedding weight to b bits
   (1..32), rounded in float64 and stored back as float32. ``affine`` (default) is
-  seed 003's method: 2^b - 1 steps between the min and the max; ``symmetric`` uses
+  the min-max grid: 2^b - 1 equal steps between the min and the max; ``symmetric`` uses
   a grid symmetric around 0, ±(2^(b-1) - 1) steps of max|w| / (2^(b-1) - 1) (at
   1 bit: ±max|w|). ``per-tensor`` takes min/max over the whole matrix,
   ``per-channel`` over each output row (what practical int4/int8 formats do).
@@ -291,6 +291,13 @@ class QuantizationReport(ResultMixin):
     def _rows(self) -> list[dict]:
         return [v.to_dict() for v in self.variants]
 
+    @property
+    def focus_variant(self) -> VariantStats | None:
+        """The variant worth looking at token by token: the most damaged one whose mean KL
+        is still below 1 nat (else the most damaged of all; None without variants)."""
+        usable = [v for v in self.variants if v.kl_mean < 1.0] or list(self.variants)
+        return max(usable, key=lambda v: v.kl_mean) if usable else None
+
 
 def quantization_impact(backend, text: str, bits=(16, 8, 4, 3, 2), scheme: str = "per-tensor",
                         symmetric: bool = False, int8: bool = True, top_k: int = 256, window: int = 1024,
@@ -327,33 +334,3 @@ def _run_int8(backend, enc, window, base, scheme) -> VariantStats:
     size = dynamic_int8_bytes(qbackend.torch_module)
     del qbackend  # free the copy before anything else runs
     return variant_stats("int8 torch", None, size, cmp, time.perf_counter() - start)
-
-
-def plot_quantization(report: QuantizationReport, path):
-    """Perplexity and mean/p99 KL against bit width (log scales), real int8 path as a marker."""
-    from pathlib import Path
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sim = sorted((v for v in report.variants if v.bits is not None), key=lambda v: v.bits)
-    real = [v for v in report.variants if v.bits is None]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot([v.bits for v in sim], [v.perplexity for v in sim], "o-", label="simulated")
-    left.axhline(report.base_perplexity, color="grey", linestyle="--", label="float32")
-    right.plot([v.bits for v in sim], [max(v.kl_mean, 1e-12) for v in sim], "o-", label="mean KL")
-    right.plot([v.bits for v in sim], [max(v.kl_p99, 1e-12) for v in sim], "s:", label="99th pct KL")
-    for v in real:
-        left.plot([8], [v.perplexity], "r*", markersize=12, label=v.label)
-        right.plot([8], [max(v.kl_mean, 1e-12)], "r*", markersize=12, label=v.label)
-    left.set(xlabel="bits per weight", ylabel="perplexity", yscale="log", title=f"{report.scheme} quantization")
-    right.set(xlabel="bits per weight", ylabel="KL(base || quantized), nats", yscale="log",
-              title=f"{report.num_tokens} tokens")
-    for ax in (left, right):
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)

@@ -14,7 +14,6 @@ Siblings share their parent's KV cache: all but the last child fork it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +23,7 @@ from ..backends.base import Backend, DecodeState
 from ..errors import check_range
 from .generation import _check_room, generate, start_ids
 from ..core.processors import SamplerConfig
-from ..results import ResultMixin
+from ..results import ResultMixin, prob_of
 
 
 @dataclass(frozen=True)
@@ -35,9 +34,7 @@ class Beam(ResultMixin):
     normalized: float  # logprob / len ** alpha
     finished: bool  # ended with EOS
 
-    @property
-    def prob(self) -> float:
-        return math.exp(self.logprob)
+    prob = prob_of("logprob")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from ..backends.base import Backend, DecodeState, require
 from ..core.boundary import check_fits, prompt_ids
 from ..errors import InputError, check_range
 from ..core.processors import Sampler, SamplerConfig, chi_square_gof, run_chain
-from ..results import ResultMixin, TokenCandidate, jsonable
+from ..results import ResultMixin, TokenCandidate, jsonable, prob_of
 from ..scoring.score import candidates
 
 
@@ -61,9 +61,7 @@ class SampleCount(ResultMixin):
     logprob: float  # under the processed distribution
     count: int
 
-    @property
-    def prob(self) -> float:
-        return math.exp(self.logprob)
+    prob = prob_of("logprob")
 
     def to_dict(self) -> dict:
         return {"token_id": self.token_id, "text": self.text, "prob": self.prob, "count": self.count}
@@ -99,13 +97,8 @@ class TraceStep(ResultMixin):
     survivors: int  # tokens left after the chain
     alternatives: tuple[TokenCandidate, ...]  # raw top-k
 
-    @property
-    def prob(self) -> float:
-        return math.exp(self.logprob)
-
-    @property
-    def processed_prob(self) -> float:
-        return math.exp(self.processed_logprob)
+    prob = prob_of("logprob")
+    processed_prob = prob_of("processed_logprob")
 
     def to_dict(self) -> dict:
         return {**{k: jsonable(v) for k, v in vars(self).items() if k != "alternatives"},
@@ -300,27 +293,3 @@ def _generation_result(backend, prompt, ids, records, reason, config, seed, used
     text_ids = tokens[:-1] if reason == "eos" else tokens
     return GenerationResult(prompt, tuple(ids), tuple(tokens), backend.detokenize(text_ids), steps, reason,
                             config, seed, used_cache)
-
-
-# -- plotting --------------------------------------------------------------------------------------
-
-def plot_chain(result: ChainResult, path: str, top: int = 10) -> str:
-    """Bar charts of each stage's top tokens, side by side (matplotlib, Agg backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stages = result.stages
-    fig, axes = plt.subplots(1, len(stages), figsize=(3.2 * len(stages), 4), squeeze=False)
-    for ax, stage in zip(axes[0], stages):
-        shown = stage.top[:top][::-1]
-        ax.barh([repr(c.text) for c in shown], [c.prob for c in shown], color="#4c72b0")
-        ax.set_xlim(0, 1)
-        ax.set_title(f"{stage.stage}\n{stage.survivors} tokens, H={stage.entropy:.2f} nats", fontsize=9)
-        ax.tick_params(labelsize=8)
-    fig.suptitle(f"next token after {result.prompt!r}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -27,8 +27,7 @@ from ..core import mathops
 from ..backends.base import Backend, DecodeState
 from ..errors import InputError, check_range
 from .generation import _check_room, start_ids
-from ..views.terminal import show_token
-from ..results import ResultMixin
+from ..results import ResultMixin, prob_of
 
 MAX_NODES = 20_000
 
@@ -42,13 +41,8 @@ class TreeNode(ResultMixin):
     depth: int  # 1 = a child of the prompt
     children: tuple["TreeNode", ...] = ()
 
-    @property
-    def prob(self) -> float:
-        return math.exp(self.logprob)
-
-    @property
-    def cum_prob(self) -> float:
-        return math.exp(self.cum_logprob)
+    prob = prob_of("logprob")
+    cum_prob = prob_of("cum_logprob")
 
     def to_dict(self) -> dict:
         return {"token_id": self.token_id, "text": self.text, "logprob": self.logprob, "prob": self.prob,
@@ -125,68 +119,3 @@ class _Expander:
             return DecodeState(ids, self.backend.next_logits([list(ids)])[0])  # recompute the prefix
         parent = state if last else self.backend.fork(state)  # the last child may consume the parent's cache
         return self.backend.extend(parent, [token])
-
-
-# -- renderings ------------------------------------------------------------------------------------
-
-def tree_text(result: TreeResult) -> str:
-    """An indented text tree with each node's probability and path probability."""
-    lines = [repr(result.prompt)]
-    _text_lines(result.children, "", lines)
-    return "\n".join(lines)
-
-
-def _text_lines(nodes: tuple[TreeNode, ...], indent: str, lines: list[str]) -> None:
-    for i, node in enumerate(nodes):
-        last = i == len(nodes) - 1
-        lines.append(f"{indent}{'└── ' if last else '├── '}{show_token(node.text):<14} "
-                     f"p={node.prob:.3f}  path={node.cum_prob:.4f}")
-        _text_lines(node.children, indent + ("    " if last else "│   "), lines)
-
-
-def plot_tree(result: TreeResult, path: str) -> str:
-    """Draw the tree left to right with matplotlib (Agg): edge width follows probability."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    places: dict[int, tuple[float, float]] = {}
-    leaves = _layout(result.children, places, [0])
-    fig, ax = plt.subplots(figsize=(3 + 2.6 * result.depth, 1 + 0.38 * max(leaves, 1)))
-    ax.text(0, _mean_y(result.children, places), repr(result.prompt), ha="right", va="center", fontsize=8,
-            bbox={"boxstyle": "round", "fc": "#eeeeee"})
-    _draw(ax, result.children, (0, _mean_y(result.children, places)), places)
-    ax.set_xlim(-2.5, result.depth + 0.8)
-    ax.set_ylim(max(leaves, 1), -1)  # first (likeliest) child on top
-    ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _layout(nodes, places: dict, next_leaf: list[int]) -> int:
-    """Leaves get consecutive rows; a parent sits at the mean of its children."""
-    for node in nodes:
-        if node.children:
-            _layout(node.children, places, next_leaf)
-            y = _mean_y(node.children, places)
-        else:
-            y = float(next_leaf[0])
-            next_leaf[0] += 1
-        places[id(node)] = (float(node.depth), y)
-    return next_leaf[0]
-
-
-def _mean_y(nodes, places: dict) -> float:
-    return sum(places[id(n)][1] for n in nodes) / len(nodes) if nodes else 0.0
-
-
-def _draw(ax, nodes, parent_xy: tuple[float, float], places: dict) -> None:
-    for node in nodes:
-        x, y = places[id(node)]
-        ax.plot([parent_xy[0], x - 0.03], [parent_xy[1], y], color="#4c72b0", lw=0.5 + 4 * node.prob, alpha=0.7)
-        ax.text(x, y, f"{show_token(node.text)}  {node.prob:.2f}", va="center", fontsize=8,
-                bbox={"boxstyle": "round", "fc": "white", "ec": "#4c72b0"})
-        _draw(ax, node.children, (x + 0.62, y), places)

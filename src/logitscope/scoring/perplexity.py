@@ -170,6 +170,27 @@ class PerplexityResult(ResultMixin):
                 "sources": [s.to_dict() for s in self.sources]}
 
 
+@dataclass(frozen=True)
+class PerplexityComparison(ResultMixin):
+    """Several runs side by side: every model under every convention, models outer."""
+
+    conventions: tuple[str, ...]
+    results: tuple[PerplexityResult, ...]
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        """Every bad source's error once, not once per model and convention."""
+        return tuple(dict.fromkeys(s.error for r in self.results for s in r.errors))
+
+    def to_dict(self) -> dict:
+        return {"conventions": list(self.conventions), "results": [r.to_dict() for r in self.results],
+                "errors": list(self.errors)}
+
+    def _rows(self) -> list[dict]:
+        return [{"model": r.model, "convention": r.convention, "window": r.window, "stride": r.stride, "bos": r.bos}
+                | (r.total.to_dict() if r.total is not None else {}) for r in self.results]
+
+
 def _mean_document_perplexity(docs: Iterable[DocumentPerplexity]) -> float | None:
     values = [d.counts.perplexity for d in docs if d.counts.num_scored]
     return math.fsum(values) / len(values) if values else None
@@ -312,6 +333,25 @@ def perplexity(backend: Backend, texts: Sequence[str] | None = None, files: Sequ
         sources = [score_source(backend, f, corpus.read_documents(f, fmt), settings, progress) for f in files]
     return PerplexityResult(backend.name, settings.convention, settings.window, settings.stride, settings.bos,
                             settings.prefix, tuple(sources))
+
+
+def compare(backends: Iterable[Backend], texts: Sequence[str] | None = None, files: Sequence[str] | None = None,
+            conventions: Sequence[str] = CONVENTIONS, window: int | None = None, stride: int | None = None,
+            bos: str | bool | None = None, fmt: str | None = None,
+            progress: Callable[[int], None] | None = None) -> PerplexityComparison:
+    """``perplexity`` for every backend under every convention (backends are consumed one at
+    a time, so a generator that loads each model keeps one in memory). With several
+    conventions, ``stride`` applies to the strided one only."""
+    conventions = tuple(conventions)
+    for conv in conventions:
+        if conv not in CONVENTIONS:
+            raise InputError(f"unknown convention {conv!r}", hint=f"use one of {', '.join(CONVENTIONS)}")
+    results = []
+    for backend in backends:
+        for conv in conventions:
+            run_stride = stride if conv == "strided" or len(conventions) == 1 else None
+            results.append(perplexity(backend, texts, files, conv, window, run_stride, bos, fmt, progress))
+    return PerplexityComparison(conventions, tuple(results))
 
 
 def expected_scored(convention: str, n_ids: int, window: int) -> int:

@@ -1,115 +1,178 @@
-"""Terminal renderings (rich): next-token tables, token heatmaps, score tables.
+"""Terminal views (rich): one renderable per result type, and the one token heatmap.
 
-Pure presentation: each function takes a result object and returns a rich
-renderable; nothing here computes a probability.
+``render(result, **options)`` returns the rich renderable for any result; a result's
+``__rich__`` calls it with the default options, so ``Console().print(result)`` works.
+Tables come from ``views.tables`` (the same rows the HTML view shows).
+
+The heatmap colours the ORIGINAL text by character offsets (``text.display_pieces``):
+spaces a tokenizer drops stay, a character split over byte-level tokens is coloured
+whole, text no token covers is dim.
 """
 
 from __future__ import annotations
 
-import math
-
+from rich import box
 from rich.console import Group
+from rich.pretty import Pretty
 from rich.table import Table
 from rich.text import Text
 
-from ..results import NextTokenResult, ScoreResult, TokenScore
+from . import lookup, tables, text
+from .colours import (COLOR_MODES, ENTROPY_CEILING, RANK_BUCKETS, UNSCORED_STYLE, check_mode, entropy_colour,
+                      kl_colour, on, prob_colour, token_colour)
 
-# probability buckets for colouring, high to low: (lower bound, background, label)
-PROB_BUCKETS = [
-    (0.5, "#1a7f37", "p >= 0.5"),
-    (0.1, "#9a6700", "0.1 <= p < 0.5"),
-    (0.01, "#bc4c00", "0.01 <= p < 0.1"),
-    (0.0, "#cf222e", "p < 0.01"),
-]
-UNSCORED_STYLE = "dim"
+PROB_LEGEND = [(1e-4, "≤1e-4"), (1e-3, "0.001"), (1e-2, "0.01"), (1e-1, "0.1"), (1.0, "1")]
 
 
-def show_token(text: str) -> str:
-    """Make whitespace visible in a token: space -> '␣', newline -> '↵'."""
-    return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "→")
+def render(result, **options):
+    """The rich renderable of ``result`` (a Pretty repr for types without a view)."""
+    view = lookup(VIEWS, result)
+    return Pretty(result) if view is None else view(result, **options)
 
 
-def prob_style(prob: float | None) -> str:
-    if prob is None:
-        return UNSCORED_STYLE
-    for low, colour, _ in PROB_BUCKETS:
-        if prob >= low:
-            return f"white on {colour}"
-    return UNSCORED_STYLE
-
-
-def next_token_table(result: NextTokenResult) -> Table:
-    title = (f"next token after {result.prompt!r}  (entropy {result.entropy:.3f} nats = "
-             f"{result.entropy_bits:.3f} bits, T={result.temperature:g})")
-    table = Table(title=title, title_justify="left")
-    for col, just in [("rank", "right"), ("id", "right"), ("token", "left"), ("logit", "right"),
-                      ("log-prob", "right"), ("prob", "right"), ("", "left")]:
-        table.add_column(col, justify=just)
-    for c in result.top:
-        bar = "█" * max(1, round(c.prob * 30)) if c.prob >= 1 / 60 else "▏"
-        table.add_row(str(c.rank), str(c.token_id), repr(c.text), _fmt(c.logit), f"{c.logprob:.4f}",
-                      f"{c.prob:.4f}", Text(bar, style="cyan"))
+def to_rich(spec: tables.TableSpec) -> Table:
+    """A rich Table from a renderer-neutral TableSpec."""
+    extra = {"box": box.SIMPLE_HEAD, "pad_edge": False} if spec.compact else {}
+    table = Table(title=spec.title, title_justify="left", caption=spec.caption, caption_justify="left", **extra)
+    for c in spec.columns:
+        sizes = {k: v for k, v in (("min_width", c.min_width), ("max_width", c.max_width)) if v is not None}
+        table.add_column(c.name, justify=c.justify, no_wrap=c.no_wrap, overflow=c.overflow or "ellipsis", **sizes)
+    for cells, style in zip(spec.rows, spec.row_styles):
+        table.add_row(*(Text(c.text, style=c.style or "") if isinstance(c, tables.Styled) else c for c in cells),
+                      style=style)
     return table
 
 
-def heatmap(result: ScoreResult) -> Text:
-    """The text with every token's background coloured by its probability."""
+# -- the heatmap -----------------------------------------------------------------------------
+def heatmap(result, color_by: str = "prob") -> Text:
+    """The scored string with every token's background coloured by ``color_by``."""
+    check_mode(color_by)
     out = Text()
-    for tok in result.tokens:
-        if tok.role == "prefix":
-            continue
-        out.append(tok.text, style=prob_style(tok.prob))
+    for piece, tok in text.display_pieces(result):
+        out.append(piece, style=UNSCORED_STYLE if tok is None else on(token_colour(tok, color_by)))
     return out
 
 
-def legend() -> Text:
-    out = Text("colour: ")
-    for _, colour, label in PROB_BUCKETS:
-        out.append(f" {label} ", style=f"white on {colour}")
+def legend(color_by: str = "prob") -> Text:
+    """What the heatmap colours mean."""
+    out = Text(f"colour by {color_by}: ")
+    if color_by == "prob":
+        swatches = [(label, prob_colour(p)) for p, label in PROB_LEGEND]
+    elif color_by == "entropy":
+        swatches = [(f"{h:g}" + (" nats" if h == ENTROPY_CEILING else ""), entropy_colour(h))
+                    for h in (0, 1.5, 3, 4.5, ENTROPY_CEILING)]
+    else:
+        swatches = [(label, colour) for _, colour, label in RANK_BUCKETS]
+    for label, colour in swatches:
+        out.append(f" {label} ", style=on(colour))
         out.append(" ")
     out.append(" unscored ", style=UNSCORED_STYLE)
     return out
 
 
-def totals_line(result: ScoreResult) -> Text:
-    return Text(
-        f"scored {result.num_scored} tokens · total log-prob {result.total_logprob:.4f} · "
-        f"mean {result.mean_logprob:.4f} · perplexity {result.perplexity:.3f} · "
-        f"bits/byte {result.bits_per_byte:.4f}"
-        + ("" if result.first_token_scored else " · first token unscored (no prefix token)")
-        + (" · a token merges across the context boundary" if result.boundary_merged else ""))
+def rank_buckets(result) -> Text:
+    """GLTR: how many scored tokens fell in each rank bucket."""
+    out = Text("rank buckets: ")
+    for (_, colour, label), n in zip(RANK_BUCKETS, text.rank_histogram(result)):
+        out.append(f" {label}: {n} ", style=on(colour))
+        out.append(" ")
+    return out
 
 
-def score_table(result: ScoreResult) -> Table:
-    table = Table(title="per-token scores", title_justify="left")
-    for col in ("pos", "id", "token", "log-prob", "prob", "bits", "rank", "entropy"):
-        table.add_column(col, justify="left" if col == "token" else "right", no_wrap=True,
-                         min_width=max(len(col), 4))
-    table.add_column("top alternatives", overflow="ellipsis", no_wrap=True, max_width=30)
-    for tok in result.tokens:
-        table.add_row(*_score_row(tok), style=None if tok.scored else UNSCORED_STYLE)
-    return table
+def score_view(result, table: bool = False, color_by: str = "prob") -> Group:
+    """[per-token table,] heatmap, legend, GLTR rank buckets and totals."""
+    parts = [heatmap(result, color_by), Text(""), legend(color_by), rank_buckets(result),
+             Text(text.totals_line(result))]
+    return Group(*([to_rich(tables.score_table(result))] if table else []), *parts)
 
 
-def _score_row(tok: TokenScore) -> list:
-    alts = " ".join(f"{a.text!r} {a.prob:.2f}" for a in tok.alternatives[:3])
-    return [str(tok.position), str(tok.token_id), Text(repr(tok.text), style=prob_style(tok.prob)),
-            _fmt(tok.logprob), _fmt(tok.prob), _fmt(tok.surprisal_bits, 2), _fmt(tok.rank),
-            _fmt(tok.entropy, 3), alts]
+def kl_heatmap(texts, kls) -> Text:
+    out = Text()
+    for piece, kl in zip(texts, kls):
+        out.append(piece, style=f"white on {kl_colour(kl)}")
+    return out
 
 
-def score_view(result: ScoreResult, table: bool = False) -> Group:
-    parts = [heatmap(result), Text(""), legend(), totals_line(result)]
-    if table:
-        parts.insert(0, score_table(result))
+# -- one view per result type -----------------------------------------------------------------------
+def next_token_view(result) -> Table:
+    return to_rich(tables.next_token_table(result))
+
+
+def tokenize_view(result) -> Text:
+    return Text("\n".join(text.tokenize_lines(result)))
+
+
+def perplexity_view(result) -> Table:
+    return to_rich(tables.per_source_table(result))
+
+
+def comparison_view(result) -> Group:
+    """Per-source table for one run; side by side for several, with what each convention means."""
+    if len(result.results) == 1:
+        return Group(perplexity_view(result.results[0]))
+    from ..scoring.perplexity import WHY
+
+    notes = [Text(f"  {conv:<9} {WHY[conv]}") for conv in result.conventions] if len(result.conventions) > 1 else []
+    return Group(to_rich(tables.side_by_side_table(result.results)), *notes)
+
+
+def generation_view(result, show_text: bool = True, trace: bool = True) -> Group:
+    """The new text (or an empty line after text already streamed), the stop line, the trace."""
+    parts = [Text(result.text if show_text else ""), Text(text.generation_line(result))]
+    return Group(*parts, *([to_rich(tables.trace_table(result))] if trace else []))
+
+
+def tree_view(result) -> Text:
+    return Text(text.tree_text(result))
+
+
+def uncertainty_view(result) -> Group:
+    return Group(heatmap(result.scored, "prob"), Text(text.uncertainty_line(result)),
+                 to_rich(tables.uncertain_spans_table(result)))
+
+
+def rank_view(result, by: str = "sum", tokens: bool = False) -> Table:
+    return to_rich(tables.rank_table(result, by, tokens))
+
+
+def calibration_view(report) -> Group:
+    lines = text.calibration_lines(report)
+    parts = [Text(lines[0]), to_rich(tables.reliability_table(report)), *(Text(line) for line in lines[1:])]
+    parts += [Text(f"skipped: {p}", style="yellow") for p in report.problems]
     return Group(*parts)
 
 
-def _fmt(value, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return f"{value:.{digits}f}"
+def quantization_view(report, worst: int = 8) -> Group:
+    parts = [Text(text.quantization_line(report)), to_rich(tables.quantization_table(report))]
+    shown = report.focus_variant
+    if shown is not None:
+        parts += [Text(f"\nper-token KL, {shown.label} (green <= 0.001 nats ... red >= 1 nat):"),
+                  kl_heatmap(report.token_texts, shown.token_kl),
+                  to_rich(tables.worst_tokens_table(report, shown, worst))]
+    return Group(*parts)
+
+
+def _table(make):
+    return lambda result: to_rich(make(result))
+
+
+VIEWS = {
+    "NextTokenResult": next_token_view,
+    "ScoreResult": score_view,
+    "TokenizeResult": tokenize_view,
+    "PerplexityResult": perplexity_view,
+    "PerplexityComparison": comparison_view,
+    "ChainResult": _table(tables.chain_table),
+    "SampleResult": _table(tables.sample_table),
+    "GenerationResult": generation_view,
+    "BeamResult": _table(tables.beam_table),
+    "TreeResult": tree_view,
+    "UncertaintyResult": uncertainty_view,
+    "TruthResult": _table(tables.truth_table),
+    "RankResult": rank_view,
+    "LiftResult": _table(tables.lift_table),
+    "CalibrationReport": calibration_view,
+    "QuantizationReport": quantization_view,
+}
+
+__all__ = ["render", "to_rich", "heatmap", "legend", "score_view", "COLOR_MODES", "VIEWS"]
