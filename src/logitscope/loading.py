@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ModelLoadError
@@ -79,13 +80,15 @@ def convert_gguf(gguf: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     logging.getLogger("logitscope").info("converting %s (first start only)", gguf.name)
-    _quiet_transformers()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        with _quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model, info = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                               dtype=torch.float32, output_loading_info=True)
     except Exception as exc:  # transformers raises many types for a bad file
         raise ModelLoadError(f"cannot read GGUF file {gguf}: {_first_line(exc)}",
                              hint="check that the file is a complete GGUF of a causal LM transformers supports") from exc
+    check_loading_info(info, gguf)
     model.hf_quantizer = None  # the weights are already dequantized float32
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -125,44 +128,107 @@ def bundled_gguf_path_or_none() -> Path | None:
 
 
 def _load_hf_dir(path: Path, device: str | None, name: str):
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    """A backend for an HF directory: the light start for plain float32 Llama-family models, else transformers."""
+    device = device or os.environ.get("LOGITSCOPE_DEVICE") or _default_device()
+    if device == "cpu" and os.environ.get("LOGITSCOPE_FAST_FORWARD", "1") != "0":
+        from .backends import lightllama
+
+        start = lightllama.plan(path)
+        if start is not None:
+            try:
+                return lightllama.load(path, start, name)
+            except lightllama.NotPlain:
+                pass  # extra tensors (q/k norms, biases, ...): transformers knows the architecture
+    return _load_with_transformers(path, device, name)
+
+
+def _load_with_transformers(path: Path, device: str, name: str):
     from .backends.hf import HFBackend
 
-    _quiet_transformers()
+    config = _read_config(path)
+    with _quiet_transformers():
+        model = _read_model(path, config)
     try:
-        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-    except Exception as exc:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as exc:  # transformers raises many types for missing or broken tokenizer files
+        raise ModelLoadError(f"cannot load the tokenizer in {path}: {_first_line(exc)}",
+                             hint="the folder needs tokenizer files next to the weights") from exc
+    return HFBackend(model.to(device), tokenizer, name=name)
+
+
+def _read_config(path: Path):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except Exception as exc:  # transformers raises many types for a missing or broken config
         raise ModelLoadError(f"{path} is not a Hugging Face model directory: {_first_line(exc)}",
                              hint="the folder needs a config.json (and weights, and a tokenizer)") from exc
+
+
+def _read_model(path: Path, config):
+    """from_pretrained in float32, refusing a checkpoint that leaves any weight at its random initial value."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = AutoModelForCausalLM.from_pretrained(str(path), config=config, dtype=torch.float32,
-                                                         local_files_only=True)
+            model, info = AutoModelForCausalLM.from_pretrained(str(path), config=config, dtype=torch.float32,
+                                                               local_files_only=True, output_loading_info=True)
     except ValueError as exc:
         if "Unrecognized configuration class" in str(exc):
             raise ModelLoadError(f"{path} holds a {config.model_type!r} model, which is not a causal language model",
                                  hint="logitscope needs a decoder-only (causal) LM such as GPT-2, Llama or SmolLM2") from exc
         raise ModelLoadError(f"cannot load {path}: {_first_line(exc)}", hint="check the weights files") from exc
-    except Exception as exc:
+    except Exception as exc:  # transformers raises many types for broken weights
         raise ModelLoadError(f"cannot load {path}: {_first_line(exc)}",
                              hint="the weights look corrupt or incomplete; re-download or re-convert them") from exc
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    except Exception as exc:
-        raise ModelLoadError(f"cannot load the tokenizer in {path}: {_first_line(exc)}",
-                             hint="the folder needs tokenizer files next to the weights") from exc
-    model.to(device or os.environ.get("LOGITSCOPE_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return HFBackend(model, tokenizer, name=name)
+    check_loading_info(info, path)
+    return model
 
 
-def _quiet_transformers() -> None:
-    """No per-tensor progress bars or advisory warnings from transformers on our stderr."""
+def check_loading_info(info: dict, path: Path) -> None:
+    """Missing or wrongly shaped weights are an error (they would be random); unexpected ones a warning."""
+    missing = sorted(set(info.get("missing_keys") or ()) | {k[0] for k in info.get("mismatched_keys") or ()})
+    if missing:
+        raise ModelLoadError(f"the checkpoint in {path} lacks {len(missing)} weight(s) the model needs: "
+                             f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}",
+                             hint="the weights file is incomplete or from another model; re-download or re-convert it")
+    unexpected = sorted(info.get("unexpected_keys") or ())
+    if unexpected:
+        logging.getLogger("logitscope").warning("%s: %d weight(s) in the checkpoint are not used by the model: %s",
+                                                path, len(unexpected), ", ".join(unexpected[:8]))
+
+
+@contextmanager
+def _quiet_transformers():
+    """While a load runs: no per-tensor progress bars and no load report from transformers.
+
+    The loading info is checked by ``check_loading_info`` instead. Both settings are
+    put back afterwards; a user who set transformers' logging to INFO or DEBUG keeps it.
+    """
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
+    root = logging.getLogger("transformers")
+    level, bars = root.level, hf_logging.is_progress_bar_enabled()
+    if root.getEffectiveLevel() >= logging.WARNING:
+        root.setLevel(logging.ERROR)
     hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _set_threads(threads: int | None) -> None:

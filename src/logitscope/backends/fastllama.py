@@ -12,11 +12,14 @@ the model's own modules and weights (nothing is copied or changed), but:
 
 ``FastDecoder.for_model(model)`` returns None for models it does not cover
 (other architectures, extra modules such as q/k norms, non-SiLU MLPs, half
-precision); ``covers(width)`` is False past a sliding window. Agreement with
+precision) and on torch older than 2.5 (``F.rms_norm`` is 2.4, ``enable_gqa`` 2.5),
+where transformers' forward runs instead; ``covers(width)`` is False past a sliding window. Agreement with
 transformers' forward is tested within float32 rounding.
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +27,13 @@ from torch import nn
 
 SUPPORTED = ("llama", "mistral", "qwen2")
 QUERY_BLOCK = 64  # query rows per attention call (64 measured fastest here; see benchmarks/perplexity.md)
+MIN_TORCH = (2, 5)  # F.rms_norm (2.4) and scaled_dot_product_attention(enable_gqa=...) (2.5)
+
+
+def torch_supported() -> bool:
+    """Is the installed torch new enough for this forward? (Read at call time, so tests can patch it.)"""
+    found = re.match(r"(\d+)\.(\d+)", str(torch.__version__))
+    return found is not None and tuple(int(g) for g in found.groups()) >= MIN_TORCH
 
 
 class FastDecoder:
@@ -41,6 +51,8 @@ class FastDecoder:
     def for_model(cls, model: nn.Module) -> FastDecoder | None:
         """A fast decoder for ``model``, or None when it is not one this module covers."""
         cfg = model.config
+        if not torch_supported():
+            return None
         if getattr(cfg, "model_type", None) not in SUPPORTED or getattr(cfg, "hidden_act", None) != "silu":
             return None
         inner = model.get_decoder()
