@@ -137,3 +137,10 @@ def test_truth_runs_on_the_bundled_model(smol):
     for r in result.reports:
         assert 0.0 <= r.pair_accuracy <= 1.0 and 0.0 <= r.auroc <= 1.0
     assert result.report("total_logprob").pair_accuracy >= 5 / 6
+
+
+def test_limit_keeps_the_first_pairs(believer, toy_pairs):
+    assert believer.truth(toy_pairs, limit=2).num_pairs == 2
+    assert believer.truth(toy_pairs, limit=99).num_pairs == 4
+    with pytest.raises(logitscope.InputError, match="limit"):
+        believer.truth(toy_pairs, limit=0)
