@@ -1,4 +1,4 @@
-"""Pure calibration math: hand-worked values (seed 001 section 10) and properties (hypothesis)."""
+"""Pure calibration math: a hand-worked ECE example and properties (hypothesis)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from logitscope.core import calibration_math as cm
 from logitscope.errors import InputError
 
-# seed 001, section 10: ten predictions, five equal-width bins
+# a hand-worked example: ten predictions, five equal-width bins
 SEED_CONF = [0.95, 0.90, 0.85, 0.80, 0.75, 0.70, 0.60, 0.55, 0.45, 0.30]
 SEED_CORRECT = [1, 1, 0, 1, 0, 1, 0, 0, 0, 0]
 
 
-def test_ece_matches_seed_001_hand_computation():
+def test_ece_matches_a_hand_computation():
     # (0.2,0.4]: {.30} acc 0 conf .30 -> .1*.30 = .030
     # (0.4,0.6]: {.60,.55,.45} acc 0 conf .5333 -> .3*.5333 = .160
     # (0.6,0.8]: {.80,.75,.70} acc 2/3 conf .75 -> .3*.0833 = .025

@@ -87,3 +87,16 @@ def test_tokenize_shows_spans(cli):
     rows = json.loads(res.output)
     assert "".join(r["text"] for r in rows) == "To be or not to be"
     assert rows[1] == {"token_id": 325, "text": " be", "start": 2, "end": 5}
+
+
+def test_k_is_how_many_rows_to_show_and_top_k_is_the_samplers(cli):
+    rows = [line for line in cli(["next", "the", "-m", "toy", "-k", "5"]).output.splitlines() if line.startswith("│")]
+    assert len(rows) == 5
+    assert cli(["next", "the", "-m", "toy", "--top-k", "5"]).exit_code == 2  # no sampler in `next`
+    dist = cli(["dist", "the", "-m", "toy", "--top-k", "2", "-k", "3"]).output
+    assert "top-k 2" in dist and "cat 0.363  mat 0.274  dog 0.274" in dist  # 3 rows per stage, a top-k=2 stage
+    for command in ("next", "dist", "score", "quantize"):
+        options = [line.split()[0] for line in cli([command, "--help"]).output.splitlines()
+                   if line.lstrip().startswith("-")]
+        assert ("-k," in options) == (command in ("next", "dist"))
+        assert ("--top-k" in options) == (command == "dist")

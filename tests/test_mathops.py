@@ -43,7 +43,7 @@ def test_argmax_of_logits_equals_argmax_of_softmax(z):
 
 
 def test_seed_numerically_stable_example():
-    # theory notebook section 4: logits near 1e3 stay finite
+    # logits near 1e3 stay finite (a naive exp would overflow)
     lp = mathops.log_softmax(torch.tensor([1002.0, 1001.0, 999.0, 995.0], dtype=torch.float64))
     lse = math.log(1 + math.exp(-1) + math.exp(-3) + math.exp(-7))  # relative to the max, 1002
     expected = torch.tensor([-lse, -1 - lse, -3 - lse, -7 - lse], dtype=torch.float64)
@@ -83,7 +83,7 @@ def test_entropy_ignores_zero_probability_entries():
 
 
 def test_seed_entropy_cross_entropy_kl_example():
-    # theory notebook section 8: q = data, p_good / p_bad = models
+    # entropy, cross-entropy and KL worked by hand: q = data, p_good / p_bad = models
     q = torch.log(torch.tensor([0.70, 0.20, 0.10], dtype=torch.float64))
     p_good = torch.log(torch.tensor([0.65, 0.25, 0.10], dtype=torch.float64))
     h = -(0.7 * math.log(0.7) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1))

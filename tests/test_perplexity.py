@@ -235,3 +235,31 @@ def test_cli_compare_conventions_and_formats(cli, tmp_path):
     assert rows[0]["sources"][0]["num_documents"] == 2
     text = cli(["perplexity", str(data), "-m", "toy", "--window", "4", "--compare-conventions"]).stdout
     assert "lm-eval rolling windows" in text and "disjoint" in text
+
+
+# -- several models and conventions ------------------------------------------------------------
+def test_compare_runs_every_model_under_every_convention_and_reports_each_bad_file_once(tmp_path):
+    good, missing = tmp_path / "good.txt", tmp_path / "missing.txt"
+    good.write_text("the cat sat on the mat the dog sat\n")
+    toy = logitscope.load("toy").backend
+    files = [str(good), str(missing)]
+    result = ppl.compare([toy, toy], files=files, window=4, stride=1)
+    assert [(r.convention, r.stride) for r in result.results] == [(c, 1 if c == "strided" else None)
+                                                                  for _ in range(2) for c in ppl.CONVENTIONS]
+    for r in result.results:  # the same numbers as one run on its own
+        alone = ppl.perplexity(toy, files=files, convention=r.convention, window=4, stride=r.stride)
+        assert r.total.nll == alone.total.nll and r.total.num_scored == alone.total.num_scored
+    assert len(result.errors) == 1 and "missing.txt" in result.errors[0]  # 6 runs, one line
+    assert [row["convention"] for row in result.to_dict()["results"]] == list(ppl.CONVENTIONS) * 2
+    with pytest.raises(logitscope.InputError, match="stride applies to the strided convention"):
+        ppl.compare([toy], files=[str(good)], conventions=["disjoint"], window=4, stride=1)  # one convention: no rule
+
+
+def test_model_compare_conventions_matches_the_cli_table(cli, tmp_path):
+    data = tmp_path / "zen.txt"
+    data.write_text("the cat sat on the mat\nthe dog slept\n")
+    result = logitscope.load("toy").compare_conventions(files=[str(data)], window=4)
+    assert result.conventions == ppl.CONVENTIONS and not result.errors
+    table = cli(["perplexity", str(data), "-m", "toy", "--window", "4", "--compare-conventions"]).stdout
+    for r in result.results:
+        assert f"{r.total.perplexity:.4f}" in table

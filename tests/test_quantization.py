@@ -53,7 +53,7 @@ def test_32_bits_is_the_identity_up_to_float32_rounding():
         assert torch.allclose(q.quantize_tensor(w, 32, scheme), w, rtol=0, atol=1e-7)
 
 
-def test_one_bit_affine_keeps_min_and_max_like_seed_003():
+def test_one_bit_affine_keeps_min_and_max():
     w = torch.tensor([[-1.0, -0.2, 0.6, 2.0]])  # grid {-1, 2}: 0.6 is nearer 2 (midpoint 0.5)
     assert q.quantize_tensor(w, 1).tolist() == [[-1.0, -1.0, 2.0, 2.0]]
     assert q.quantize_tensor(w, 1, symmetric=True).tolist() == [[-2.0, -2.0, 2.0, 2.0]]

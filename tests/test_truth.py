@@ -140,3 +140,10 @@ def test_truth_runs_on_the_bundled_model(smol):
         wins = [1.0 if total(by_text[p.true]) > total(by_text[p.false]) else 0.0 for p in pairs]
         assert result.report(measure).pair_accuracy == pytest.approx(sum(wins) / len(wins), abs=1e-12)
     assert result.report("total_logprob").pair_accuracy >= 5 / 6
+
+
+def test_limit_keeps_the_first_pairs(believer, toy_pairs):
+    assert believer.truth(toy_pairs, limit=2).num_pairs == 2
+    assert believer.truth(toy_pairs, limit=99).num_pairs == 4
+    with pytest.raises(logitscope.InputError, match="limit"):
+        believer.truth(toy_pairs, limit=0)

@@ -1,8 +1,8 @@
 """The small error family every user-facing failure goes through.
 
 Each error carries a ``hint``: one sentence telling the user what to do next.
-The CLI prints ``error: <message> (hint: <hint>)`` on one line and exits 2;
-the HTTP edges answer 4xx with ``{"error": message, "hint": hint}``.
+The CLI prints ``error: <message> (hint: <hint>)`` on one line and exits 2; any
+other edge (a future HTTP server) keeps the message and the hint apart.
 """
 
 from __future__ import annotations

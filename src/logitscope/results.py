@@ -14,8 +14,12 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .core import mathops
+
+if TYPE_CHECKING:  # views load lazily; these names are for type checkers only
+    from matplotlib.figure import Figure
 
 
 def jsonable(value):
@@ -60,7 +64,7 @@ class ResultMixin:
 
         return pd.DataFrame(self._rows())
 
-    def plot(self, ax=None, save_to=None, **options):
+    def plot(self, ax=None, save_to=None, **options) -> Figure:
         """A matplotlib Figure of this result (drawn into ``ax`` when given); written to
         ``save_to`` only when that is given. Options depend on the result (e.g. ``by=`` for a
         RankResult, ``top=`` for a ChainResult)."""

@@ -1,6 +1,6 @@
 """Toy backends for teaching and testing: no neural network, exact numbers.
 
-Two ways to build one, matching the two toy models of the theory notebook:
+Two ways to build one (``toydata`` has a ready-made model of each kind):
 
 * ``ToyBackend.from_table`` — a dict from a prefix (tuple of words, starting at
   ``<BOS>``) to a next-word distribution; unknown prefixes predict ``<EOS>``.

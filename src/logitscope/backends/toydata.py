@@ -1,6 +1,8 @@
-"""The two toy language models of the theory notebook (seed 001), ready to use.
+"""Two ready-made toy language models: a hand-written probability table over "the cat
+sat/slept" and an add-α bigram model trained on four short sentences (small enough to
+check every number by hand), plus the bigram model behind ``--model toy``.
 
-    >>> from logitscope.toydata import seed_table_model
+    >>> from logitscope.backends.toydata import seed_table_model
     >>> m = seed_table_model()          # P(the | <BOS>) = 0.90, P(cat | the) = 0.75, ...
 """
 
@@ -29,7 +31,7 @@ def seed_table_model() -> ToyBackend:
 
 
 def seed_bigram_model(alpha: float = 0.5) -> ToyBackend:
-    """The add-α smoothed bigram model trained on the notebook's four sentences."""
+    """The add-α smoothed bigram model trained on the four SEED_CORPUS sentences."""
     return ToyBackend.from_ngrams(SEED_CORPUS, order=2, alpha=alpha)
 
 

@@ -86,6 +86,9 @@ def show(result, as_json: bool, data=None, piped_width: int = 120, **view_option
     result's terminal view (``views.terminal.render(result, **view_options)``)."""
     if as_json:
         return emit_json(result.to_dict() if data is None else data)
+    from rich.text import Text
+
     from ..views.terminal import render
 
-    console(piped_width).print(render(result, **view_options))
+    view = render(result, **view_options)
+    console(piped_width).print(view, soft_wrap=isinstance(view, Text))  # plain text (a tree) is never re-wrapped

@@ -4,7 +4,7 @@ Notation: N = examples, C = choices (classes). ``confidence`` is the probability
 the model gave its own prediction (top label); ``correct`` is 1 when that
 prediction was right. Natural logs throughout.
 
-Binning (equal-width, as in seed 001 section 10): bin b covers (lo, hi], except
+Binning (equal-width): bin b covers (lo, hi], except
 that the first bin also holds confidence exactly 0. Equal-mass bins sort the
 examples by confidence and cut them at its quantiles into groups of (nearly) equal
 size; equal confidences are never split across bins (so a bin may be larger or empty).

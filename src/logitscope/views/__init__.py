@@ -9,8 +9,8 @@
 
 ``results.ResultMixin`` reaches these lazily, by the result's class name, so importing a
 result type (or any analysis module) never imports rich or matplotlib. To add a view for a
-new result type, add its class name to ``VIEWS`` in terminal.py / html.py and ``PLOTS`` in
-plots.py.
+new result type, add its class name to ``VIEWS`` in terminal.py / html.py and ``PICTURES``
+in plots.py.
 """
 
 from __future__ import annotations

@@ -70,6 +70,17 @@ def token_colour(tok, color_by: str) -> str | None:
     return entropy_colour(tok.entropy)
 
 
+def legend_swatches(color_by: str) -> list[tuple[str, str]]:
+    """(label, colour) samples of a heatmap scale, low to high."""
+    if color_by == "prob":
+        return [(label, prob_colour(p)) for p, label in [(1e-4, "≤1e-4"), (1e-3, "0.001"), (1e-2, "0.01"),
+                                                         (1e-1, "0.1"), (1.0, "1")]]
+    if color_by == "entropy":
+        return [(f"{h:g}" + (" nats" if h == ENTROPY_CEILING else ""), entropy_colour(h))
+                for h in (0, 1.5, 3, 4.5, ENTROPY_CEILING)]
+    return [(label, colour) for _, colour, label in RANK_BUCKETS]
+
+
 def text_colour(background: str) -> str:
     """Black or white, whichever reads better on ``background``."""
     r, g, b = (int(background[i:i + 2], 16) for i in (1, 3, 5))

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from . import lookup, tables, text
-from .colours import (COLOR_MODES, RANK_BUCKETS, check_mode, kl_colour, prob_colour, text_colour, token_colour)
+from .colours import (COLOR_MODES, RANK_BUCKETS, check_mode, kl_colour, legend_swatches, prob_colour, text_colour,
+                      token_colour)
 
 _NAMED = {"cyan": "#1b7c83", "green": "#1a7f37", "red": "#cf222e", "yellow": "#9a6700"}
 
@@ -62,6 +63,12 @@ def to_html(spec: tables.TableSpec) -> str:
     return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{notes}"
 
 
+def legend_html(color_by: str = "prob") -> str:
+    swatches = "".join(f'<span style="background:{c};color:{text_colour(c)}">&nbsp;{html.escape(label)}&nbsp;</span> '
+                       for label, c in legend_swatches(color_by))
+    return f'<p>colour by {html.escape(color_by)}: {swatches}<span class="dim">unscored</span></p>'
+
+
 def _p(line: str) -> str:
     return f"<p>{html.escape(line)}</p>"
 
@@ -75,7 +82,7 @@ def heatmap_fragment(result, color_by: str = "prob") -> str:
         if colour is None:
             spans.append(f'<span class="dim">{html.escape(piece)}</span>')
             continue
-        tip = f"{tok.text!r}  p={text.fmt_p(tok.prob)}  rank {tok.rank}  entropy {tok.entropy:.3f} nats"
+        tip = f"p={text.fmt_p(tok.prob)}  rank {tok.rank}  entropy {tok.entropy:.3f} nats"
         spans.append(f'<span title="{html.escape(tip, quote=True)}" style="background:{colour};'
                      f'color:{text_colour(colour)}">{html.escape(piece)}</span>')
     return f'<div class="heat">{"".join(spans)}</div>'
@@ -83,7 +90,8 @@ def heatmap_fragment(result, color_by: str = "prob") -> str:
 
 # -- one fragment per result type ------------------------------------------------------------------
 def score_fragment(result, color_by: str = "prob", table: bool = True) -> str:
-    parts = [heatmap_fragment(result, color_by), _p(text.totals_line(result)), histograms_html(result)]
+    parts = [heatmap_fragment(result, color_by), legend_html(color_by), _p(text.totals_line(result)),
+             histograms_html(result)]
     return "".join(parts + ([to_html(tables.score_table(result))] if table else []))
 
 

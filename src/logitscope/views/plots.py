@@ -308,7 +308,7 @@ def calibration_picture(report) -> Picture:
         mids, width = centres(r.metrics.bins)
         ax.bar(mids, [0 if b.count == 0 else b.accuracy for b in r.metrics.bins], width=width * 0.9,
                edgecolor="black", color=BLUE, label="accuracy")
-        ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+        ax.plot([0, 1], [0, 1], "--", color=GREY, label="perfect calibration")
         if r.temperature is not None:
             after = [b for b in r.temperature.after.bins if b.count]
             ax.plot([b.confidence for b in after], [b.accuracy for b in after], "o-", color=ORANGE,
@@ -332,9 +332,9 @@ def quantization_picture(report) -> Picture:
     def perplexity(r, ax):
         sim = simulated(r)
         ax.plot([v.bits for v in sim], [v.perplexity for v in sim], "o-", label="simulated")
-        ax.axhline(r.base_perplexity, color="grey", linestyle="--", label="float32")
+        ax.axhline(r.base_perplexity, color=GREY, linestyle="--", label="float32")
         for v in (v for v in r.variants if v.bits is None):
-            ax.plot([8], [v.perplexity], "r*", markersize=12, label=v.label)
+            ax.plot([8], [v.perplexity], "*", color=RED, markersize=12, label=v.label)
         ax.set(xlabel="bits per weight", ylabel="perplexity", yscale="log", title=f"{r.scheme} quantization")
         ax.legend(fontsize=SMALL)
 
@@ -343,7 +343,7 @@ def quantization_picture(report) -> Picture:
         ax.plot([v.bits for v in sim], [max(v.kl_mean, 1e-12) for v in sim], "o-", label="mean KL")
         ax.plot([v.bits for v in sim], [max(v.kl_p99, 1e-12) for v in sim], "s:", label="99th pct KL")
         for v in (v for v in r.variants if v.bits is None):
-            ax.plot([8], [max(v.kl_mean, 1e-12)], "r*", markersize=12, label=v.label)
+            ax.plot([8], [max(v.kl_mean, 1e-12)], "*", color=RED, markersize=12, label=v.label)
         ax.set(xlabel="bits per weight", ylabel="KL(base || quantized), nats", yscale="log",
                title=f"{r.num_tokens} tokens")
         ax.legend(fontsize=SMALL)

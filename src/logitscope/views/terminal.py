@@ -18,10 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import lookup, tables, text
-from .colours import (COLOR_MODES, ENTROPY_CEILING, RANK_BUCKETS, UNSCORED_STYLE, check_mode, entropy_colour,
-                      kl_colour, on, prob_colour, token_colour)
-
-PROB_LEGEND = [(1e-4, "≤1e-4"), (1e-3, "0.001"), (1e-2, "0.01"), (1e-1, "0.1"), (1.0, "1")]
+from .colours import COLOR_MODES, RANK_BUCKETS, UNSCORED_STYLE, check_mode, kl_colour, legend_swatches, on, token_colour
 
 
 def render(result, **options):
@@ -55,15 +52,8 @@ def heatmap(result, color_by: str = "prob") -> Text:
 
 def legend(color_by: str = "prob") -> Text:
     """What the heatmap colours mean."""
-    out = Text(f"colour by {color_by}: ")
-    if color_by == "prob":
-        swatches = [(label, prob_colour(p)) for p, label in PROB_LEGEND]
-    elif color_by == "entropy":
-        swatches = [(f"{h:g}" + (" nats" if h == ENTROPY_CEILING else ""), entropy_colour(h))
-                    for h in (0, 1.5, 3, 4.5, ENTROPY_CEILING)]
-    else:
-        swatches = [(label, colour) for _, colour, label in RANK_BUCKETS]
-    for label, colour in swatches:
+    out = Text(f"colour by {check_mode(color_by)}: ")
+    for label, colour in legend_swatches(color_by):
         out.append(f" {label} ", style=on(colour))
         out.append(" ")
     out.append(" unscored ", style=UNSCORED_STYLE)
