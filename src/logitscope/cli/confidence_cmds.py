@@ -14,18 +14,19 @@ from ..confidence.lift import DEFAULT_MIN_LIFT, LiftResult
 from ..confidence.ranking import NORMALISATIONS, RankResult
 from ..confidence.truth import TruthResult
 from ..confidence.uncertainty import DEFAULT_MAX_ENTROPY, DEFAULT_MAX_PROB, UncertaintyResult
-from .common import bos_option, bos_value, console, emit_json, json_option, load_model, model_option, read_text
+from .common import (HTML_EXTENSIONS, PLOT_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, console,
+                     emit_json, json_option, load_model, model_option, read_text)
 
 
 @click.command("uncertain")
 @click.argument("text", required=False)
-@click.option("-f", "--file", "file", help="Read the text from FILE ('-' for stdin).")
+@click.option("-f", "--file", "file", type=InputFile(), help="Read the text from FILE ('-' for stdin).")
 @click.option("--max-prob-below", type=float, default=DEFAULT_MAX_PROB, show_default=True,
               help="Flag a token whose probability is below P (0..1; 0 switches this test off).")
 @click.option("--entropy-above", type=float, default=DEFAULT_MAX_ENTROPY, show_default=True,
               help="Flag a token drawn from a distribution with entropy above H nats (>= 0; 'inf' switches "
                    "it off). 4 nats is as spread out as a fair choice among ~55 tokens.")
-@click.option("--html", "html_path", default=None, help="Also write a self-contained HTML heatmap here.")
+@click.option("--html", "html_path", type=OutputPath(HTML_EXTENSIONS), default=None, help="Also write a self-contained HTML heatmap here.")
 @bos_option
 @model_option
 @json_option
@@ -38,7 +39,7 @@ def uncertain_cmd(text, file, max_prob_below, entropy_above, html_path, bos, mod
       logitscope uncertain -f answer.txt --max-prob-below 0.05 --entropy-above inf --json
     """
     result = load_model(model).uncertain(read_text(text, file), max_prob_below, entropy_above, bos=bos_value(bos))
-    if html_path:
+    if html_path is not None:
         _wrote(heatmap.write_html(result.scored, html_path, "prob"))
     if as_json:
         return emit_json(result.to_dict())
@@ -46,8 +47,8 @@ def uncertain_cmd(text, file, max_prob_below, entropy_above, html_path, bos, mod
 
 
 @click.command("truth")
-@click.argument("dataset", required=False)
-@click.option("--plot", "plot_path", default=None, help="Write ROC curves and pair accuracies to this PNG.")
+@click.argument("dataset", required=False, type=InputFile(allow_stdin=False))
+@click.option("--plot", "plot_path", type=OutputPath(PLOT_EXTENSIONS), default=None, help="Write ROC curves and pair accuracies to this PNG.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N pairs.")
 @model_option
 @json_option
@@ -66,7 +67,7 @@ def truth_cmd(dataset, plot_path, limit, model, as_json):
 
     m = load_model(model)
     result = evaluate(m.backend, load_pairs(dataset)[:limit], progress=not as_json and sys.stderr.isatty())
-    if plot_path:
+    if plot_path is not None:
         _wrote(plot(result, plot_path))
     if as_json:
         return emit_json(result.to_dict())

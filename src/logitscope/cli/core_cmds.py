@@ -6,7 +6,8 @@ import click
 
 from ..views import heatmap
 from ..views import terminal as render
-from .common import bos_option, bos_value, console, emit_json, json_option, load_model, model_option, read_text
+from .common import (HTML_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, console, emit_json, json_option,
+                     load_model, model_option, read_text)
 
 
 @click.command("next")
@@ -32,13 +33,13 @@ def next_cmd(prompt, top_k, temperature, bos, model, as_json):
 
 @click.command("score")
 @click.argument("text", required=False)
-@click.option("-f", "--file", "file", help="Read the text from FILE ('-' for stdin).")
+@click.option("-f", "--file", "file", type=InputFile(), help="Read the text from FILE ('-' for stdin).")
 @click.option("-c", "--context", default=None, help="Condition on this context; score only TEXT (answer-only).")
 @click.option("-k", "--top-k", default=3, show_default=True, help="Alternatives kept per token.")
 @click.option("--table", is_flag=True, help="Also print a per-token table.")
 @click.option("--window", type=int, default=None, help="Tokens per window for long texts (default: model context).")
 @click.option("--stride", type=int, default=None, help="Window stride (default: window/2).")
-@click.option("--html", "html_path", default=None, help="Also write a self-contained HTML heatmap (hover a token).")
+@click.option("--html", "html_path", type=OutputPath(HTML_EXTENSIONS), default=None, help="Also write a self-contained HTML heatmap (hover a token).")
 @click.option("--color-by", type=click.Choice(["prob", "rank", "entropy"]), default="prob", show_default=True,
               help="Colour tokens by probability, GLTR rank bucket or entropy.")
 @bos_option
@@ -57,7 +58,7 @@ def score_cmd(text, file, context, top_k, table, window, stride, html_path, colo
     body = read_text(text, file)
     result = load_model(model).score(body, context=context, top_k=top_k, bos=bos_value(bos),
                                      window=window, stride=stride)
-    if html_path:
+    if html_path is not None:
         click.echo(f"wrote {heatmap.write_html(result, html_path, color_by)}", err=True)
     if as_json:
         return emit_json(result.to_dict())

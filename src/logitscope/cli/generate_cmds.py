@@ -9,7 +9,8 @@ from rich.table import Table
 
 from ..errors import InputError
 from ..views.terminal import show_token
-from .common import console, bos_option, bos_value, emit_json, json_option, load_model, model_option
+from .common import (PLOT_EXTENSIONS, OutputPath, bos_option, bos_value, console, emit_json, json_option, load_model,
+                     model_option, seed_option)
 
 
 def strategy_options(func):
@@ -49,7 +50,7 @@ def parse_bias(item: str) -> tuple[int | str, float]:
 @click.argument("prompt")
 @strategy_options
 @click.option("-k", "--show", default=8, show_default=True, help="Top tokens listed per stage.")
-@click.option("--plot", "plot_path", default=None, metavar="FILE.png", help="Draw the stages side by side.")
+@click.option("--plot", "plot_path", type=OutputPath(PLOT_EXTENSIONS), default=None, metavar="FILE.png", help="Draw the stages side by side.")
 @bos_option
 @model_option
 @json_option
@@ -66,7 +67,7 @@ def dist_cmd(prompt, temperature, top_k, top_p, min_p, repetition_penalty, bias,
 
     config = sampler_config(temperature, top_k, top_p, min_p, repetition_penalty, bias)
     result = load_model(model).chain(prompt, config, bos=bos_value(bos), top=show)
-    if plot_path:
+    if plot_path is not None:
         plot_chain(result, plot_path)
     if as_json:
         return emit_json(result.to_dict())
@@ -76,7 +77,7 @@ def dist_cmd(prompt, temperature, top_k, top_p, min_p, repetition_penalty, bias,
 @click.command("sample")
 @click.argument("prompt")
 @click.option("-n", "n", default=1000, show_default=True, help="Number of draws.")
-@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same draws).")
+@seed_option
 @strategy_options
 @bos_option
 @model_option
@@ -99,7 +100,7 @@ def sample_cmd(prompt, n, seed, temperature, top_k, top_p, min_p, repetition_pen
 @click.command("generate")
 @click.argument("prompt")
 @click.option("-n", "--max-new-tokens", default=40, show_default=True, help="Most tokens to generate.")
-@click.option("--seed", default=0, show_default=True, help="Random seed for sampling.")
+@seed_option
 @click.option("--stop", multiple=True, help="Stop once the new text contains this string. Repeatable.")
 @click.option("--trace", is_flag=True, help="Print the per-step table after the text.")
 @strategy_options
@@ -154,7 +155,7 @@ def beam_cmd(prompt, beams, max_new_tokens, alpha, bos, model, as_json):
 @click.option("-d", "--depth", default=3, show_default=True, help="Levels to expand (1-12).")
 @click.option("-b", "--branch", default=3, show_default=True, help="Top tokens per node (1-50).")
 @click.option("--min-prob", default=0.0, show_default=True, help="Drop children with p below this.")
-@click.option("--image", "image_path", default=None, metavar="FILE.png", help="Also draw the tree.")
+@click.option("--image", "image_path", type=OutputPath(PLOT_EXTENSIONS), default=None, metavar="FILE.png", help="Also draw the tree.")
 @bos_option
 @model_option
 @json_option
@@ -169,7 +170,7 @@ def tree_cmd(prompt, depth, branch, min_prob, image_path, bos, model, as_json):
     from ..sampling.tree import plot_tree, tree_text
 
     result = load_model(model).tree(prompt, depth, branch, min_prob, bos=bos_value(bos))
-    if image_path:
+    if image_path is not None:
         plot_tree(result, image_path)
     if as_json:
         return emit_json(result.to_dict())
@@ -190,7 +191,7 @@ def chain_table(result) -> Table:
 
 def sample_table(result) -> Table:
     title = (f"{result.n} draws after {result.prompt!r} (seed {result.seed}, {result.survivors} survivors): "
-             f"chi2={result.chi_square:.2f}, dof={result.dof}, p={result.p_value:.3f}")
+             f"{result.test_summary}")
     table = Table(title=title, title_justify="left")
     for col in ("id", "token", "prob", "expected", "drawn", "freq"):
         table.add_column(col, justify="left" if col == "token" else "right")

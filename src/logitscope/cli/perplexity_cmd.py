@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from ..scoring.perplexity import CONVENTIONS, WHY, PerplexityResult
-from .common import console, emit_json, json_option, load_model
+from .common import ModelSpec, console, emit_json, json_option, load_model
 
 BOS_CHOICES = {"convention": None, "always": True, "never": False, "auto": "auto"}
 
@@ -26,8 +26,8 @@ BOS_CHOICES = {"convention": None, "always": True, "never": False, "auto": "auto
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "lines"]), default=None,
               help="text: a file is one document; jsonl: a 'text' field per line; lines: a document per line. "
                    "Default: jsonl for *.jsonl, else text.")
-@click.option("--model", "-m", "models", multiple=True, envvar="LOGITSCOPE_MODEL", metavar="MODEL",
-              help="Model(s) to compare (repeat -m); default: the bundled SmolLM2-135M.")
+@click.option("--model", "-m", "models", type=ModelSpec(), multiple=True, metavar="MODEL",
+              help="Model(s) to compare (repeat -m); default: $LOGITSCOPE_MODEL, else the bundled SmolLM2-135M.")
 @json_option
 def perplexity_cmd(files, window, stride, convention, compare_conventions, bos, fmt, models, as_json):
     """Token-weighted perplexity of FILE... (per file and in total), with bits-per-byte

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import calibration_math as cm
+from ..core import corpus
 from ..backends.base import Backend
 from ..core.boundary import prefix_token_id
 from ..errors import CapabilityError, InputError, check_range
@@ -64,27 +65,35 @@ def bundled_dataset_path() -> Path:
     return Path(str(resources.files("logitscope") / "data" / "mcq.jsonl"))
 
 
-def load_mcq(path: str | Path | None = None) -> McqDataset:
-    """Read a JSONL multiple-choice file; bad lines become ``problems``, good ones items."""
+def load_mcq(path: str | Path | None = None, skip_bad: bool = True) -> McqDataset:
+    """Read a JSONL multiple-choice file; bad lines become ``problems``, good ones items.
+
+    ``skip_bad=False`` raises InputError when any line is malformed (after collecting them
+    all in ``problems`` of the error's ``dataset``), so nothing is scored on a half-read file.
+    """
     path = Path(path) if path is not None else bundled_dataset_path()
-    if not path.is_file():
-        raise InputError(f"dataset {str(path)!r} does not exist or is not a file", hint="give a .jsonl file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path} is not UTF-8 text", hint="convert it to UTF-8 first") from exc
     items, problems = [], []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, line in corpus.numbered_lines(path):
         try:
             items.append(parse_mcq_line(line, f"{path}:{number}"))
         except InputError as exc:
             problems.append(f"{path}:{number}: {exc.message}")
+    data = McqDataset(str(path), tuple(items), tuple(problems))
     if not items:
-        raise InputError(f"{path} holds no valid question ({len(problems)} bad lines)",
-                         hint='each line must be {"question": str, "choices": [str, ...], "answer": int}')
-    return McqDataset(str(path), tuple(items), tuple(problems))
+        raise DatasetError(f"{path}: holds no valid question ({len(problems)} bad lines)", data,
+                           hint='each line must be {"question": str, "choices": [str, ...], "answer": int}')
+    if problems and not skip_bad:
+        raise DatasetError(f"{path}: {len(problems)} of {len(problems) + len(items)} lines are malformed", data,
+                           hint=f"fix them, or pass --skip-bad to evaluate the {len(items)} valid questions")
+    return data
+
+
+class DatasetError(InputError):
+    """A dataset with malformed lines; ``dataset.problems`` lists them as ``file:line: why``."""
+
+    def __init__(self, message: str, dataset: McqDataset, hint: str | None = None):
+        super().__init__(message, hint)
+        self.dataset = dataset
 
 
 def parse_mcq_line(line: str, where: str = "") -> McqItem:
@@ -100,13 +109,13 @@ def parse_mcq_line(line: str, where: str = "") -> McqItem:
         raise InputError(f"missing field(s) {', '.join(missing)}")
     question, choices, answer = obj["question"], obj["choices"], obj["answer"]
     if not isinstance(question, str) or not question.strip():
-        raise InputError("'question' must be a non-empty string")
+        raise InputError(f"field 'question' must be a non-empty string, got {question!r}")
     if not isinstance(choices, list) or len(choices) < 2:
-        raise InputError("'choices' must be a list of at least 2 strings")
+        raise InputError(f"field 'choices' must be a list of at least 2 strings, got {choices!r}")
     if not all(isinstance(c, str) and c.strip() for c in choices) or len(set(choices)) != len(choices):
-        raise InputError("'choices' must be distinct non-empty strings")
+        raise InputError("field 'choices' must hold distinct non-empty strings")
     if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
-        raise InputError(f"'answer' must be an integer index in [0, {len(choices) - 1}], got {answer!r}")
+        raise InputError(f"field 'answer' must be an integer index in [0, {len(choices) - 1}], got {answer!r}")
     return McqItem(question.strip(), tuple(choices), answer, where)
 
 

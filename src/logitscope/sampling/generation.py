@@ -82,7 +82,15 @@ class SampleResult(ResultMixin):
     rows: tuple[SampleCount, ...]  # the most likely survivors and every drawn token, likeliest first
     chi_square: float
     dof: int
-    p_value: float
+    p_value: float  # NaN (null in JSON) when the test is undefined: dof = 0
+
+    @property
+    def test_summary(self) -> str:
+        """One line on the chi-square test, saying so when it is undefined."""
+        if self.dof < 1 or math.isnan(self.p_value):
+            return ("chi-square test undefined: every draw is expected in one bin (dof 0); "
+                    "draw more (-n) or keep more tokens")
+        return f"chi2={self.chi_square:.2f}, dof={self.dof}, p={self.p_value:.3f}"
 
 
 @dataclass(frozen=True)
@@ -249,7 +257,8 @@ def _traced_step(sampler: Sampler, state: DecodeState, k: int) -> tuple[int, tup
     token = int(sampler.choose(processed)[0, 0])
     logp = mathops.log_softmax(raw)  # (V,)
     top = logp.topk(min(k, logp.shape[-1]))
-    chosen = processed[0, token] - torch.logsumexp(processed[0], dim=-1)  # processed log-prob
+    lse = torch.logsumexp(processed[0], dim=-1)
+    chosen = processed[0, token] - lse if torch.isfinite(lse) else mathops.log_softmax(processed[0])[token]  # +inf bias
     record = (token, logp[token], chosen, (raw > raw[token]).sum() + 1, mathops.entropy(logp),
               torch.isfinite(processed[0]).sum(), top.indices, top.values)
     return token, record
