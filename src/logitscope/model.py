@@ -117,11 +117,14 @@ class Model:
         return flag_uncertain(self.score(text, top_k=top_k, bos=bos), max_prob_below, entropy_above)
 
     def calibrate(self, dataset=None, normalize: str = "sum", bins: int = 10, bos: str | bool = "auto",
-                  seed: int = 0, progress: bool = False):
-        """Multiple-choice accuracy and calibration (ECE, MCE, Brier, NLL, temperature scaling)."""
-        from .evaluation.calibration import evaluate
+                  seed: int = 0, progress: bool = False, template: str | None = None, delimiter: str = " "):
+        """Multiple-choice accuracy and calibration (ECE, MCE, Brier, NLL, temperature scaling).
+        ``template`` (with {question}) and ``delimiter`` build each prompt + choice, as lm-eval's
+        doc_to_text and target_delimiter; default "Question: {question}\\nAnswer:" and " "."""
+        from .evaluation.calibration import PROMPT_TEMPLATE, evaluate
 
-        return evaluate(self.backend, dataset, normalize, bins, bos, seed, progress)
+        return evaluate(self.backend, dataset, normalize, bins, bos, seed, progress,
+                        template=template or PROMPT_TEMPLATE, delimiter=delimiter)
 
     def quantization_impact(self, text: str, bits=(16, 8, 4, 3, 2), scheme: str = "per-tensor",
                             symmetric: bool = False, int8: bool = True, top_k: int = 256, window: int = 1024,

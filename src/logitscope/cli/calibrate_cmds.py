@@ -14,10 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import InputError
+from ..evaluation.calibration import DELIMITER, PROMPT_TEMPLATE, check_template, load_mcq
 from ..evaluation.quantization import check_bits
 from ..views.terminal import show_token
 from .common import (PLOT_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, console, emit_json, json_option,
-                     load_model, model_option, read_file)
+                     load_model, model_option, read_file, report_problems)
 
 
 @click.command("calibrate")
@@ -25,11 +26,18 @@ from .common import (PLOT_EXTENSIONS, InputFile, OutputPath, bos_option, bos_val
 @click.option("--normalize", type=click.Choice(["sum", "mean", "bytes", "pmi"]), default="sum", show_default=True,
               help="Choice score: total log-prob, per token, per byte, or PMI against the prefix token.")
 @click.option("--bins", default=10, show_default=True, help="Confidence bins for ECE/MCE and the diagram.")
+@click.option("--template", default=PROMPT_TEMPLATE, show_default=True, callback=lambda c, p, v: check_template(v),
+              help="The prompt for a question; {question} is replaced (lm-eval's doc_to_text).")
+@click.option("--delimiter", default=DELIMITER, show_default=True,
+              help="Put between the prompt and each choice (lm-eval's target_delimiter); use '' when the "
+                   "choices already start with a space.")
+@click.option("--skip-bad", is_flag=True, help="Evaluate the valid lines of a dataset with malformed ones "
+                                              "(they are listed on stderr); without it such a file is refused.")
 @click.option("--plot", "plot", type=OutputPath(PLOT_EXTENSIONS), metavar="FILE.png", default=None, help="Write a reliability diagram (PNG).")
 @bos_option
 @model_option
 @json_option
-def calibrate_cmd(dataset, normalize, bins, plot, bos, model, as_json):
+def calibrate_cmd(dataset, normalize, bins, template, delimiter, skip_bad, plot, bos, model, as_json):
     """Multiple-choice accuracy and calibration on DATASET (JSONL; default: the bundled 172 questions).
 
     \b
@@ -39,8 +47,12 @@ def calibrate_cmd(dataset, normalize, bins, plot, bos, model, as_json):
       logitscope calibrate my_questions.jsonl --normalize pmi --bins 5 --plot reliability.png
       logitscope calibrate --json > calibration.json
     """
-    report = load_model(model).calibrate(dataset, normalize=normalize, bins=bins, bos=bos_value(bos),
-                                         progress=not as_json and sys.stderr.isatty())
+    data = load_mcq(dataset, skip_bad=skip_bad)  # before the model loads
+    report_problems(data.problems, "skipped")
+    report = load_model(model).calibrate(data, normalize=normalize, bins=bins, bos=bos_value(bos),
+                                         progress=not as_json and sys.stderr.isatty(), template=template,
+                                         delimiter=delimiter)
+    report_problems(report.notes, "note")
     if plot is not None:
         from ..evaluation.calibration import plot_reliability
 
@@ -115,7 +127,8 @@ def calibration_view(report) -> Group:
             f"temperature scaling: T = {t.temperature:.3f} fitted on {t.fit_size} questions "
             f"(NLL {t.nll_fit_before:.4f} -> {t.nll_fit_after:.4f}); held-out {t.before.n}: "
             f"ECE {t.before.ece:.4f} -> {t.after.ece:.4f}, NLL {t.before.nll:.4f} -> {t.after.nll:.4f}"))
-    parts += [Text(f"skipped: {p}", style="yellow") for p in report.problems]
+    if report.problems:
+        parts.append(Text(f"skipped {len(report.problems)} malformed line(s) (listed on stderr)", style="yellow"))
     return Group(*parts)
 
 

@@ -46,6 +46,7 @@ class LogitscopeGroup(click.Group):
         except click.ClickException as exc:
             fail(exc.format_message())
         except (LogitscopeError, UnicodeError) as exc:
+            report_problems(getattr(exc, "problems", ()))
             fail(error_message(exc))
         except OSError as exc:
             if exc.errno == errno.EPIPE:
@@ -213,10 +214,17 @@ def read_file(file: str) -> str:
     return read_whole_file(file)
 
 
+def exit_on_problems(problems) -> None:
+    """After the good results were printed: one ``error:`` line per problem, then exit 2."""
+    if problems:
+        report_problems(problems)
+        sys.exit(EXIT_BAD_INPUT)
+
+
 def report_problems(problems, prefix: str = "error") -> None:
     """One ``prefix: problem`` line per problem on stderr (e.g. bad dataset lines)."""
     for problem in problems:
-        click.echo(f"{prefix}: {problem}", err=True)
+        click.echo(f"{prefix}: {' '.join(problem.split())}", err=True)
 
 
 # -- output ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from ..confidence.ranking import NORMALISATIONS, RankResult
 from ..confidence.truth import TruthResult
 from ..confidence.uncertainty import DEFAULT_MAX_ENTROPY, DEFAULT_MAX_PROB, UncertaintyResult
 from .common import (HTML_EXTENSIONS, PLOT_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, console,
-                     emit_json, json_option, load_model, model_option, read_text)
+                     emit_json, exit_on_problems, json_option, load_model, model_option, read_text)
 
 
 @click.command("uncertain")
@@ -118,8 +118,10 @@ def lift_cmd(question, answer, contexts, min_lift, bos, model, as_json):
     """
     result = load_model(model).context_lift(question, answer, list(contexts), min_lift, bos=bos_value(bos))
     if as_json:
-        return emit_json(result.to_dict())
-    console().print(_lift_table(result))
+        emit_json(result.to_dict())
+    else:
+        console().print(_lift_table(result))
+    exit_on_problems(result.skipped)  # contexts that did not fit: after the others were shown
 
 
 # -- presentation -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from ..scoring.perplexity import CONVENTIONS, WHY, PerplexityResult
-from .common import ModelSpec, console, emit_json, json_option, load_model
+from .common import ModelSpec, console, emit_json, json_option, load_model, report_problems
 
 BOS_CHOICES = {"convention": None, "always": True, "never": False, "auto": "auto"}
 
@@ -56,6 +56,8 @@ def perplexity_cmd(files, window, stride, convention, compare_conventions, bos, 
 def _emit(results: list[PerplexityResult], as_json: bool, explain: bool) -> None:
     if as_json:
         return emit_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
+    if not any(r.scored_sources for r in results):
+        return  # every file failed: the errors alone, no empty table
     out = console(piped_width=160)  # pipes get full numbers, not "…"
     if len(results) == 1:
         return out.print(per_source_table(results[0]))
@@ -67,7 +69,9 @@ def _emit(results: list[PerplexityResult], as_json: bool, explain: bool) -> None
 
 def _report_errors(results: list[PerplexityResult]) -> None:
     """One line per bad file (once, not per model/convention); exit 2 after the others were reported."""
-    errors = list(dict.fromkeys(s.error for r in results for s in r.errors))
+    report_problems(dict.fromkeys(w for r in results for w in r.warnings), "warning")
+    errors = list(dict.fromkeys([s.error for r in results for s in r.errors] +
+                                [r.nothing_scored for r in results if r.nothing_scored]))
     for message in errors:
         click.echo(f"error: {message}", err=True)
     if errors:

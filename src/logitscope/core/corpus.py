@@ -140,8 +140,14 @@ def parse_json_line(line: str, where: str):
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})",
-                         hint="each line must be one JSON object") from exc
+        raise InputError(f"{where}: {describe_json_error(exc)}", hint="each line must be one JSON object") from exc
+
+
+def describe_json_error(exc: json.JSONDecodeError) -> str:
+    """'not valid JSON (Expecting value at column 3)'; json's own 'Unterminated string
+    starting at' gets its column instead of a dangling 'at'."""
+    joint = " " if exc.msg.endswith(" at") else " at "
+    return f"not valid JSON ({exc.msg}{joint}column {exc.colno})"
 
 
 def read_documents(path: str, fmt: str | None = None) -> Iterator[Document]:

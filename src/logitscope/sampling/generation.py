@@ -24,7 +24,7 @@ import torch
 from ..core import mathops
 from ..backends.base import Backend, DecodeState
 from ..core.boundary import prefix_token_id
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, check_sequence
 from ..core.processors import Sampler, SamplerConfig, chi_square_gof, run_chain
 from ..results import ResultMixin, TokenCandidate, jsonable
 from ..scoring.score import candidates, prompt_ids
@@ -275,8 +275,7 @@ class _Stream:
     """Incremental text of the new tokens: stop-string checks and streaming output."""
 
     def __init__(self, backend: Backend, stop: Sequence[str], on_text: Callable[[str], None] | None):
-        if isinstance(stop, str):
-            stop = [stop]
+        check_sequence("stop", stop)
         if any(not s for s in stop):
             raise InputError("a stop string is empty", hint="give non-empty stop strings")
         self.backend, self.stop, self.on_text = backend, list(stop), on_text

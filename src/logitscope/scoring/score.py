@@ -9,7 +9,7 @@ import torch
 from ..core import mathops
 from ..backends.base import Backend, PositionScores
 from ..core.boundary import Encoded, encode, plan_windows, prefix_token_id, require_text, wants_prefix
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, check_sequence
 from ..results import NextTokenResult, ScoreResult, TokenCandidate, TokenScore
 
 
@@ -49,13 +49,13 @@ def score_texts(backend: Backend, texts: Sequence[str], contexts: Sequence[str |
     """Score many texts in one batched pass; texts longer than ``window`` (default:
     the model's context) are scored in overlapping windows, each token once."""
     check_range("top_k", top_k, 0, None)
+    check_sequence("texts", texts)
+    check_sequence("contexts", contexts)
     contexts = list(contexts) if contexts is not None else [None] * len(texts)
     if len(contexts) != len(texts):
         raise InputError("texts and contexts differ in length", hint="give one context per text (or None)")
-    window = window or backend.capabilities.context_length
-    if window > backend.capabilities.context_length:
-        raise InputError(f"window={window} exceeds the model's context of {backend.capabilities.context_length}",
-                         hint="use a smaller --window")
+    limit = backend.capabilities.context_length
+    window = check_range("window", limit if window is None else window, 2, limit)  # perplexity's rule too
     encoded = [encode(backend, t, c, bos) for t, c in zip(texts, contexts)]
     jobs = [(i, w) for i, e in enumerate(encoded) for w in plan_windows(len(e.ids), e.score_from, window, stride)]
     scores = backend.score_positions([encoded[i].ids[w.begin:w.end] for i, w in jobs],
