@@ -33,6 +33,13 @@ class LogitscopeGroup(click.Group):
     a bug in logitscope: it propagates with its traceback (exit 1).
     """
 
+    def add_command(self, cmd, name=None):
+        """Every float option of every command rejects NaN at parse time (see ``Number``)."""
+        for param in cmd.params:
+            if type(param.type) is click.types.FloatParamType:
+                param.type = NUMBER
+        super().add_command(cmd, name)
+
     def parse_args(self, ctx, args):
         ctx.meta[_BAD_ARG] = next((a for a in args if not _is_utf8(a)), None)
         return super().parse_args(ctx, args)
@@ -95,11 +102,24 @@ def _is_utf8(arg: str) -> bool:
 def _check_utf8_argument(arg: str | None) -> None:
     if arg is not None:
         shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise InputError(f"the argument {shown!r} is not valid UTF-8",
+        raise InputError(f"the argument '{shown}' is not valid UTF-8",
                          hint="give UTF-8 text (check the terminal's or the script's encoding)")
 
 
 # -- parameter types: checked at parse time, before any model loads -------------------------------
+class Number(click.types.FloatParamType):
+    """A float that is a number: 'nan' is refused before any work ('inf' is kept where a range allows it)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
+NUMBER = Number()
+
+
 class InputFile(click.ParamType):
     """A readable, non-empty, non-binary file ('-' for stdin where allowed)."""
 

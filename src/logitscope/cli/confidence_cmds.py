@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ..errors import InputError
 from ..views import heatmap
 from ..confidence.lift import DEFAULT_MIN_LIFT, LiftResult
 from ..confidence.ranking import NORMALISATIONS, RankResult
@@ -38,7 +39,8 @@ def uncertain_cmd(text, file, max_prob_below, entropy_above, html_path, bos, mod
       logitscope uncertain "The capital of Australia is Vienna."
       logitscope uncertain -f answer.txt --max-prob-below 0.05 --entropy-above inf --json
     """
-    result = load_model(model).uncertain(read_text(text, file), max_prob_below, entropy_above, bos=bos_value(bos))
+    body = read_text(text, file)  # before the model loads
+    result = load_model(model).uncertain(body, max_prob_below, entropy_above, bos=bos_value(bos))
     if html_path is not None:
         _wrote(heatmap.write_html(result.scored, html_path, "prob"))
     if as_json:
@@ -65,8 +67,9 @@ def truth_cmd(dataset, plot_path, limit, model, as_json):
     """
     from ..confidence.truth import evaluate, load_pairs, plot
 
+    pairs = load_pairs(dataset)[:limit]  # before the model loads
     m = load_model(model)
-    result = evaluate(m.backend, load_pairs(dataset)[:limit], progress=not as_json and sys.stderr.isatty())
+    result = evaluate(m.backend, pairs, progress=not as_json and sys.stderr.isatty())
     if plot_path is not None:
         _wrote(plot(result, plot_path))
     if as_json:
@@ -92,6 +95,9 @@ def rank_cmd(prompt, candidates, by, tokens, no_pmi, bos, model, as_json):
       logitscope rank "The capital of France is" -c " Paris" -c " Lyon" -c " Berlin"
       logitscope rank "Q: 2+2=? A:" -c " 4" -c " four" -c " 5" --by mean --tokens --json
     """
+    if by == "pmi" and no_pmi:
+        raise InputError("--by pmi needs the unconditional pass that --no-pmi skips",
+                         hint="drop --no-pmi, or order --by sum, mean, per_byte or per_char")
     result = load_model(model).rank(prompt, list(candidates), top_k=3 if tokens else 0, bos=bos_value(bos),
                                     unconditional=not no_pmi)
     if as_json:

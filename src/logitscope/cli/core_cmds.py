@@ -103,8 +103,9 @@ def demo_cmd(model):
     m = load_model(model)
     out = console()
     out.print(f"model: {m!r}")
-    out.print(render.next_token_table(m.next_token(DEMO_PROMPT, top_k=10)))
-    out.print(render.score_view(m.score(DEMO_TEXT), table=True))
+    prompt, text = getattr(m.backend, "demo_texts", (DEMO_PROMPT, DEMO_TEXT))  # the toy model knows ~13 words
+    out.print(render.next_token_table(m.next_token(prompt, top_k=10)))
+    out.print(render.score_view(m.score(text), table=True))
 
 
 COMMANDS = [next_cmd, score_cmd, tokenize_cmd, demo_cmd]

@@ -246,6 +246,7 @@ def generate(backend: Backend, prompt: str, max_new_tokens: int = 50, config: Sa
             if reason:
                 break
             state = _advance(backend, state, token, use_cache)
+    stream.finish()
     return _generation_result(backend, prompt, ids, records, reason or "max_new_tokens", config, sampler.seed,
                               use_cache)
 
@@ -293,6 +294,15 @@ class _Stream:
             self.on_text(text[len(self.shown):])
             self.shown = text
         return any(s in text for s in self.stop)
+
+    def finish(self) -> None:
+        """Show what was held back: generation may end inside a multi-byte character, and
+        the streamed text must then match the result's text (with its U+FFFD)."""
+        if self.on_text:
+            text = self.backend.detokenize(self.ids)
+            if text != self.shown and text.startswith(self.shown):
+                self.on_text(text[len(self.shown):])
+                self.shown = text
 
 
 def _stop_reason(backend: Backend, stream: _Stream, token: int, length: int, context: int) -> str | None:
