@@ -103,7 +103,7 @@ def _check_utf8_argument(arg: str | None) -> None:
     if arg is not None:
         shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         raise InputError(f"the argument '{shown}' is not valid UTF-8",
-                         hint="give UTF-8 text (check the terminal's or the script's encoding)")
+                         hint="give UTF-8 text; check the terminal's or the script's encoding")
 
 
 # -- parameter types: checked at parse time, before any model loads -------------------------------
@@ -184,7 +184,7 @@ class ModelSpec(click.ParamType):
 
         if value is None or not str(value).strip():
             raise InputError(f"{_option_name(param)} '': empty model name",
-                             hint="give 'bundled', 'toy', a model directory or a .gguf file (or leave -m out)")
+                             hint="give 'bundled', 'toy', a model directory or a .gguf file, or leave -m out")
         resolve_model_path(value)
         return value
 

@@ -57,7 +57,7 @@ def check_file(path: str | Path) -> Path:
     if not p.exists():
         raise InputError(f"{name}: does not exist", hint="check the path")
     if p.is_dir():
-        raise InputError(f"{name}: is a directory", hint="give a file (for many files, e.g. a shell glob dir/*.txt)")
+        raise InputError(f"{name}: is a directory", hint="give a file; for many files use a shell glob such as dir/*.txt")
     with open_binary(p) as fh:
         head = read_or_fail(fh, name, SNIFF_BYTES)
     if not head:

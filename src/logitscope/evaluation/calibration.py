@@ -90,7 +90,7 @@ def load_mcq(path: str | Path | None = None, skip_bad: bool = True) -> McqDatase
     if problems and not skip_bad:
         raise InputError(f"{path}: {len(problems)} of {len(problems) + len(items)} lines are malformed",
                          problems=data.problems,
-                         hint=f"fix them, or pass --skip-bad to evaluate the {len(items)} valid questions")
+                         hint=f"fix them, or pass --skip-bad to evaluate the {len(items)} valid question(s)")
     return data
 
 
