@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -85,11 +86,17 @@ def test_bad_input(ignoring, kwargs, message):
         ignoring.context_lift(**args)
 
 
-def test_a_context_longer_than_the_window_is_an_error():
+def test_a_context_longer_than_the_window_is_reported_and_the_others_scored():
     backend = ToyBackend(VOCAB, bigram_dist, context_length=12)
     long_context = " ".join(["cats purr"] * 10)
-    with pytest.raises(InputError, match="context 0 \\+ question \\+ answer is .* more than the model's context"):
+    with pytest.raises(InputError, match="none of the 1 contexts") as info:
         context_lift(backend, "who wrote it ?", " ann", [long_context])
+    assert re.match(r"context 0 \+ question \+ answer is .* more than the model's context", info.value.problems[0])
+    result = context_lift(backend, "who wrote it ?", " ann", [long_context, "cats purr"])
+    assert [c.context for c in result.contexts] == ["cats purr"]
+    assert len(result.skipped) == 1 and result.skipped[0].startswith("context 0 + question + answer is")
+    alone = context_lift(backend, "who wrote it ?", " ann", ["cats purr"])
+    assert result.contexts[0].lift == alone.contexts[0].lift
 
 
 def test_a_bad_template_is_an_error(ignoring):

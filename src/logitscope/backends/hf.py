@@ -22,6 +22,7 @@ from functools import lru_cache
 import torch
 
 from ..core.boundary import check_fits
+from .. import settings
 from ..errors import InputError
 from .base import Backend, Capabilities, DecodeState, PositionScores, Tokenized, check_start
 from .fastllama import FastDecoder
@@ -54,7 +55,7 @@ class HFBackend(Backend):
         # transformers 5 renamed past_key_values -> cache (argument and output)
         self.cache_arg = _cache_kwarg(model)
         self.token_text = lru_cache(maxsize=65536)(self._token_text)
-        wanted = self.device.type == "cpu" and os.environ.get("LOGITSCOPE_FAST_FORWARD", "1") != "0"
+        wanted = self.device.type == "cpu" and settings.fast_forward()
         self._fast = FastDecoder.for_model(model) if wanted else None
 
     # -- tokenization -------------------------------------------------------------

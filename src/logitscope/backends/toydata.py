@@ -35,6 +35,11 @@ def seed_bigram_model(alpha: float = 0.5) -> ToyBackend:
     return ToyBackend.from_ngrams(SEED_CORPUS, order=2, alpha=alpha)
 
 
+DEMO_TEXTS = ("to be or not to", "the cat sat on the mat the dog sat on the mat")  # `logitscope demo -m toy`
+
+
 def demo_ngram() -> ToyBackend:
     """A slightly larger bigram model behind ``--model toy`` in the CLI."""
-    return ToyBackend.from_ngrams(DEMO_CORPUS, order=2, alpha=0.1)
+    backend = ToyBackend.from_ngrams(DEMO_CORPUS, order=2, alpha=0.1)
+    backend.demo_texts = DEMO_TEXTS  # words of its own vocabulary, for `logitscope demo`
+    return backend

@@ -8,20 +8,29 @@ import sys
 import click
 
 from ..errors import InputError
+from ..evaluation.calibration import DELIMITER, PROMPT_TEMPLATE, check_template, load_mcq
 from ..evaluation.quantization import check_bits
-from .common import bos_option, bos_value, json_option, load_model, model_option, read_file, show
+from .common import (PLOT_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, json_option, load_model,
+                     model_option, read_file, report_problems, show)
 
 
 @click.command("calibrate")
-@click.argument("dataset", required=False)
+@click.argument("dataset", required=False, type=InputFile(allow_stdin=False))
 @click.option("--normalize", type=click.Choice(["sum", "mean", "bytes", "pmi"]), default="sum", show_default=True,
               help="Choice score: total log-prob, per token, per byte, or PMI against the prefix token.")
 @click.option("--bins", default=10, show_default=True, help="Confidence bins for ECE/MCE and the diagram.")
-@click.option("--plot", "plot", metavar="FILE.png", default=None, help="Write a reliability diagram (PNG).")
+@click.option("--template", default=PROMPT_TEMPLATE, show_default=True, callback=lambda c, p, v: check_template(v),
+              help="The prompt for a question; {question} is replaced (lm-eval's doc_to_text).")
+@click.option("--delimiter", default=DELIMITER, show_default=True,
+              help="Put between the prompt and each choice (lm-eval's target_delimiter); use '' when the "
+                   "choices already start with a space.")
+@click.option("--skip-bad", is_flag=True, help="Evaluate the valid lines of a dataset with malformed ones "
+                                              "(they are listed on stderr); without it such a file is refused.")
+@click.option("--plot", "plot", type=OutputPath(PLOT_EXTENSIONS), metavar="FILE.png", default=None, help="Write a reliability diagram (PNG).")
 @bos_option
 @model_option
 @json_option
-def calibrate_cmd(dataset, normalize, bins, plot, bos, model, as_json):
+def calibrate_cmd(dataset, normalize, bins, template, delimiter, skip_bad, plot, bos, model, as_json):
     """Multiple-choice accuracy and calibration on DATASET (JSONL; default: the bundled 172 questions).
 
     \b
@@ -31,9 +40,13 @@ def calibrate_cmd(dataset, normalize, bins, plot, bos, model, as_json):
       logitscope calibrate my_questions.jsonl --normalize pmi --bins 5 --plot reliability.png
       logitscope calibrate --json > calibration.json
     """
-    report = load_model(model).calibrate(dataset, normalize=normalize, bins=bins, bos=bos_value(bos),
-                                         progress=not as_json and sys.stderr.isatty())
-    if plot:
+    data = load_mcq(dataset, skip_bad=skip_bad)  # before the model loads
+    report_problems(data.problems, "skipped")
+    report = load_model(model).calibrate(data, normalize=normalize, bins=bins, bos=bos_value(bos),
+                                         progress=not as_json and sys.stderr.isatty(), template=template,
+                                         delimiter=delimiter)
+    report_problems(report.notes, "note")
+    if plot is not None:
         report.plot(save_to=plot)
     show(report, as_json)
 
@@ -47,7 +60,8 @@ def calibrate_cmd(dataset, normalize, bins, plot, bos, model, as_json):
 @click.option("--no-int8", is_flag=True, help="Skip the real PyTorch dynamic-int8 path.")
 @click.option("--base-top-k", "base_top_k", default=256, show_default=True,
               help="Keep the base distribution as its N likeliest tokens + the remaining mass.")
-@click.option("--plot", "plot", metavar="FILE.png", default=None, help="Write perplexity/KL vs bits (PNG).")
+@click.option("--plot", "plot", type=OutputPath(PLOT_EXTENSIONS), metavar="FILE.png", default=None,
+              help="Write perplexity/KL vs bits (PNG).")
 @bos_option
 @model_option
 @json_option
@@ -61,10 +75,11 @@ def quantize_cmd(args, bits, scheme, symmetric, no_int8, base_top_k, plot, bos, 
       logitscope quantize - --bits 8,4 --json < notes.txt
     """
     path, widths = split_file_and_bits(args, bits)
+    text = read_file(path)  # before the model loads
     report = load_model(model).quantization_impact(
-        read_file(path), bits=widths, scheme=scheme, symmetric=symmetric, int8=not no_int8, top_k=base_top_k,
+        text, bits=widths, scheme=scheme, symmetric=symmetric, int8=not no_int8, top_k=base_top_k,
         bos=bos_value(bos), progress=not as_json and sys.stderr.isatty())
-    if plot:
+    if plot is not None:
         report.plot(save_to=plot)
     show(report, as_json)
 

@@ -1,8 +1,17 @@
-"""Shared pieces of the CLI: error handling, --model/--json options, input reading."""
+"""Shared pieces of the CLI: the one error boundary, parameter types that check paths
+and model names at parse time (before any model work), --model/--json options, input
+reading and strict JSON output.
+
+Every failure a user can cause ends as ONE line on stderr, ``error: WHAT: why (hint: what
+to do)``, and exit code 2; Ctrl-C is exit 130; anything else is a bug (exit 1, with its
+traceback). See docs/errors.md.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,27 +20,187 @@ import click
 from ..errors import InputError, LogitscopeError
 
 MODEL_HELP = "Model: 'bundled' (default, SmolLM2-135M-Instruct), 'toy', a local HF directory or a .gguf file."
+EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED = 2, 1, 130
+_BAD_ARG = "logitscope.bad_utf8_argument"
 
 
+# -- the error boundary -----------------------------------------------------------------------
 class LogitscopeGroup(click.Group):
-    """A click group that turns LogitscopeError into one line on stderr and exit code 2."""
+    """The CLI's one error boundary: bad input of any kind -> ``error: ...`` on stderr, exit 2.
+
+    Mapped: LogitscopeError, click's usage errors, OSError (except a closed pipe, which click
+    handles quietly) and UnicodeError. KeyboardInterrupt -> exit 130. Any other exception is
+    a bug in logitscope: it propagates with its traceback (exit 1).
+    """
+
+    def add_command(self, cmd, name=None):
+        """Every float option of every command rejects NaN at parse time (see ``Number``)."""
+        for param in cmd.params:
+            if type(param.type) is click.types.FloatParamType:
+                param.type = NUMBER
+        super().add_command(cmd, name)
+
+    def parse_args(self, ctx, args):
+        ctx.meta[_BAD_ARG] = next((a for a in args if not _is_utf8(a)), None)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
+            _check_utf8_argument(ctx.meta.get(_BAD_ARG))
             return super().invoke(ctx)
-        except LogitscopeError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+        except click.UsageError as exc:
+            fail(_usage_message(exc))
+        except click.ClickException as exc:
+            fail(exc.format_message())
+        except (LogitscopeError, UnicodeError) as exc:
+            report_problems(getattr(exc, "problems", ()))
+            fail(error_message(exc))
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # `logitscope ... | head -1`: click's main exits quietly
+            fail(error_message(exc))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception:
+            click.echo("internal error: this is a bug in logitscope; please report it with the traceback below",
+                       err=True)
+            raise
 
 
-model_option = click.option("--model", "-m", "model", envvar="LOGITSCOPE_MODEL", default=None,
+def fail(message: str, code: int = EXIT_BAD_INPUT):
+    """Print ``error: message`` (one line) on stderr and exit."""
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+def error_message(exc: BaseException) -> str:
+    """``what: why (hint: ...)`` for the exceptions the boundary maps."""
+    if isinstance(exc, LogitscopeError):
+        return str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (invalid byte at {exc.start}) (hint: convert the input to UTF-8 first)"
+    if isinstance(exc, UnicodeError):
+        return f"text that is not valid Unicode ({exc.reason}) (hint: give UTF-8 text)"
+    what = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+    return f"{what}{(exc.strerror or str(exc) or type(exc).__name__).lower()} (hint: check the path and its permissions)"
+
+
+def _usage_message(exc: click.UsageError) -> str:
+    where = exc.ctx.command_path if exc.ctx is not None else "logitscope"
+    return f"{exc.format_message()} (hint: see '{where} --help')"
+
+
+def _is_utf8(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")  # invalid UTF-8 on the command line arrives as lone surrogates
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_utf8_argument(arg: str | None) -> None:
+    if arg is not None:
+        shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise InputError(f"the argument '{shown}' is not valid UTF-8",
+                         hint="give UTF-8 text; check the terminal's or the script's encoding")
+
+
+# -- parameter types: checked at parse time, before any model loads -------------------------------
+class Number(click.types.FloatParamType):
+    """A float that is a number: 'nan' is refused before any work ('inf' is kept where a range allows it)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
+NUMBER = Number()
+
+
+class InputFile(click.ParamType):
+    """A readable, non-empty, non-binary file ('-' for stdin where allowed)."""
+
+    name = "file"
+
+    def __init__(self, allow_stdin: bool = True):
+        self.allow_stdin = allow_stdin
+
+    def convert(self, value, param, ctx):
+        from ..core.corpus import check_file
+
+        if value == "-" and self.allow_stdin:
+            return value
+        check_file(value)
+        return value
+
+
+class OutputPath(click.ParamType):
+    """A file path that can be written, with one of ``extensions``: checked before the work."""
+
+    name = "file"
+
+    def __init__(self, extensions: tuple[str, ...]):
+        self.extensions = tuple(e.lower() for e in extensions)
+
+    def convert(self, value, param, ctx):
+        check_output_path(value, self.extensions, _option_name(param))
+        return value
+
+
+PLOT_EXTENSIONS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+HTML_EXTENSIONS = (".html", ".htm")
+
+
+def check_output_path(value: str, extensions: tuple[str, ...], option: str = "output") -> Path:
+    """InputError unless ``value`` names a writable file with one of ``extensions``."""
+    allowed = ", ".join(extensions)
+    if not value or not value.strip():
+        raise InputError(f"{option} '': the output path is empty", hint=f"give a file name ending in {allowed}")
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise InputError(f"{value}: is a directory", hint=f"give a file name ending in {allowed}, e.g. {value}/out{extensions[0]}")
+    if path.suffix.lower() not in extensions:
+        raise InputError(f"{value}: unknown output format {path.suffix or '(no extension)'!r}",
+                         hint=f"{option} writes {allowed}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise InputError(f"{value}: the folder {str(folder)!r} does not exist", hint="create it first or pick another path")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise InputError(f"{value}: cannot write here (permission denied)", hint="pick a writable path")
+    return path
+
+
+class ModelSpec(click.ParamType):
+    """'bundled', 'toy', a model directory or a .gguf file: resolved at parse time, so
+    ``-m nope`` fails before any other model is loaded or any text scored."""
+
+    name = "model"
+
+    def convert(self, value, param, ctx):
+        from ..loading import resolve_model_path
+
+        if value is None or not str(value).strip():
+            raise InputError(f"{_option_name(param)} '': empty model name",
+                             hint="give 'bundled', 'toy', a model directory or a .gguf file, or leave -m out")
+        resolve_model_path(value)
+        return value
+
+
+def _option_name(param) -> str:
+    return max(param.opts, key=len) if param is not None and param.opts else "output"
+
+
+# -- options --------------------------------------------------------------------------------
+model_option = click.option("--model", "-m", "model", type=ModelSpec(), envvar="LOGITSCOPE_MODEL", default=None,
                             metavar="MODEL", help=MODEL_HELP)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table.")
 bos_option = click.option("--bos", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
                           help="Prefix-token policy: follow the tokenizer, always prepend BOS/EOS, or never.")
+seed_option = click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
+                           help="Random seed in [0, 2**64 - 1] (same seed, same draws).")
 
 
 def bos_value(choice: str):
@@ -39,12 +208,16 @@ def bos_value(choice: str):
 
 
 def load_model(spec):
-    """Load once per command; progress of a first-time GGUF conversion goes to stderr."""
+    """Load once per command (environment checked first); progress of a first-time GGUF
+    conversion goes to stderr."""
     from .. import load
+    from ..settings import check_environment
 
+    check_environment()
     return load(spec)
 
 
+# -- input ----------------------------------------------------------------------------------
 def read_text(text: str | None, file: str | None, what: str = "TEXT") -> str:
     """Exactly one of TEXT or -f FILE ('-' reads stdin); returns the decoded text."""
     if (text is None) == (file is None):
@@ -55,21 +228,26 @@ def read_text(text: str | None, file: str | None, what: str = "TEXT") -> str:
 
 
 def read_file(file: str) -> str:
-    if file == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        path = Path(file)
-        if not path.exists():
-            raise InputError(f"file {file!r} does not exist", hint="check the path")
-        if path.is_dir():
-            raise InputError(f"{file!r} is a directory", hint="give a text file")
-        data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{file!r} is not UTF-8 text (byte {exc.start})", hint="convert it to UTF-8 first") from exc
+    """The one text reader (see core/corpus.py): checked, strict UTF-8, '-' for stdin."""
+    from ..core.corpus import read_text as read_whole_file
+
+    return read_whole_file(file)
 
 
+def exit_on_problems(problems) -> None:
+    """After the good results were printed: one ``error:`` line per problem, then exit 2."""
+    if problems:
+        report_problems(problems)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def report_problems(problems, prefix: str = "error") -> None:
+    """One ``prefix: problem`` line per problem on stderr (e.g. bad dataset lines)."""
+    for problem in problems:
+        click.echo(f"{prefix}: {' '.join(problem.split())}", err=True)
+
+
+# -- output ---------------------------------------------------------------------------------
 def console(piped_width: int = 120):
     """A rich Console: the terminal's width when interactive, ``piped_width`` columns when piped."""
     from rich.console import Console
@@ -78,7 +256,19 @@ def console(piped_width: int = 120):
 
 
 def emit_json(obj) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+    """Print strict JSON (RFC 8259): NaN and ±inf become null (see docs/errors.md)."""
+    click.echo(strict_json(obj))
+
+
+def strict_json(obj, **kwargs) -> str:
+    from ..results import jsonable
+
+    return json.dumps(jsonable(obj), ensure_ascii=False, allow_nan=False, indent=2, **kwargs)
+
+
+def reject_constant(name: str):
+    """A ``json.loads(parse_constant=...)`` hook that refuses NaN/Infinity (for tests and users)."""
+    raise ValueError(f"non-standard JSON constant {name}")
 
 
 def show(result, as_json: bool, data=None, piped_width: int = 120, **view_options) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import bos_option, bos_value, console, json_option, load_model, model_option, read_text, show
+from .common import (HTML_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, console, json_option, load_model,
+                     model_option, read_text, show)
 
 
 @click.command("next")
@@ -31,13 +32,13 @@ def next_cmd(prompt, rows, temperature, bos, model, as_json):
 
 @click.command("score")
 @click.argument("text", required=False)
-@click.option("-f", "--file", "file", help="Read the text from FILE ('-' for stdin).")
+@click.option("-f", "--file", "file", type=InputFile(), help="Read the text from FILE ('-' for stdin).")
 @click.option("-c", "--context", default=None, help="Condition on this context; score only TEXT (answer-only).")
 @click.option("--alternatives", default=3, show_default=True, help="Top alternatives kept per token.")
 @click.option("--table", is_flag=True, help="Also print a per-token table.")
 @click.option("--window", type=int, default=None, help="Tokens per window for long texts (default: model context).")
 @click.option("--stride", type=int, default=None, help="Window stride (default: window/2).")
-@click.option("--html", "html_path", default=None, help="Also write a self-contained HTML heatmap (hover a token).")
+@click.option("--html", "html_path", type=OutputPath(HTML_EXTENSIONS), default=None, help="Also write a self-contained HTML heatmap (hover a token).")
 @click.option("--color-by", type=click.Choice(["prob", "rank", "entropy"]), default="prob", show_default=True,
               help="Colour tokens by probability, GLTR rank bucket or entropy.")
 @bos_option
@@ -56,7 +57,7 @@ def score_cmd(text, file, context, alternatives, table, window, stride, html_pat
     body = read_text(text, file)
     result = load_model(model).score(body, context=context, top_k=alternatives, bos=bos_value(bos),
                                      window=window, stride=stride)
-    if html_path:
+    if html_path is not None:
         from ..views.html import write_html
 
         click.echo(f"wrote {write_html(result, html_path, color_by)}", err=True)
@@ -96,8 +97,9 @@ def demo_cmd(model):
     m = load_model(model)
     out = console()
     out.print(f"model: {m!r}")
-    out.print(m.next_token(DEMO_PROMPT, top_k=10))
-    out.print(render(m.score(DEMO_TEXT), table=True))
+    prompt, text = getattr(m.backend, "demo_texts", (DEMO_PROMPT, DEMO_TEXT))  # the toy model knows ~13 words
+    out.print(m.next_token(prompt, top_k=10))
+    out.print(render(m.score(text), table=True))
 
 
 COMMANDS = [next_cmd, score_cmd, tokenize_cmd, demo_cmd]

@@ -7,7 +7,8 @@ import math
 import click
 
 from ..errors import InputError
-from .common import bos_option, bos_value, json_option, load_model, model_option, show
+from .common import (PLOT_EXTENSIONS, OutputPath, bos_option, bos_value, json_option, load_model, model_option,
+                     seed_option, show)
 
 
 def strategy_options(func):
@@ -48,7 +49,8 @@ def parse_bias(item: str) -> tuple[int | str, float]:
 @click.argument("prompt")
 @strategy_options
 @click.option("-k", "--show", "rows", default=8, show_default=True, help="How many top tokens to list per stage.")
-@click.option("--plot", "plot_path", default=None, metavar="FILE.png", help="Draw the stages side by side.")
+@click.option("--plot", "plot_path", type=OutputPath(PLOT_EXTENSIONS), default=None, metavar="FILE.png",
+              help="Draw the stages side by side.")
 @bos_option
 @model_option
 @json_option
@@ -65,7 +67,7 @@ def dist_cmd(prompt, temperature, top_k, top_p, min_p, repetition_penalty, bias,
     """
     config = sampler_config(temperature, top_k, top_p, min_p, repetition_penalty, bias)
     result = load_model(model).chain(prompt, config, bos=bos_value(bos), top=rows)
-    if plot_path:
+    if plot_path is not None:
         result.plot(save_to=plot_path)
     show(result, as_json)
 
@@ -73,7 +75,7 @@ def dist_cmd(prompt, temperature, top_k, top_p, min_p, repetition_penalty, bias,
 @click.command("sample")
 @click.argument("prompt")
 @click.option("-n", "n", default=1000, show_default=True, help="Number of draws.")
-@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same draws).")
+@seed_option
 @strategy_options
 @bos_option
 @model_option
@@ -94,7 +96,7 @@ def sample_cmd(prompt, n, seed, temperature, top_k, top_p, min_p, repetition_pen
 @click.command("generate")
 @click.argument("prompt")
 @click.option("-n", "--max-new-tokens", default=40, show_default=True, help="Most tokens to generate.")
-@click.option("--seed", default=0, show_default=True, help="Random seed for sampling.")
+@seed_option
 @click.option("--stop", multiple=True, help="Stop once the new text contains this string. Repeatable.")
 @click.option("--trace", is_flag=True, help="Print the per-step table after the text.")
 @strategy_options
@@ -142,7 +144,7 @@ def beam_cmd(prompt, beams, max_new_tokens, alpha, bos, model, as_json):
 @click.option("-d", "--depth", default=3, show_default=True, help="Levels to expand (1-12).")
 @click.option("-b", "--branch", default=3, show_default=True, help="Top tokens per node (1-50).")
 @click.option("--min-prob", default=0.0, show_default=True, help="Drop children with p below this.")
-@click.option("--image", "image_path", default=None, metavar="FILE.png", help="Also draw the tree.")
+@click.option("--image", "image_path", type=OutputPath(PLOT_EXTENSIONS), default=None, metavar="FILE.png", help="Also draw the tree.")
 @bos_option
 @model_option
 @json_option
@@ -155,7 +157,7 @@ def tree_cmd(prompt, depth, branch, min_prob, image_path, bos, model, as_json):
       logitscope tree "Once upon a" -d 2 -b 4 --min-prob 0.05 --image tree.png
     """
     result = load_model(model).tree(prompt, depth, branch, min_prob, bos=bos_value(bos))
-    if image_path:
+    if image_path is not None:
         result.plot(save_to=image_path)
     show(result, as_json)
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import click
 
 from ..scoring.perplexity import CONVENTIONS
-from .common import json_option, load_model, show
+from .common import ModelSpec, json_option, load_model, report_problems, show
 
 BOS_CHOICES = {"convention": None, "always": True, "never": False, "auto": "auto"}
 
@@ -25,8 +25,8 @@ BOS_CHOICES = {"convention": None, "always": True, "never": False, "auto": "auto
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "lines"]), default=None,
               help="text: a file is one document; jsonl: a 'text' field per line; lines: a document per line. "
                    "Default: jsonl for *.jsonl, else text.")
-@click.option("--model", "-m", "models", multiple=True, envvar="LOGITSCOPE_MODEL", metavar="MODEL",
-              help="Model(s) to compare (repeat -m); default: the bundled SmolLM2-135M.")
+@click.option("--model", "-m", "models", type=ModelSpec(), multiple=True, metavar="MODEL",
+              help="Model(s) to compare (repeat -m); default: $LOGITSCOPE_MODEL, else the bundled SmolLM2-135M.")
 @json_option
 def perplexity_cmd(files, window, stride, convention, compare_conventions, bos, fmt, models, as_json):
     """Token-weighted perplexity of FILE... (per file and in total), with bits-per-byte
@@ -46,7 +46,9 @@ def perplexity_cmd(files, window, stride, convention, compare_conventions, bos, 
                          conventions=CONVENTIONS if compare_conventions else (convention,), window=window,
                          stride=stride, bos=BOS_CHOICES[bos], fmt=fmt, progress=tick)
     runs = [r.to_dict() for r in result.results]
-    show(result, as_json, data=runs[0] if len(runs) == 1 else runs, piped_width=160)  # pipes get full numbers
+    if as_json or any(r.scored_sources for r in result.results):  # every file failed: the errors alone, no table
+        show(result, as_json, data=runs[0] if len(runs) == 1 else runs, piped_width=160)  # pipes get full numbers
+    report_problems(result.warnings, "warning")
     _report_errors(result.errors)
 
 

@@ -17,12 +17,13 @@ flagged as not supported by the contexts.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..backends.base import Backend
 from ..core.boundary import check_fits, encode, require_text
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, check_sequence
 from ..results import ResultMixin, ScoreResult, prob_of
 from ..scoring.score import score_texts
 
@@ -98,6 +99,7 @@ class LiftResult(ResultMixin):
     without: ScoreResult  # the answer after the question alone
     contexts: tuple[ContextLift, ...]
     min_lift: float
+    skipped: tuple[str, ...] = ()  # "context N: why", one per context that could not be scored
 
     @property
     def total_without(self) -> float:
@@ -115,7 +117,7 @@ class LiftResult(ResultMixin):
     def to_dict(self) -> dict:
         return {"question": self.question, "answer": self.answer, "total_without": self.total_without,
                 "min_lift": self.min_lift, "supported": self.supported,
-                "contexts": [c.to_dict() for c in self.contexts]}
+                "contexts": [c.to_dict() for c in self.contexts], "skipped": list(self.skipped)}
 
     def _rows(self) -> list[dict]:
         return [{"context_index": i, "token": t.text, "logprob_without": t.logprob_without,
@@ -126,18 +128,34 @@ class LiftResult(ResultMixin):
 def context_lift(backend: Backend, question: str, answer: str, contexts: Sequence[str],
                  template: str = DEFAULT_TEMPLATE, min_lift: float = DEFAULT_MIN_LIFT,
                  bos: str | bool = "auto") -> LiftResult:
-    """Score ``answer`` after ``question`` alone and after each context (one batch)."""
+    """Score ``answer`` after ``question`` alone and after each context (one batch).
+
+    A context that does not fit the model's window is reported in ``skipped`` and the
+    others are still scored; InputError when none fits (or the question alone does not).
+    """
     require_text(question, "question")
     require_text(answer, "answer")
     check_range("min_lift", min_lift, None, None)
     contexts = _check_contexts(contexts)
-    prompts = [question] + [_fill(template, c, question) for c in contexts]
-    for i, p in enumerate(prompts):
-        _check_fits(backend, encode(backend, answer, p, bos).ids, i)
-    without, *with_ctx = score_texts(backend, [answer] * len(prompts), prompts, top_k=0, bos=bos)
+    if not isinstance(template, str) or "{context}" not in template or "{question}" not in template:
+        raise InputError("the template needs {context} and {question}", hint="e.g. '{context}\\n\\n{question}'")
+    _check_fits(backend, encode(backend, answer, question, bos).ids, "the question + answer")
+    fitting, skipped = [], []
+    for i, c in enumerate(contexts):
+        try:
+            prompt = _fill(template, c, question)
+            _check_fits(backend, encode(backend, answer, prompt, bos).ids, f"context {i} + question + answer")
+            fitting.append((c, prompt))
+        except InputError as exc:
+            skipped.append(str(exc) if str(exc).startswith("context ") else f"context {i}: {exc}")
+    if not fitting:
+        raise InputError(f"none of the {len(contexts)} contexts could be scored", hint="see the errors above",
+                         problems=tuple(skipped))
+    without, *with_ctx = score_texts(backend, [answer] * (len(fitting) + 1), [question] + [p for _, p in fitting],
+                                     top_k=0, bos=bos)
     lifts = tuple(ContextLift(c, r, without.total_logprob, token_lifts(without, r), min_lift)
-                  for c, r in zip(contexts, with_ctx))
-    return LiftResult(question, answer, without, lifts, min_lift)
+                  for (c, _), r in zip(fitting, with_ctx))
+    return LiftResult(question, answer, without, lifts, min_lift, tuple(skipped))
 
 
 def token_lifts(without: ScoreResult, with_ctx: ScoreResult) -> tuple[TokenLift, ...]:
@@ -149,8 +167,7 @@ def token_lifts(without: ScoreResult, with_ctx: ScoreResult) -> tuple[TokenLift,
 
 
 def _check_contexts(contexts: Sequence[str]) -> list[str]:
-    if isinstance(contexts, str):
-        contexts = [contexts]
+    check_sequence("contexts", contexts)
     if not contexts:
         raise InputError("no contexts given", hint="pass at least one context (--context TEXT)")
     for i, c in enumerate(contexts):
@@ -159,11 +176,14 @@ def _check_contexts(contexts: Sequence[str]) -> list[str]:
 
 
 def _fill(template: str, context: str, question: str) -> str:
-    if "{context}" not in template or "{question}" not in template:
-        raise InputError("the template needs {context} and {question}", hint="e.g. '{context}\\n\\n{question}'")
-    return template.replace("{context}", context).replace("{question}", question)
+    """The template with {context} and {question} substituted in one pass: braces inside the
+    context or the question are text, never placeholders."""
+    values = {"{context}": context, "{question}": question}
+    return _PLACEHOLDER.sub(lambda m: values[m.group()], template)
 
 
-def _check_fits(backend: Backend, ids: list[int], index: int) -> None:
-    what = "the question + answer" if index == 0 else f"context {index - 1} + question + answer"
-    check_fits(backend, len(ids), what, "shorten or split the context (lift does not window)")
+_PLACEHOLDER = re.compile(r"\{context\}|\{question\}")
+
+
+def _check_fits(backend: Backend, ids: list[int], what: str) -> None:
+    check_fits(backend, len(ids), what, "shorten or split the context; lift does not window")

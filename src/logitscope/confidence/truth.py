@@ -18,7 +18,6 @@ scores higher (ties count one half) — and AUROC over all statements
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..backends.base import Backend
+from ..core import corpus
 from ..errors import InputError
 from ..results import ResultMixin, ScoreResult
 from ..scoring.score import score_texts
@@ -96,26 +96,28 @@ class StatementPair:
 
 def load_pairs(path: str | Path | None = None) -> list[StatementPair]:
     """Read a pair dataset (JSON lines); None reads the bundled one."""
-    if path is None:
-        text = resources.files("logitscope").joinpath("data/truth_pairs.jsonl").read_text(encoding="utf-8")
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"dataset {str(path)!r} does not exist", hint="give a .jsonl file of true/false pairs")
-        text = p.read_text(encoding="utf-8")
-    pairs = [_parse_pair(line, n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    path = Path(path) if path is not None else Path(str(resources.files("logitscope") / "data" / "truth_pairs.jsonl"))
+    pairs = [_parse_pair(line, f"{path}:{n}") for n, line in corpus.numbered_lines(path)]
     if not pairs:
-        raise InputError("the dataset has no pairs", hint='one {"true": ..., "false": ...} object per line')
+        raise InputError(f"{path}: the dataset has no pairs", hint='one {"true": ..., "false": ...} object per line')
     return pairs
 
 
-def _parse_pair(line: str, lineno: int) -> StatementPair:
-    try:
-        rec = json.loads(line)
-        return StatementPair(str(rec.get("id", lineno)), str(rec.get("category", "")), rec["true"], rec["false"])
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(f"line {lineno} of the dataset is not a pair ({exc})",
-                         hint='each line: {"id": ..., "true": "...", "false": "..."}') from exc
+def _parse_pair(line: str, where: str) -> StatementPair:
+    rec = corpus.parse_json_line(line, where)
+    if not isinstance(rec, dict):
+        raise InputError(f"{where}: a line must be a JSON object, got {type(rec).__name__}", hint=PAIR_HINT)
+    for field in ("true", "false"):
+        if field not in rec:
+            raise InputError(f"{where}: missing field {field!r}", hint=PAIR_HINT)
+        if not isinstance(rec[field], str) or not rec[field].strip():
+            raise InputError(f"{where}: field {field!r} must be a non-empty string, got {rec[field]!r}",
+                             hint=PAIR_HINT)
+    return StatementPair(str(rec.get("id", where.rsplit(":", 1)[1])), str(rec.get("category", "")),
+                         rec["true"], rec["false"])
+
+
+PAIR_HINT = 'each line: {"id": ..., "category": ..., "true": "...", "false": "..."}'
 
 
 # -- results -----------------------------------------------------------------------------------

@@ -172,6 +172,9 @@ def plan_windows(n_tokens: int, score_from: int, window: int, stride: int | None
     """Cover targets score_from..n_tokens-1 exactly once with windows of <= ``window`` ids."""
     if window < 2:
         raise InputError(f"window={window} is too small", hint="a window needs at least 2 tokens")
+    if score_from >= window:
+        raise InputError(f"the context is {score_from} tokens (prefix token included) and the window is {window}: "
+                         "no room is left for the text", hint=f"shorten the context to under {window} tokens, or score it as part of the text")
     stride = window // 2 if stride is None else stride
     if not 1 <= stride <= window:
         raise InputError(f"stride={stride} is out of range", hint=f"stride must be in [1, {window}]")

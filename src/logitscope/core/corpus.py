@@ -17,6 +17,7 @@ perplexity: UTF-8 bytes and ``len(re.split(r"\\s+", doc))`` words.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -46,20 +47,107 @@ def guess_format(path: str) -> str:
     return "jsonl" if Path(path).suffix.lower() in (".jsonl", ".ndjson") else "text"
 
 
-def check_file(path: str) -> Path:
-    """The path, if it is a readable non-empty text file; else InputError naming it."""
-    p = Path(path)
+def check_file(path: str | Path) -> Path:
+    """The path, if it is a readable non-empty text file; else InputError naming it.
+
+    Every file logitscope reads (texts, corpora, datasets) passes through here, so a
+    missing, unreadable, empty or binary file gets the same message everywhere.
+    """
+    p, name = Path(path), str(path)
     if not p.exists():
-        raise InputError(f"{path}: no such file", hint="check the path")
+        raise InputError(f"{name}: does not exist", hint="check the path")
     if p.is_dir():
-        raise InputError(f"{path}: is a directory", hint="give text files (e.g. a shell glob dir/*.txt)")
-    with p.open("rb") as fh:
-        head = fh.read(SNIFF_BYTES)
+        raise InputError(f"{name}: is a directory", hint="give a file; for many files use a shell glob such as dir/*.txt")
+    with open_binary(p) as fh:
+        head = read_or_fail(fh, name, SNIFF_BYTES)
     if not head:
-        raise InputError(f"{path}: the file is empty", hint="give a file with text in it")
+        raise InputError(f"{name}: the file is empty", hint="give a file with text in it")
     if b"\x00" in head:
-        raise InputError(f"{path}: looks binary (NUL bytes)", hint="give a UTF-8 text, JSONL or one-per-line file")
+        raise InputError(f"{name}: looks binary (NUL bytes)", hint="give a UTF-8 text, JSONL or one-per-line file")
     return p
+
+
+def open_binary(p: Path):
+    """``open(p, "rb")`` with an OSError (permissions, a vanished file) turned into InputError."""
+    try:
+        return p.open("rb")
+    except OSError as exc:
+        raise os_input_error(str(p), exc) from exc
+
+
+def read_or_fail(fh, name: str, size: int = -1) -> bytes:
+    try:
+        return fh.read(size)
+    except OSError as exc:
+        raise os_input_error(name, exc) from exc
+
+
+def os_input_error(name: str, exc: OSError) -> InputError:
+    """``FILE: why`` for an OSError while reading, with a hint that fits the cause."""
+    why = (exc.strerror or type(exc).__name__).lower()
+    hint = "check the file's permissions" if isinstance(exc, PermissionError) else "check the path"
+    return InputError(f"{name}: cannot read it ({why})", hint=hint)
+
+
+def not_utf8(name: str, byte: int, line: int | None = None) -> InputError:
+    where = f"byte {byte:,}" + (f", line {line}" if line is not None else "")
+    return InputError(f"{name}: not UTF-8 text (invalid byte at {where} of the file)",
+                      hint="convert it to UTF-8 first, e.g. iconv -f latin1 -t utf-8")
+
+
+def read_text(path: str) -> str:
+    """A whole text file ('-' reads stdin), checked and decoded as strict UTF-8."""
+    if path == "-":
+        import sys
+
+        data, name = sys.stdin.buffer.read(), "<stdin>"
+    else:
+        with open_binary(check_file(path)) as fh:
+            data, name = read_or_fail(fh, path), path
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise not_utf8(name, exc.start, data.count(b"\n", 0, exc.start) + 1) from exc
+
+
+def numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line) of every non-blank line, streamed.
+
+    Lines end at "\n" only (JSONL's rule): U+2028, U+2029, \x0b and \x0c inside a
+    line are text, not line breaks (``str.splitlines()`` would split there).
+    """
+    name, offset = str(path), 0
+    with open_binary(check_file(path)) as fh:
+        for number, raw in enumerate(_lines_or_fail(fh, name), 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise not_utf8(name, offset + exc.start, number) from exc
+            offset += len(raw)
+            if line.strip():
+                yield number, line.rstrip("\r\n")
+
+
+def _lines_or_fail(fh, name: str) -> Iterator[bytes]:
+    try:
+        yield from fh  # binary files split at b"\n" only
+    except OSError as exc:
+        raise os_input_error(name, exc) from exc
+
+
+def parse_json_line(line: str, where: str):
+    """One JSON value, or InputError ``where: not valid JSON (why at column c)``."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: {describe_json_error(exc)}", hint="each line must be one JSON object") from exc
+
+
+def describe_json_error(exc: json.JSONDecodeError) -> str:
+    """'not valid JSON (Expecting value at column 3)'; json's own 'Unterminated string
+    starting at' gets its column instead of a dangling 'at'."""
+    joint = " " if exc.msg.endswith(" at") else " at "
+    return f"not valid JSON ({exc.msg}{joint}column {exc.colno})"
 
 
 def read_documents(path: str, fmt: str | None = None) -> Iterator[Document]:
@@ -116,35 +204,34 @@ def count_whitespace_runs(text: str) -> int:
 
 
 def _read_chunks(p: Path, name: str) -> Iterator[str]:
-    try:
-        with p.open("r", encoding="utf-8", newline="") as fh:
-            while chunk := fh.read(BLOCK_CHARS):
-                yield chunk
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not UTF-8 text (byte {exc.start} of a block)",
-                         hint="convert it to UTF-8 first") from exc
+    """Decoded blocks of a file; bad UTF-8 is reported at its byte offset in the file."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    fed = 0  # bytes handed to the decoder so far
+    with open_binary(p) as fh:
+        while True:
+            data = read_or_fail(fh, name, BLOCK_CHARS)
+            try:
+                text = decoder.decode(data, final=not data)
+            except UnicodeDecodeError as exc:
+                pending = len(exc.object) - len(data)  # bytes held back from the previous block
+                raise not_utf8(name, fed - pending + exc.start) from exc
+            fed += len(data)
+            if text:
+                yield text
+            if not data:
+                return
 
 
 def _line_documents(p: Path, name: str, fmt: str) -> Iterator[str]:
     """Non-blank lines (``lines``) or the ``text`` field of each JSON line (``jsonl``)."""
-    try:
-        with p.open("r", encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                text = line.rstrip("\n") if fmt == "lines" else _jsonl_text(line, name, number)
-                if text.strip():
-                    yield text
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not UTF-8 text", hint="convert it to UTF-8 first") from exc
+    for number, line in numbered_lines(p):
+        text = line if fmt == "lines" else _jsonl_text(line, name, number)
+        if text.strip():
+            yield text
 
 
 def _jsonl_text(line: str, name: str, number: int) -> str:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{name}:{number}: not valid JSON ({exc.msg})",
-                         hint="use --format lines or text for plain text") from exc
+    record = parse_json_line(line, f"{name}:{number}")
     if not isinstance(record, dict) or not isinstance(record.get("text"), str):
         raise InputError(f"{name}:{number}: no string \"text\" field", hint='each line needs {"text": "..."}')
     return record["text"]

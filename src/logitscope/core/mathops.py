@@ -17,16 +17,41 @@ from ..errors import InputError, check_range
 LN2 = math.log(2.0)
 
 
-def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Divide logits by T > 0 (T < 1 sharpens, T > 1 flattens). (…, V) -> (…, V)."""
+def apply_temperature(logits: torch.Tensor, temperature: float, dim: int = -1) -> torch.Tensor:
+    """Logits for softmax at temperature T > 0 (T < 1 sharpens, T > 1 flattens). (…, V) -> (…, V).
+
+    logits / T whenever that is finite. Where it would overflow (a tiny T, T = inf, or a
+    +inf logit: inf - inf = NaN later) the result is (logits - max) / T instead — the same
+    distribution, with the right limits: as T -> 0 every non-maximal entry goes to -inf
+    (greedy, tied maxima share the mass); T = inf gives 0 for every finite logit (uniform
+    over them). -inf logits stay -inf; +inf logits (a forced token) are the maximum.
+    """
     check_range("temperature", temperature, 0, None, low_open=True)
-    return logits if temperature == 1.0 else logits / temperature
+    if temperature == 1.0:
+        return logits
+    scaled = logits / temperature
+    if math.isfinite(temperature) and bool((torch.isfinite(scaled) | torch.isneginf(logits)).all()):
+        return scaled
+    z = shift_to_max(logits, dim)  # (…, V), entries <= 0
+    keep = torch.isneginf(z) | (z == 0)  # -inf / inf and 0 / (T that underflows to 0) would be NaN
+    return torch.where(keep, z, z / temperature)
+
+
+def shift_to_max(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """logits - max along ``dim`` (largest entry 0), defined when the max is +inf too:
+    +inf entries become 0 and every other entry -inf. (…, V) -> (…, V)."""
+    top = logits.amax(dim=dim, keepdim=True).detach()  # (…, 1)
+    top = torch.where(torch.isinf(top), torch.zeros_like(top), top)  # ±inf rows: handled below
+    z = logits - top
+    rows_forced = torch.isposinf(logits).any(dim=dim, keepdim=True)  # (…, 1)
+    forced = torch.where(torch.isposinf(logits), torch.zeros_like(z), torch.full_like(z, -math.inf))
+    return torch.where(rows_forced, forced, z)
 
 
 def log_softmax(logits: torch.Tensor, dim: int = -1, temperature: float = 1.0) -> torch.Tensor:
-    """Stable log-softmax: z - max - log Σ exp(z - max). Finite for logits near 1e3."""
-    z = apply_temperature(logits, temperature)
-    z = z - z.amax(dim=dim, keepdim=True).detach()  # shift invariance: largest entry becomes 0
+    """Stable log-softmax: z - max - log Σ exp(z - max). Finite for logits near 1e3;
+    right in the limits T -> 0, T = inf and with +inf logits (see apply_temperature)."""
+    z = shift_to_max(apply_temperature(logits, temperature, dim), dim)  # largest entry becomes 0
     return z - torch.logsumexp(z, dim=dim, keepdim=True)
 
 

@@ -16,7 +16,9 @@ Rules at the edges (tested with exact values in tests/test_processors.py):
   reaches p; the token that crosses p is included. Equal probabilities are
   ordered by token id. p = 1 keeps everything.
 * min-p keeps tokens with p >= min_p * p_max (computed after temperature).
-* logit bias adds a value to chosen ids; -inf bans them. Banning every token is an error.
+* logit bias adds a value to chosen ids; -inf bans them, +inf forces them: the +inf
+  tokens share all the probability (every later stage sees them as the argmax).
+  Banning every token, or +inf and -inf on one token, is an error.
 """
 
 from __future__ import annotations
@@ -216,6 +218,10 @@ def resolve_bias(bias, token_ids: Callable[[str], list[int]] | None) -> dict[int
             ids = [int(key)]
         for i in ids:
             out[i] = out.get(i, 0.0) + value
+    clash = [i for i, v in out.items() if math.isnan(v)]
+    if clash:
+        raise InputError(f"the logit bias gives token id {clash[0]} both +inf and -inf",
+                         hint="force a token (+inf) or ban it (-inf), not both")
     return out
 
 
@@ -251,7 +257,7 @@ class Sampler:
                  token_ids: Callable[[str], list[int]] | None = None):
         self.config = config or SamplerConfig()
         self.process = compose(self.config.stages(token_ids))
-        self.seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else int(seed)
+        self.seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else check_seed(seed)
         self.generator = torch.Generator()
         self.generator.manual_seed(self.seed)
 
@@ -261,6 +267,16 @@ class Sampler:
             return processed.argmax(dim=-1, keepdim=True).expand(-1, num_samples)
         probs = mathops.softmax(processed.double())  # (B, V), zero outside the survivors
         return torch.multinomial(probs, num_samples, replacement=True, generator=self.generator)
+
+
+def check_seed(seed) -> int:
+    """A seed torch's generator accepts: an integer in [0, 2**64 - 1]."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InputError(f"seed={seed!r} is not an integer", hint="give a whole number in [0, 2**64 - 1]")
+    return check_range("seed", seed, 0, MAX_SEED)
+
+
+MAX_SEED = 2**64 - 1
 
 
 # -- checking draws against a distribution -------------------------------------------------

@@ -1,7 +1,8 @@
 """Multiple-choice evaluation with calibration: does confidence 0.8 mean right 80% of the time?
 
-Each question becomes the prompt ``"Question: {question}\\nAnswer:"``; every choice
-is scored as its continuation with ``ranking.rank`` (the prompt is prefilled once
+Each question becomes a prompt through ``template`` (default
+``"Question: {question}\\nAnswer:"``, lm-eval's ``doc_to_text``) and every choice is
+``delimiter + choice`` (default ``" "``, lm-eval's ``target_delimiter``), scored as its continuation with ``ranking.rank`` (the prompt is prefilled once
 and its KV cache reused; the boundary rule of ``boundary.encode`` applies). A
 choice's score is one normalisation of its log-probability:
 
@@ -18,8 +19,11 @@ reported on the other half.
 
 Dataset format (JSONL, one object per line):
     {"question": "What is 2 + 2?", "choices": ["3", "4", "5", "6"], "answer": 1}
-Malformed lines are reported as ``file:line: problem`` and skipped; the valid
-lines are still evaluated.
+Malformed lines are reported as ``file:line: problem``; ``load_mcq(skip_bad=False)``
+refuses such a file, ``skip_bad=True`` keeps the valid lines and counts the others.
+Lines end at "\\n" only. A choice that already starts with whitespace after a delimiter
+that ends with it (an lm-eval-style dataset with the default delimiter) would be scored
+with a doubled space: the report's ``notes`` say so (use ``delimiter=""`` for such data).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import calibration_math as cm
+from ..core import corpus
 from ..backends.base import Backend
 from ..core.boundary import prefix_token_id
 from ..errors import CapabilityError, InputError, check_range
@@ -40,6 +45,7 @@ from ..progress import progress as progress_bar
 from ..results import ResultMixin
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
+DELIMITER = " "
 NORMALIZE = {"sum": "sum", "mean": "mean", "bytes": "per_byte", "pmi": "pmi"}  # ours -> ranking's name
 
 
@@ -64,27 +70,28 @@ def bundled_dataset_path() -> Path:
     return Path(str(resources.files("logitscope") / "data" / "mcq.jsonl"))
 
 
-def load_mcq(path: str | Path | None = None) -> McqDataset:
-    """Read a JSONL multiple-choice file; bad lines become ``problems``, good ones items."""
+def load_mcq(path: str | Path | None = None, skip_bad: bool = True) -> McqDataset:
+    """Read a JSONL multiple-choice file; bad lines become ``problems``, good ones items.
+
+    ``skip_bad=False`` raises InputError when any line is malformed (the error's ``problems``
+    lists them all), so nothing is scored on a half-read file.
+    """
     path = Path(path) if path is not None else bundled_dataset_path()
-    if not path.is_file():
-        raise InputError(f"dataset {str(path)!r} does not exist or is not a file", hint="give a .jsonl file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path} is not UTF-8 text", hint="convert it to UTF-8 first") from exc
     items, problems = [], []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, line in corpus.numbered_lines(path):
         try:
             items.append(parse_mcq_line(line, f"{path}:{number}"))
         except InputError as exc:
             problems.append(f"{path}:{number}: {exc.message}")
+    data = McqDataset(str(path), tuple(items), tuple(problems))
     if not items:
-        raise InputError(f"{path} holds no valid question ({len(problems)} bad lines)",
+        raise InputError(f"{path}: holds no valid question ({len(problems)} bad lines)", problems=data.problems,
                          hint='each line must be {"question": str, "choices": [str, ...], "answer": int}')
-    return McqDataset(str(path), tuple(items), tuple(problems))
+    if problems and not skip_bad:
+        raise InputError(f"{path}: {len(problems)} of {len(problems) + len(items)} lines are malformed",
+                         problems=data.problems,
+                         hint=f"fix them, or pass --skip-bad to evaluate the {len(items)} valid question(s)")
+    return data
 
 
 def parse_mcq_line(line: str, where: str = "") -> McqItem:
@@ -92,7 +99,7 @@ def parse_mcq_line(line: str, where: str = "") -> McqItem:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+        raise InputError(corpus.describe_json_error(exc)) from exc
     if not isinstance(obj, dict):
         raise InputError("a line must be a JSON object")
     missing = [k for k in ("question", "choices", "answer") if k not in obj]
@@ -100,13 +107,13 @@ def parse_mcq_line(line: str, where: str = "") -> McqItem:
         raise InputError(f"missing field(s) {', '.join(missing)}")
     question, choices, answer = obj["question"], obj["choices"], obj["answer"]
     if not isinstance(question, str) or not question.strip():
-        raise InputError("'question' must be a non-empty string")
+        raise InputError(f"field 'question' must be a non-empty string, got {question!r}")
     if not isinstance(choices, list) or len(choices) < 2:
-        raise InputError("'choices' must be a list of at least 2 strings")
+        raise InputError(f"field 'choices' must be a list of at least 2 strings, got {choices!r}")
     if not all(isinstance(c, str) and c.strip() for c in choices) or len(set(choices)) != len(choices):
-        raise InputError("'choices' must be distinct non-empty strings")
+        raise InputError("field 'choices' must hold distinct non-empty strings")
     if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
-        raise InputError(f"'answer' must be an integer index in [0, {len(choices) - 1}], got {answer!r}")
+        raise InputError(f"field 'answer' must be an integer index in [0, {len(choices) - 1}], got {answer!r}")
     return McqItem(question.strip(), tuple(choices), answer, where)
 
 
@@ -117,8 +124,33 @@ def check_normalize(normalize: str) -> str:
     return normalize
 
 
+def check_template(template: str) -> str:
+    if not isinstance(template, str) or "{question}" not in template:
+        raise InputError(f"template {template!r} has no {{question}}", hint="e.g. 'Question: {question}\\nAnswer:'")
+    return template
+
+
+def render_prompt(template: str, question: str) -> str:
+    """The template with {question} substituted once (braces in the question stay as they are)."""
+    return check_template(template).replace("{question}", question)
+
+
+def doubled_space_note(items: Sequence[McqItem], template: str, delimiter: str) -> str | None:
+    """A note when whitespace would be doubled where the prompt, delimiter and choice meet."""
+    def doubled(prompt: str, choice: str) -> bool:
+        joint = prompt[-1:] + delimiter + choice[:1]
+        return any(a.isspace() and b.isspace() for a, b in zip(joint, joint[1:]))
+
+    n = sum(doubled(render_prompt(template, it.question), c) for it in items for c in it.choices)
+    if not n:
+        return None
+    return (f"{n} choice(s) meet the prompt with doubled whitespace (delimiter {delimiter!r}); they are scored "
+            "that way. Choices that already start with a space (lm-eval style) want --delimiter ''")
+
+
 def score_choices(backend: Backend, items: Sequence[McqItem], normalize: str = "sum",
-                  bos: str | bool = "auto", progress: bool = False) -> np.ndarray:
+                  bos: str | bool = "auto", progress: bool = False, template: str = PROMPT_TEMPLATE,
+                  delimiter: str = DELIMITER) -> np.ndarray:
     """Choice scores (N, C_max); questions with fewer choices are padded with -inf."""
     from ..confidence.ranking import rank  # the ranking machinery: prefix KV reuse, one boundary rule
 
@@ -128,7 +160,7 @@ def score_choices(backend: Backend, items: Sequence[McqItem], normalize: str = "
                               hint="use --normalize sum, mean or bytes")
     out = np.full((len(items), max(len(it.choices) for it in items)), -np.inf)  # (N, C_max)
     for row, item in enumerate(progress_bar(items, progress, "scoring questions")):
-        result = rank(backend, PROMPT_TEMPLATE.format(question=item.question), [" " + c for c in item.choices],
+        result = rank(backend, render_prompt(template, item.question), [delimiter + c for c in item.choices],
                       bos=bos, unconditional=normalize == "pmi")
         out[row, : len(item.choices)] = [c.score(NORMALIZE[normalize]) for c in result.candidates]
     return out
@@ -226,21 +258,26 @@ class CalibrationReport(ResultMixin):
     temperature: TemperatureReport | None
     questions: tuple[QuestionScore, ...]
     problems: tuple[str, ...]  # skipped dataset lines
+    notes: tuple[str, ...] = ()  # facts about how the data was scored (e.g. doubled spaces)
 
     def _rows(self) -> list[dict]:
         return [q.to_dict() for q in self.questions]
 
 
 def evaluate(backend: Backend, dataset: str | Path | McqDataset | None = None, normalize: str = "sum",
-             bins: int = 10, bos: str | bool = "auto", seed: int = 0, progress: bool = False) -> CalibrationReport:
+             bins: int = 10, bos: str | bool = "auto", seed: int = 0, progress: bool = False,
+             template: str = PROMPT_TEMPLATE, delimiter: str = DELIMITER) -> CalibrationReport:
     """Score a multiple-choice set and report accuracy and calibration (see module docstring)."""
     check_range("bins", bins, 1, 1000)
     check_normalize(normalize)
+    check_template(template)
     data = dataset if isinstance(dataset, McqDataset) else load_mcq(dataset)
-    scores = score_choices(backend, data.items, normalize, bos, progress)  # (N, C_max)
+    scores = score_choices(backend, data.items, normalize, bos, progress, template, delimiter)  # (N, C_max)
     labels = np.array([it.answer for it in data.items])
     probs = cm.softmax_scores(scores)
     questions = tuple(QuestionScore(it.question, it.choices, it.answer, tuple(scores[i, : len(it.choices)].tolist()),
                                     tuple(probs[i, : len(it.choices)].tolist())) for i, it in enumerate(data.items))
+    note = doubled_space_note(data.items, template, delimiter)
     return CalibrationReport(data.source, normalize, calibration_metrics(scores, labels, bins),
-                             temperature_report(scores, labels, bins, seed), questions, data.problems)
+                             temperature_report(scores, labels, bins, seed), questions, data.problems,
+                             (note,) if note else ())

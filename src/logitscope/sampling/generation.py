@@ -24,7 +24,7 @@ import torch
 from ..core import mathops
 from ..backends.base import Backend, DecodeState, require
 from ..core.boundary import check_fits, prompt_ids
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, check_sequence
 from ..core.processors import Sampler, SamplerConfig, chi_square_gof, run_chain
 from ..results import ResultMixin, TokenCandidate, jsonable, prob_of
 from ..scoring.score import candidates
@@ -80,7 +80,15 @@ class SampleResult(ResultMixin):
     rows: tuple[SampleCount, ...]  # the most likely survivors and every drawn token, likeliest first
     chi_square: float
     dof: int
-    p_value: float
+    p_value: float  # NaN (null in JSON) when the test is undefined: dof = 0
+
+    @property
+    def test_summary(self) -> str:
+        """One line on the chi-square test, saying so when it is undefined."""
+        if self.dof < 1 or math.isnan(self.p_value):
+            return ("chi-square test undefined: every draw is expected in one bin (dof 0); "
+                    "draw more (-n) or keep more tokens")
+        return f"chi2={self.chi_square:.2f}, dof={self.dof}, p={self.p_value:.3f}"
 
 
 @dataclass(frozen=True)
@@ -225,6 +233,7 @@ def generate(backend: Backend, prompt: str, max_new_tokens: int = 50, config: Sa
             if reason:
                 break
             state = _advance(backend, state, token, use_cache)
+    stream.finish()
     return _generation_result(backend, prompt, ids, records, reason or "max_new_tokens", config, sampler.seed,
                               use_cache)
 
@@ -236,7 +245,8 @@ def _traced_step(sampler: Sampler, state: DecodeState, k: int) -> tuple[int, tup
     token = int(sampler.choose(processed)[0, 0])
     logp = mathops.log_softmax(raw)  # (V,)
     top = logp.topk(min(k, logp.shape[-1]))
-    chosen = processed[0, token] - torch.logsumexp(processed[0], dim=-1)  # processed log-prob
+    lse = torch.logsumexp(processed[0], dim=-1)
+    chosen = processed[0, token] - lse if torch.isfinite(lse) else mathops.log_softmax(processed[0])[token]  # +inf bias
     record = (token, logp[token], chosen, (raw > raw[token]).sum() + 1, mathops.entropy(logp),
               torch.isfinite(processed[0]).sum(), top.indices, top.values)
     return token, record
@@ -253,8 +263,7 @@ class _Stream:
     """Incremental text of the new tokens: stop-string checks and streaming output."""
 
     def __init__(self, backend: Backend, stop: Sequence[str], on_text: Callable[[str], None] | None):
-        if isinstance(stop, str):
-            stop = [stop]
+        check_sequence("stop", stop)
         if any(not s for s in stop):
             raise InputError("a stop string is empty", hint="give non-empty stop strings")
         self.backend, self.stop, self.on_text = backend, list(stop), on_text
@@ -272,6 +281,15 @@ class _Stream:
             self.on_text(text[len(self.shown):])
             self.shown = text
         return any(s in text for s in self.stop)
+
+    def finish(self) -> None:
+        """Show what was held back: generation may end inside a multi-byte character, and
+        the streamed text must then match the result's text (with its U+FFFD)."""
+        if self.on_text:
+            text = self.backend.detokenize(self.ids)
+            if text != self.shown and text.startswith(self.shown):
+                self.on_text(text[len(self.shown):])
+                self.shown = text
 
 
 def _stop_reason(backend: Backend, stream: _Stream, token: int, length: int, context: int) -> str | None:

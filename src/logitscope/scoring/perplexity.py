@@ -38,7 +38,7 @@ from ..core import corpus, mathops
 from ..backends.base import Backend
 from ..core.boundary import (Window, llamacpp_chunk_ids, plan_disjoint_windows, plan_llamacpp_chunks, plan_windows,
                              prefix_ids, resolve_window)
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, check_sequence
 from ..results import ResultMixin
 
 CONVENTIONS = ("strided", "disjoint", "llamacpp")
@@ -124,10 +124,16 @@ class SourcePerplexity(ResultMixin):
         """Unweighted mean of per-document perplexities (evaluate's "mean_perplexity"); not corpus perplexity."""
         return _mean_document_perplexity(self.documents)
 
+    @property
+    def num_unscored_documents(self) -> int:
+        """Documents with text of which no token was scored (e.g. shorter than one llamacpp chunk)."""
+        return sum(1 for d in self.documents if d.counts.num_tokens and not d.counts.num_scored)
+
     def to_dict(self) -> dict:
         if self.error:
             return {"source": self.source, "error": self.error}
         return ({"source": self.source, "num_documents": len(self.documents),
+                 "num_unscored_documents": self.num_unscored_documents,
                  "mean_document_perplexity": self.mean_document_perplexity} | self.counts.to_dict()
                 | {"documents": [d.to_dict() for d in self.documents]})
 
@@ -151,6 +157,24 @@ class PerplexityResult(ResultMixin):
     @property
     def errors(self) -> tuple[SourcePerplexity, ...]:
         return tuple(s for s in self.sources if s.error is not None)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """One line per source where some documents scored no token (counted in its JSON too)."""
+        return tuple(f"{s.source}: {s.num_unscored_documents} of {len(s.documents)} documents scored no token "
+                     f"(shorter than one {self.window}-token {self.convention} window)"
+                     for s in self.scored_sources if s.num_unscored_documents)
+
+    @property
+    def nothing_scored(self) -> str | None:
+        """Why a run whose readable files scored no token at all is not a success (else None)."""
+        total = self.total
+        if total is None or total.num_scored:
+            return None
+        longest = max(d.counts.num_tokens for s in self.scored_sources for d in s.documents)
+        return str(InputError(f"no token scored: the longest document is {longest} tokens, shorter than one "
+                              f"{self.window}-token {self.convention} window",
+                              hint="use a smaller --window or another --convention"))
 
     @property
     def total(self) -> Counts | None:
@@ -179,8 +203,13 @@ class PerplexityComparison(ResultMixin):
 
     @property
     def errors(self) -> tuple[str, ...]:
-        """Every bad source's error once, not once per model and convention."""
-        return tuple(dict.fromkeys(s.error for r in self.results for s in r.errors))
+        """Every bad source's error once, not once per model and convention; a run that scored nothing too."""
+        return tuple(dict.fromkeys([s.error for r in self.results for s in r.errors] +
+                                   [r.nothing_scored for r in self.results if r.nothing_scored]))
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(w for r in self.results for w in r.warnings))
 
     def to_dict(self) -> dict:
         return {"conventions": list(self.conventions), "results": [r.to_dict() for r in self.results],
@@ -326,6 +355,7 @@ def perplexity(backend: Backend, texts: Sequence[str] | None = None, files: Sequ
     ``error`` while the other files are still scored."""
     if (texts is None) == (files is None):
         raise InputError("give either texts or files", hint="e.g. perplexity(files=['corpus.txt'])")
+    check_sequence("texts" if files is None else "files", texts if files is None else files)
     settings = make_settings(backend, convention, window, stride, bos)
     if texts is not None:
         sources = [score_source(backend, "<texts>", corpus.text_documents(texts), settings, progress)]

@@ -10,7 +10,7 @@ from ..backends.base import Backend, PositionScores, require
 from ..backends.topk import check_top_k
 from ..core import mathops
 from ..core.boundary import Encoded, check_fits, encode, plan_windows, prompt_ids, resolve_window
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, check_sequence
 from ..results import NextTokenResult, ScoreResult, TokenCandidate, TokenScore
 
 
@@ -62,6 +62,8 @@ def score_texts(backend: Backend, texts: Sequence[str], contexts: Sequence[str |
     """Score many texts in one batched pass; texts longer than ``window`` (default:
     the model's context) are scored in overlapping windows, each token once."""
     check_range("top_k", top_k, 0, None)
+    check_sequence("texts", texts)
+    check_sequence("contexts", contexts)
     contexts = list(contexts) if contexts is not None else [None] * len(texts)
     if len(contexts) != len(texts):
         raise InputError("texts and contexts differ in length", hint="give one context per text (or None)")

@@ -160,7 +160,7 @@ def sample_picture(result) -> Picture:
         ax.bar([i - 0.2 for i in x], [row.prob for row in r.rows], width=0.4, color=BLUE, label="processed p")
         ax.bar([i + 0.2 for i in x], [row.count / r.n for row in r.rows], width=0.4, color=ORANGE,
                label=f"drawn share of {r.n}")
-        ax.set(ylabel="probability", title=f"chi2={r.chi_square:.2f}, dof={r.dof}, p={r.p_value:.3f}")
+        ax.set(ylabel="probability", title=r.test_summary)
         ax.legend(fontsize=SMALL)
         _token_labels(ax, [show_token(row.text) for row in r.rows])
     return Picture([bars], (_width(len(result.rows)), 4))

@@ -128,7 +128,7 @@ def chain_table(result) -> TableSpec:
 
 def sample_table(result) -> TableSpec:
     title = (f"{result.n} draws after {result.prompt!r} (seed {result.seed}, {result.survivors} survivors): "
-             f"chi2={result.chi_square:.2f}, dof={result.dof}, p={result.p_value:.3f}")
+             f"{result.test_summary}")
     table = TableSpec(title, columns(("id", "token", "prob", "expected", "drawn", "freq"), left=("token",)))
     for r in result.rows:
         table.add(str(r.token_id), repr(r.text), f"{r.prob:.4f}", f"{r.prob * result.n:.1f}", str(r.count),

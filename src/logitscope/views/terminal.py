@@ -128,7 +128,8 @@ def rank_view(result, by: str = "sum", tokens: bool = False) -> Table:
 def calibration_view(report) -> Group:
     lines = text.calibration_lines(report)
     parts = [Text(lines[0]), to_rich(tables.reliability_table(report)), *(Text(line) for line in lines[1:])]
-    parts += [Text(f"skipped: {p}", style="yellow") for p in report.problems]
+    if report.problems:  # each line is listed on stderr by the CLI; the view only counts them
+        parts.append(Text(f"skipped {len(report.problems)} malformed line(s) (listed on stderr)", style="yellow"))
     return Group(*parts)
 
 

@@ -1,0 +1,103 @@
+"""Every ``LOGITSCOPE_*`` environment variable, read and checked in one place.
+
+    LOGITSCOPE_MODEL         default model for load() and every CLI --model (a path may hold spaces)
+    LOGITSCOPE_CACHE         cache directory (default: $XDG_CACHE_HOME/logitscope or ~/.cache/logitscope)
+    LOGITSCOPE_THREADS       torch CPU threads, an integer >= 1 (default: torch's own choice)
+    LOGITSCOPE_DEVICE        "cpu", "cuda", "cuda:N" or "mps" (default: cuda when available, else cpu)
+    LOGITSCOPE_FAST_FORWARD  "0" scores Llama-family models with transformers' own forward
+
+An empty variable counts as unset. A bad value raises ``InputError`` naming the
+variable, its value and what it may be; ``check_environment()`` checks them all
+at once (the CLI calls it before any work).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import InputError
+
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+def _get(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def _bad(name: str, value: str, why: str, hint: str) -> InputError:
+    return InputError(f"{name}={value!r}: {why}", hint=hint)
+
+
+def default_model() -> str | None:
+    """$LOGITSCOPE_MODEL as one spec (never split at spaces), or None."""
+    return _get("LOGITSCOPE_MODEL")
+
+
+def cache_dir() -> Path:
+    """$LOGITSCOPE_CACHE, else $XDG_CACHE_HOME/logitscope, else ~/.cache/logitscope; never a file."""
+    root = _get("LOGITSCOPE_CACHE")
+    if root:
+        path = Path(root).expanduser()
+        if path.exists() and not path.is_dir():
+            raise _bad("LOGITSCOPE_CACHE", root, "is a file, not a directory",
+                       "point LOGITSCOPE_CACHE at a directory (it is created if missing) or unset it")
+        return path
+    xdg = _get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "logitscope"
+
+
+def threads() -> int | None:
+    """$LOGITSCOPE_THREADS as an integer >= 1, or None (torch's default)."""
+    value = _get("LOGITSCOPE_THREADS")
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise _bad("LOGITSCOPE_THREADS", value, "is not a whole number >= 1",
+                   "e.g. LOGITSCOPE_THREADS=4, or unset it for torch's default")
+    return int(value)
+
+
+def device() -> str | None:
+    """$LOGITSCOPE_DEVICE if it names a device kind torch knows (availability: check_device)."""
+    value = _get("LOGITSCOPE_DEVICE")
+    if value is not None and not _DEVICE.match(value):
+        raise _bad("LOGITSCOPE_DEVICE", value, "is not a device", "use cpu, cuda, cuda:N or mps, or unset it")
+    return value
+
+
+def check_device(name: str) -> str:
+    """``name`` if this machine has that device; InputError otherwise (imports torch)."""
+    import torch
+
+    kind = name.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r}: CUDA is not available on this machine",
+                         hint="use LOGITSCOPE_DEVICE=cpu, or unset it")
+    if kind == "cuda" and ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+        raise InputError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)",
+                         hint="use cuda:0 or unset LOGITSCOPE_DEVICE")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {name!r}: MPS is not available on this machine",
+                         hint="use LOGITSCOPE_DEVICE=cpu, or unset it")
+    return name
+
+
+def fast_forward() -> bool:
+    """False only when LOGITSCOPE_FAST_FORWARD is "0"."""
+    value = _get("LOGITSCOPE_FAST_FORWARD")
+    if value not in (None, "0", "1"):
+        raise _bad("LOGITSCOPE_FAST_FORWARD", value, "is neither 0 nor 1", "use 0 (off) or 1 (on, the default)")
+    return value != "0"
+
+
+def check_environment() -> None:
+    """Raise InputError for the first bad LOGITSCOPE_* variable (imports torch only for a non-CPU device)."""
+    cache_dir()
+    threads()
+    fast_forward()
+    name = device()
+    if name is not None and name != "cpu":
+        check_device(name)  # imports torch only when a non-CPU device is asked for
