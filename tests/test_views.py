@@ -59,7 +59,7 @@ def calibration_report():
     items = tuple(cal.McqItem("pick", pair, answer) for pair, answer in
                   [(("cat", "dog"), 0), (("dog", "cat"), 0), (("big dog", "cat"), 1), (("cat", "big dog"), 1),
                    (("dog", "big dog"), 0), (("cat", "dog"), 0)])
-    return cal.evaluate(backend, cal.McqDataset("toy", items, ()), n_bins=5)
+    return cal.evaluate(backend, cal.McqDataset("toy", items, ()), bins=5)
 
 
 def every_result(toy) -> dict:

@@ -279,15 +279,15 @@ class LazyHFBackend(HFBackend):
     def cache_arg(self, value: str) -> None:
         pass  # known once the real model exists
 
-    def _hidden(self, ids: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
         if self._real is None and self._fast is not None and self._fast.covers(ids.shape[1]):
             return self._fast(ids.to(self.device))  # (B, T, H)
-        return super()._hidden(ids)
+        return super().hidden_states(ids)
 
-    def _project(self, hidden: torch.Tensor) -> torch.Tensor:
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
         if self._real is None:
             return self._cap(self._light.lm_head(hidden).float())  # (N, V)
-        return super()._project(hidden)
+        return super().project(hidden)
 
 
 def build_transformers_model(light: LightCausalLM, path: Path) -> nn.Module:

@@ -13,7 +13,7 @@ import importlib
 
 import click
 
-from .common import LogitscopeGroup
+from .common import LogitscopeGroup, prepare_command
 
 _MODULES = [
     "logitscope.cli.core_cmds",
@@ -34,7 +34,7 @@ _COMMANDS = {
 
 
 def _commands_of(module: str) -> dict[str, click.Command]:
-    return {cmd.name: cmd for cmd in importlib.import_module(module).COMMANDS}
+    return {cmd.name: prepare_command(cmd) for cmd in importlib.import_module(module).COMMANDS}
 
 
 class LazyGroup(LogitscopeGroup):

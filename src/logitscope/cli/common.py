@@ -25,6 +25,15 @@ _BAD_ARG = "logitscope.bad_utf8_argument"
 
 
 # -- the error boundary -----------------------------------------------------------------------
+def prepare_command(cmd: click.Command) -> click.Command:
+    """Every float option of every command rejects NaN at parse time (see ``Number``).
+    Called for each command as the group registers or lazily looks it up."""
+    for param in cmd.params:
+        if type(param.type) is click.types.FloatParamType:
+            param.type = NUMBER
+    return cmd
+
+
 class LogitscopeGroup(click.Group):
     """The CLI's one error boundary: bad input of any kind -> ``error: ...`` on stderr, exit 2.
 
@@ -34,11 +43,7 @@ class LogitscopeGroup(click.Group):
     """
 
     def add_command(self, cmd, name=None):
-        """Every float option of every command rejects NaN at parse time (see ``Number``)."""
-        for param in cmd.params:
-            if type(param.type) is click.types.FloatParamType:
-                param.type = NUMBER
-        super().add_command(cmd, name)
+        super().add_command(prepare_command(cmd), name)
 
     def parse_args(self, ctx, args):
         ctx.meta[_BAD_ARG] = next((a for a in args if not _is_utf8(a)), None)
