@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Group
-from rich.pretty import Pretty
 from rich.table import Table
 from rich.text import Text
 
@@ -24,7 +23,11 @@ from .colours import COLOR_MODES, RANK_BUCKETS, UNSCORED_STYLE, check_mode, kl_c
 def render(result, **options):
     """The rich renderable of ``result`` (a Pretty repr for types without a view)."""
     view = lookup(VIEWS, result)
-    return Pretty(result) if view is None else view(result, **options)
+    if view is None:
+        from rich.pretty import Pretty
+
+        return Pretty(result)
+    return view(result, **options)
 
 
 def to_rich(spec: tables.TableSpec) -> Table:
