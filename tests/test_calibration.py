@@ -141,14 +141,17 @@ def test_smol_calibrate_cli_reports_bad_lines_and_writes_a_plot(cli, tmp_path):
     data = cal.load_mcq()
     rows = [{"question": it.question, "choices": list(it.choices), "answer": it.answer} for it in data.items[:6]]
     path = write_jsonl(tmp_path / "q.jsonl", rows[:3] + ['{"question": 1}'] + rows[3:])
-    out = cli(["calibrate", str(path), "--json", "--bins", "5", "--plot", str(tmp_path / "r.png")])
+    refused = cli(["calibrate", str(path), "--json"])
+    assert refused.exit_code == 2 and refused.stdout == "" and f"error: {path}:4: " in refused.stderr
+    out = cli(["calibrate", str(path), "--json", "--bins", "5", "--plot", str(tmp_path / "r.png"), "--skip-bad"])
     assert out.exit_code == 0
-    report = json.loads(out.output)
+    report = json.loads(out.stdout)
     assert report["metrics"]["n"] == 6 and report["problems"][0].startswith(f"{path}:4: ")
     assert report["temperature"]["fit_size"] == 3
     assert (tmp_path / "r.png").stat().st_size > 1000
-    text = cli(["calibrate", str(path), "--normalize", "pmi"])
-    assert "skipped:" in text.output and "temperature scaling" in text.output
+    text = cli(["calibrate", str(path), "--normalize", "pmi", "--skip-bad"])
+    assert text.stderr.startswith(f"skipped: {path}:4: ") and "skipped 1 malformed line(s)" in text.stdout
+    assert "temperature scaling" in text.stdout
 
 
 def test_calibrate_cli_bad_input_is_one_line(cli, tmp_path):

@@ -199,3 +199,21 @@ def test_streamed_text_equals_the_result_text(cli):
     data = json.loads(cli(["generate", "the", "-m", "toy", "-n", "4", "-t", "0", "--json"]).stdout)
     assert res.stdout.startswith(data["text"] + "\n[")
 
+
+
+def test_perplexity_keeps_the_good_file_when_another_is_unreadable(cli, tmp_path, monkeypatch):
+    good, locked = tmp_path / "good.txt", tmp_path / "locked.txt"
+    good.write_text("the cat sat on the mat")
+    locked.write_text("the cat sat")
+    real_open = Path.open
+
+    def guarded(self, *args, **kwargs):  # root reads chmod-000 files, so refuse at open()
+        if self.name == "locked.txt":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", guarded)
+    res = cli(["perplexity", str(good), str(locked), "-m", "toy", "--json"])
+    assert res.exit_code == 2 and json.loads(res.stdout)["total"]["num_scored"] == 6
+    assert res.stderr == (f"error: {locked}: cannot read it (permission denied) "
+                          "(hint: check the file's permissions)\n")
