@@ -3,13 +3,20 @@
 GGUF files are dequantized by transformers (~20 s for the bundled model); the
 float32 result is saved once under the cache directory and reused afterwards.
 
+A plain Llama directory on the CPU (the bundled model's cache among them) starts
+without transformers' modelling code (``backends/lightllama.py``); anything else
+goes through ``from_pretrained``. Either way a checkpoint that lacks a weight the
+model needs is refused with ``ModelLoadError`` naming it, never filled with random
+values; transformers' own logging settings are left as the user set them.
+
 Environment:
     LOGITSCOPE_MODEL    default model for load() and every CLI --model
     LOGITSCOPE_CACHE    cache directory (default: $XDG_CACHE_HOME/logitscope or ~/.cache/logitscope)
     LOGITSCOPE_THREADS  torch CPU threads (default: torch's own choice)
     LOGITSCOPE_DEVICE   "cpu", "cuda", ... (default: cuda when available, else cpu)
     LOGITSCOPE_FAST_FORWARD  "0" scores Llama-family models with transformers' own forward
-                        instead of backends/fastllama.py (same numbers, slower; for checking)
+                        instead of backends/fastllama.py (same numbers, slower; for checking);
+                        it also turns the light start off
 """
 
 from __future__ import annotations
