@@ -199,15 +199,21 @@ def _read_model(path: Path, config):
 
 def check_loading_info(info: dict, path: Path) -> None:
     """Missing or wrongly shaped weights are an error (they would be random); unexpected ones a warning."""
-    missing = sorted(set(info.get("missing_keys") or ()) | {k[0] for k in info.get("mismatched_keys") or ()})
+    missing = set(info.get("missing_keys") or ()) | {k[0] for k in info.get("mismatched_keys") or ()}
     if missing:
-        raise ModelLoadError(f"the checkpoint in {path} lacks {len(missing)} weight(s) the model needs: "
-                             f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}",
-                             hint="the weights file is incomplete or from another model; re-download or re-convert it")
+        raise missing_weights(missing, path)
     unexpected = sorted(info.get("unexpected_keys") or ())
     if unexpected:
         logging.getLogger("logitscope").warning("%s: %d weight(s) in the checkpoint are not used by the model: %s",
                                                 path, len(unexpected), ", ".join(unexpected[:8]))
+
+
+def missing_weights(names, where: Path) -> ModelLoadError:
+    """The error for a checkpoint without some of the model's weights (they would be left random)."""
+    names = sorted(names)
+    return ModelLoadError(f"the checkpoint in {where} lacks {len(names)} weight(s) the model needs: "
+                          f"{', '.join(names[:8])}{' ...' if len(names) > 8 else ''}",
+                          hint="the weights file is incomplete or from another model; re-download or re-convert it")
 
 
 @contextmanager

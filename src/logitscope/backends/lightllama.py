@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
+from ..loading import missing_weights
 from .hf import HFBackend, _cache_kwarg
 from .fastllama import FastDecoder, torch_supported
 
@@ -191,9 +192,7 @@ class LightCausalLM(nn.Module):
 def check_complete(missing, unexpected, where: Path) -> None:
     """Every parameter must come from the checkpoint; an unexpected tensor means another architecture."""
     if missing:
-        raise ModelLoadError(f"the checkpoint in {where} lacks {len(missing)} weight(s) the model needs: "
-                             f"{', '.join(sorted(missing)[:8])}{' ...' if len(missing) > 8 else ''}",
-                             hint="the weights file is incomplete or from another model; re-download or re-convert it")
+        raise missing_weights(missing, where)
     if unexpected:
         raise NotPlain(sorted(unexpected))
 
