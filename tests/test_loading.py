@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -178,7 +179,9 @@ def test_light_tokenizer_matches_the_transformers_tokenizer(tiny_llama_dir):
 def test_light_start_imports_no_transformers_modelling_code(tiny_llama_dir):
     code = ("import sys, logitscope; m = logitscope.load(sys.argv[1]); m.next_token('The cat'); m.score('The cat sat');"
             "print(sorted(k for k in sys.modules if k.startswith('transformers')))")
-    out = subprocess.run([sys.executable, "-c", code, str(tiny_llama_dir)], capture_output=True, text=True, check=True)
+    src = str(Path(logitscope.__file__).parents[1])  # the code under test, wherever pytest runs from
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_llama_dir)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": src})
     assert out.stdout.strip() == "[]"
 
 
