@@ -66,6 +66,38 @@ def measure(trees: dict[str, str], repeats: int, threads: int | None) -> dict:
     return times
 
 
+PHASE_SCRIPT = """
+import sys, time
+def tick(label, t=[time.perf_counter(), time.process_time()]):
+    w, c = time.perf_counter(), time.process_time()
+    print(f"{label}\t{w - t[0]:.3f}\t{c - t[1]:.3f}"); t[:] = [time.perf_counter(), time.process_time()]
+import torch; tick("import torch")
+import logitscope.cli.core_cmds; tick("import the CLI's next command")
+import logitscope; m = logitscope.load(); tick("load the model (imports it needs included)")
+m.next_token("To be or not to", top_k=3); tick("first next_token")
+m.next_token("To be or not to", top_k=3); tick("second next_token")
+print("transformers modules imported\t" + str(sum(k.startswith("transformers") for k in sys.modules)) + "\t")
+"""
+
+
+def phases(src: str, threads: int | None) -> list[tuple[str, str, str]]:
+    """(phase, wall, CPU) inside one process, for the tree at ``src``."""
+    out = subprocess.run([sys.executable, "-c", PHASE_SCRIPT], env=environment(src, None, threads), check=True,
+                         capture_output=True, text=True).stdout
+    return [tuple(line.split("\t")) for line in out.strip().splitlines()]
+
+
+def phase_table(trees: dict[str, str], threads: int | None) -> str:
+    runs = {label: phases(src, threads) for label, src in trees.items()}
+    lines = ["| phase (one process) | " + " | ".join(f"{t}: wall | {t}: CPU" for t in trees) + " |",
+             "|---|" + "---|---|" * len(trees)]
+    for i, (name, *_) in enumerate(next(iter(runs.values()))):
+        unit = "" if name.startswith("transformers") else " s"  # the last row is a count
+        cells = [f"{v}{unit}" if v else "" for t in trees for v in runs[t][i][1:]]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def first_start(threads: int | None) -> float:
     with tempfile.TemporaryDirectory() as cache:
         return timed(NEXT, environment(SRC, cache, threads))[0]
@@ -94,11 +126,13 @@ def main() -> None:
     trees = {"current": SRC, **({"baseline": args.baseline} if args.baseline else {})}
     load_before = os.getloadavg()
     times = measure(trees, args.repeats, args.threads)
+    inside = phase_table(trees, args.threads)
     extra = f"\n\nFirst start (empty cache, GGUF dequantized + saved): {first_start(args.threads):.1f} s" \
         if args.first_start else ""
     text = (f"Command: `logitscope {' '.join(NEXT[2:])}`, bundled SmolLM2-135M-Instruct, {os.cpu_count()} CPU cores, "
             f"threads: {args.threads or 'torch default'}; load average before/after: "
-            f"{load_before[0]:.1f} / {os.getloadavg()[0]:.1f}.\n\n{table(times, list(trees), args.repeats)}{extra}\n")
+            f"{load_before[0]:.1f} / {os.getloadavg()[0]:.1f}.\n\n{table(times, list(trees), args.repeats)}\n\n"
+            f"Inside one process:\n\n{inside}{extra}\n")
     if args.out:
         Path(args.out).write_text(text)
     print(text)

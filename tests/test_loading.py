@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -178,7 +179,9 @@ def test_light_tokenizer_matches_the_transformers_tokenizer(tiny_llama_dir):
 def test_light_start_imports_no_transformers_modelling_code(tiny_llama_dir):
     code = ("import sys, logitscope; m = logitscope.load(sys.argv[1]); m.next_token('The cat'); m.score('The cat sat');"
             "print(sorted(k for k in sys.modules if k.startswith('transformers')))")
-    out = subprocess.run([sys.executable, "-c", code, str(tiny_llama_dir)], capture_output=True, text=True, check=True)
+    src = str(Path(logitscope.__file__).parents[1])  # the code under test, wherever pytest runs from
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_llama_dir)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": src})
     assert out.stdout.strip() == "[]"
 
 
@@ -318,3 +321,27 @@ def test_bundled_model_starts_light_with_the_same_numbers(converted_smol, monkey
     a, b = light.next_token("To be or not to", top_k=5), generic.next_token("To be or not to", top_k=5)
     assert torch.equal(a.logprobs, b.logprobs) and a.top[0].text == " be"
     assert light.score(TEXT, top_k=3).to_dict() == generic.score(TEXT, top_k=3).to_dict()
+
+
+# -- start-up: the CLI imports one command module ---------------------------------------------------
+def test_cli_help_lists_every_command_and_the_name_map_is_right():
+    import importlib
+
+    from click.testing import CliRunner
+
+    from logitscope import cli
+
+    defined = {c.name: m for m in cli._MODULES for c in importlib.import_module(m).COMMANDS}
+    assert cli._COMMANDS == {n: m for n, m in defined.items() if n in cli._COMMANDS}  # each name, its module
+    out = CliRunner().invoke(cli.main, ["--help"]).output
+    assert all(f"  {name} " in out for name in defined)
+
+
+def test_running_one_command_imports_only_its_module():
+    code = ("import sys; from click.testing import CliRunner; from logitscope.cli import main;"
+            "r = CliRunner().invoke(main, ['next', 'the cat', '-m', 'toy', '--json']); assert r.exit_code == 0, r.output;"
+            "print(sorted(k for k in sys.modules if k.startswith('logitscope.cli.')))")
+    src = str(Path(logitscope.__file__).parents[1])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": src})
+    assert out.stdout.strip() == "['logitscope.cli.common', 'logitscope.cli.core_cmds']"

@@ -3,13 +3,20 @@
 GGUF files are dequantized by transformers (~20 s for the bundled model); the
 float32 result is saved once under the cache directory and reused afterwards.
 
+A plain Llama directory on the CPU (the bundled model's cache among them) starts
+without transformers' modelling code (``backends/lightllama.py``); anything else
+goes through ``from_pretrained``. Either way a checkpoint that lacks a weight the
+model needs is refused with ``ModelLoadError`` naming it, never filled with random
+values; transformers' own logging settings are left as the user set them.
+
 Environment:
     LOGITSCOPE_MODEL    default model for load() and every CLI --model
     LOGITSCOPE_CACHE    cache directory (default: $XDG_CACHE_HOME/logitscope or ~/.cache/logitscope)
     LOGITSCOPE_THREADS  torch CPU threads (default: torch's own choice)
     LOGITSCOPE_DEVICE   "cpu", "cuda", ... (default: cuda when available, else cpu)
     LOGITSCOPE_FAST_FORWARD  "0" scores Llama-family models with transformers' own forward
-                        instead of backends/fastllama.py (same numbers, slower; for checking)
+                        instead of backends/fastllama.py (same numbers, slower; for checking);
+                        it also turns the light start off
 """
 
 from __future__ import annotations
@@ -189,15 +196,21 @@ def _read_model(path: Path, config):
 
 def check_loading_info(info: dict, path: Path) -> None:
     """Missing or wrongly shaped weights are an error (they would be random); unexpected ones a warning."""
-    missing = sorted(set(info.get("missing_keys") or ()) | {k[0] for k in info.get("mismatched_keys") or ()})
+    missing = set(info.get("missing_keys") or ()) | {k[0] for k in info.get("mismatched_keys") or ()}
     if missing:
-        raise ModelLoadError(f"the checkpoint in {path} lacks {len(missing)} weight(s) the model needs: "
-                             f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}",
-                             hint="the weights file is incomplete or from another model; re-download or re-convert it")
+        raise missing_weights(missing, path)
     unexpected = sorted(info.get("unexpected_keys") or ())
     if unexpected:
         logging.getLogger("logitscope").warning("%s: %d weight(s) in the checkpoint are not used by the model: %s",
                                                 path, len(unexpected), ", ".join(unexpected[:8]))
+
+
+def missing_weights(names, where: Path) -> ModelLoadError:
+    """The error for a checkpoint without some of the model's weights (they would be left random)."""
+    names = sorted(names)
+    return ModelLoadError(f"the checkpoint in {where} lacks {len(names)} weight(s) the model needs: "
+                          f"{', '.join(names[:8])}{' ...' if len(names) > 8 else ''}",
+                          hint="the weights file is incomplete or from another model; re-download or re-convert it")
 
 
 @contextmanager

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
+from ..loading import missing_weights
 from .hf import HFBackend, _cache_kwarg
 from .fastllama import FastDecoder, torch_supported
 
@@ -62,8 +63,12 @@ def plan(path: Path) -> SimpleNamespace | None:
     tok_cfg = _read_json(path / "tokenizer_config.json")
     if not weights or tok_cfg.get("tokenizer_class") not in PLAIN_TOKENIZERS:
         return None
-    if any(k in tok_cfg for k in ("add_bos_token", "add_eos_token")) or (path / "special_tokens_map.json").exists():
+    if any(k in tok_cfg for k in ("add_bos_token", "add_eos_token")):
         return None
+    specials = _read_json(path / "special_tokens_map.json")  # written by transformers 4
+    if any(_content(specials.get(k)) not in (None, _content(tok_cfg.get(k))) for k in ("bos_token", "eos_token")):
+        return None
+    tok_cfg = {**tok_cfg, **{k: v for k, v in specials.items() if k not in tok_cfg}}
     return SimpleNamespace(config=SimpleNamespace(**cfg), weights=weights, tokenizer_file=tok_file,
                            tokenizer_config=tok_cfg)
 
@@ -187,9 +192,7 @@ class LightCausalLM(nn.Module):
 def check_complete(missing, unexpected, where: Path) -> None:
     """Every parameter must come from the checkpoint; an unexpected tensor means another architecture."""
     if missing:
-        raise ModelLoadError(f"the checkpoint in {where} lacks {len(missing)} weight(s) the model needs: "
-                             f"{', '.join(sorted(missing)[:8])}{' ...' if len(missing) > 8 else ''}",
-                             hint="the weights file is incomplete or from another model; re-download or re-convert it")
+        raise missing_weights(missing, where)
     if unexpected:
         raise NotPlain(sorted(unexpected))
 
@@ -211,7 +214,7 @@ class LightTokenizer:
         self.eos_token_id = self._special_id(tokenizer_config.get("eos_token"))
 
     def _special_id(self, token) -> int | None:
-        content = token.get("content") if isinstance(token, dict) else token
+        content = _content(token)
         return None if content is None else self._tok.token_to_id(content)
 
     def __call__(self, text: str, add_special_tokens: bool = True, return_offsets_mapping: bool = False, **kwargs):
@@ -328,6 +331,11 @@ def _weight_files(path: Path) -> list[Path]:
     if index.is_file():
         return [path / f for f in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
     return []
+
+
+def _content(token) -> str | None:
+    """A special token as tokenizer_config.json writes it: a string or {"content": ...}."""
+    return token.get("content") if isinstance(token, dict) else token
 
 
 def _read_json(file: Path) -> dict:
