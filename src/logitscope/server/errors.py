@@ -68,7 +68,7 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
         return envelope(400, "the request body is not valid JSON", "invalid_request_error", code="invalid_json")
     first = errors[0] if errors else {}
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-    param = ".".join(loc) or None
+    param = loc[0] if loc else None  # the request field, as OpenAI names it
     message = "; ".join(_describe(e) for e in errors[:5]) or "invalid request"
     return envelope(422, message, "invalid_request_error", param, code=first.get("type"))
 
