@@ -43,7 +43,7 @@ async def create_chat_completion(req: ChatCompletionRequest, worker: ModelWorker
     rid, created = request_id("chatcmpl"), now()
     events: asyncio.Queue = asyncio.Queue()
     push = pusher(events) if req.stream else None
-    jobs = [_chat_job(req, j, rid, created, model, push) for j in range(req.n)]
+    jobs = [_chat_job(req, limits, j, rid, created, model, push) for j in range(req.n)]
     if req.stream:
         for j in range(req.n):
             events.put_nowait(sse(_chunk(rid, created, model, j, DeltaMessage(role="assistant", content=""))))
@@ -68,7 +68,8 @@ def _usage(rendered: list[ChatRendered]) -> Usage:
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
-def _chat_job(req: ChatCompletionRequest, index: int, rid: str, created: int, model: str, push) -> Job:
+def _chat_job(req: ChatCompletionRequest, limits: Limits, index: int, rid: str, created: int, model: str,
+              push) -> Job:
     stops = stop_list(req.stop)
     seed = None if req.seed is None else req.seed + index
     k = (req.top_logprobs or 0) if req.logprobs else 0
@@ -80,7 +81,7 @@ def _chat_job(req: ChatCompletionRequest, index: int, rid: str, created: int, mo
             prompt = chat_prompt(backend, messages, req.add_generation_prompt)
         except InputError as exc:
             raise as_request_error(exc, "messages") from exc
-        budget = token_budget(backend, len(prompt.ids), max_tokens, Limits(max_tokens=None),
+        budget = token_budget(backend, len(prompt.ids), max_tokens, limits,
                               param="max_tokens" if max_tokens else "messages")
         config = sampler_config(req.temperature, req.top_p, req.top_k, req.min_p, req.repetition_penalty,
                                 logit_bias_ids(backend, req.logit_bias))

@@ -60,8 +60,8 @@ async def create_completion(req: CompletionRequest, worker: ModelWorker, model: 
     rid, created = request_id("cmpl"), now()
     events: asyncio.Queue = asyncio.Queue()
     push = pusher(events) if req.stream else None
-    jobs = ([_score_job(req, prompts, rid, created, model, push)] if _scoring_only(req)
-            else [_decode_job(req, p, i * req.n + j, j, rid, created, model, push)
+    jobs = ([_score_job(req, prompts, limits, rid, created, model, push)] if _scoring_only(req)
+            else [_decode_job(req, p, limits, i * req.n + j, j, rid, created, model, push)
                   for i, p in enumerate(prompts) for j in range(req.n)])
     if req.stream:
         def tail() -> list[str]:
@@ -147,13 +147,14 @@ def _prompt_ids(backend: Backend, prompt: str | list[int], req: CompletionReques
 
 # -- the scoring path ---------------------------------------------------------------------------
 
-def _score_job(req: CompletionRequest, prompts: list, rid: str, created: int, model: str, push) -> Job:
+def _score_job(req: CompletionRequest, prompts: list, limits: Limits, rid: str, created: int, model: str,
+               push) -> Job:
     plan: dict = {}
     top_k = max(req.logprobs or 0, req.prompt_logprobs or 0, 1 if req.max_tokens == 1 else 0)
 
     def prepare(backend: Backend) -> list[ScoreTask]:
         plan["prompts"] = [_prompt_ids(backend, p, req) for p in prompts]
-        plan["tasks"] = [_score_task(backend, p, req, top_k) for p in plan["prompts"]]
+        plan["tasks"] = [_score_task(backend, p, req, limits, top_k) for p in plan["prompts"]]
         return [t for t in plan["tasks"] if t is not None]
 
     def finish(backend: Backend, scores: list[PositionScores]) -> list[Rendered]:
@@ -171,8 +172,9 @@ def _score_job(req: CompletionRequest, prompts: list, rid: str, created: int, mo
     return Job("score", prepare, finish)
 
 
-def _score_task(backend: Backend, prompt: PromptIds, req: CompletionRequest, top_k: int) -> ScoreTask | None:
-    token_budget(backend, len(prompt.ids), req.max_tokens, Limits(max_tokens=None))
+def _score_task(backend: Backend, prompt: PromptIds, req: CompletionRequest, limits: Limits,
+                top_k: int) -> ScoreTask | None:
+    token_budget(backend, len(prompt.ids), req.max_tokens, limits)
     wants = _wants_prompt_scores(req) and len(prompt.ids) > 1
     if req.max_tokens == 1:  # a placeholder target: its row is the distribution after the prompt
         return ScoreTask(prompt.ids + [0], 1 if wants else len(prompt.ids), top_k)
@@ -209,15 +211,15 @@ def _slice(s: PositionScores, a: int, b: int) -> PositionScores:
 
 # -- the decoding path ------------------------------------------------------------------------------
 
-def _decode_job(req: CompletionRequest, prompt, index: int, nth: int, rid: str, created: int, model: str,
-                push) -> Job:
+def _decode_job(req: CompletionRequest, prompt, limits: Limits, index: int, nth: int, rid: str, created: int,
+                model: str, push) -> Job:
     stops = stop_list(req.stop)
     seed = None if req.seed is None else req.seed + nth
     top_k = max(req.logprobs or 0, req.prompt_logprobs or 0)
 
     def prepare(backend: Backend) -> Decoding:
         ids = _prompt_ids(backend, prompt, req)
-        budget = token_budget(backend, len(ids.ids), req.max_tokens, Limits(max_tokens=None))
+        budget = token_budget(backend, len(ids.ids), req.max_tokens, limits)
         if budget == 0:
             raise RequestError("the prompt fills the model's context; nothing can be generated",
                                param="prompt", code="context_length_exceeded", hint="shorten the prompt")
