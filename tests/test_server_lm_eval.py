@@ -39,9 +39,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.contenders,
 
 def _run_lm_eval(out: Path, model: str, model_args: str) -> list[dict]:
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    subprocess.run([str(PYTHON), "-m", "lm_eval", "--model", model, "--model_args", model_args,
-                    "--include_path", ".", "--tasks", "logitscope_mcq", "--output_path", str(out),
-                    "--log_samples"], cwd=TASK_DIR, env=env, check=True, capture_output=True, timeout=1200)
+    env.pop("PYTHONPATH", None)  # logitscope's src/ is not for the contenders' Python
+    done = subprocess.run([str(PYTHON), "-m", "lm_eval", "--model", model, "--model_args", model_args,
+                           "--device", "cpu", "--include_path", ".", "--tasks", "logitscope_mcq", "--output_path",
+                           str(out), "--log_samples"], cwd=TASK_DIR, env=env, capture_output=True, text=True,
+                          timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
     samples = next(out.rglob("samples_logitscope_mcq_*.jsonl"))
     return [json.loads(line) for line in samples.read_text().splitlines()]
 
@@ -53,7 +56,7 @@ def _answers(samples: list[dict]) -> list[tuple[float, bool]]:
 
 def test_local_completions_equals_hf(smol, tmp_path):
     reference = _run_lm_eval(tmp_path / "hf", "hf",
-                             f"pretrained={converted_dir_for(bundled_gguf_path())},dtype=float32,device=cpu")
+                             f"pretrained={converted_dir_for(bundled_gguf_path())},dtype=float32")
     app = create_app({"smol": smol})
     runs = {}
     with LiveServer(app) as server:

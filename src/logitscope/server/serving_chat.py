@@ -11,7 +11,6 @@ import asyncio
 from dataclasses import dataclass
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
 
 from ..backends.base import Backend
 from ..errors import InputError
@@ -56,7 +55,7 @@ async def create_chat_completion(req: ChatCompletionRequest, worker: ModelWorker
             return [sse(ChatCompletionChunk(id=rid, created=created, model=model, choices=[],
                                             usage=_usage(done)))]
 
-        return StreamingResponse(stream_jobs(worker, jobs, events, tail), media_type="text/event-stream")
+        return stream_jobs(worker, jobs, events, tail)
     rendered = await run_jobs(request, worker, jobs)
     return ChatCompletionResponse(id=rid, created=created, model=model, choices=[r.choice for r in rendered],
                                   usage=_usage(rendered), logprobs_mode=req.logprobs_mode)

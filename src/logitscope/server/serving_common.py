@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from fastapi import Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from ..backends.base import Backend
@@ -41,10 +42,19 @@ def now() -> int:
     return int(time.time())
 
 
+def submit_all(worker: ModelWorker, jobs: list[Job]) -> None:
+    """Queue every job, or none: a full queue (ServerBusy) cancels those already queued."""
+    try:
+        for job in jobs:
+            worker.submit(job)
+    except Exception:
+        cancel(jobs)
+        raise
+
+
 async def run_jobs(request: Request | None, worker: ModelWorker, jobs: list[Job]) -> list:
     """Submit ``jobs`` and wait for all of them; cancel them all if the client disconnects."""
-    for job in jobs:
-        worker.submit(job)
+    submit_all(worker, jobs)
     everything = asyncio.gather(*(job.future for job in jobs))
     watcher = asyncio.ensure_future(_disconnected(request)) if request is not None else None
     try:
@@ -77,13 +87,18 @@ def sse(payload: BaseModel | dict) -> str:
     return f"data: {body}\n\n"
 
 
-async def stream_jobs(worker: ModelWorker, jobs: list[Job], events: asyncio.Queue,
-                      tail: Callable[[], list[str]] = list) -> AsyncIterator[str]:
+def stream_jobs(worker: ModelWorker, jobs: list[Job], events: asyncio.Queue,
+                tail: Callable[[], list[str]] = list) -> StreamingResponse:
+    """Submit ``jobs`` now (so a full queue is still a 503) and stream what they put on ``events``."""
+    submit_all(worker, jobs)
+    for job in jobs:
+        job.future.add_done_callback(events.put_nowait)
+    return StreamingResponse(_sse_events(jobs, events, tail), media_type="text/event-stream")
+
+
+async def _sse_events(jobs: list[Job], events: asyncio.Queue, tail: Callable[[], list[str]]) -> AsyncIterator[str]:
     """SSE text: chunks the jobs put on ``events`` (from the worker), an error event for a
     job that fails, then ``tail()`` (e.g. a usage chunk) and ``data: [DONE]``."""
-    for job in jobs:
-        worker.submit(job)
-        job.future.add_done_callback(lambda f: events.put_nowait(f))
     remaining = len(jobs)
     try:
         while remaining:

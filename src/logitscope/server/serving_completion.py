@@ -22,7 +22,6 @@ import asyncio
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
 
 from ..backends.base import Backend, PositionScores
 from ..errors import InputError
@@ -72,7 +71,7 @@ async def create_completion(req: CompletionRequest, worker: ModelWorker, model: 
             usage = _usage(req, [r for rs in done for r in rs])
             return [sse(CompletionResponse(id=rid, created=created, model=model, choices=[], usage=usage))]
 
-        return StreamingResponse(stream_jobs(worker, jobs, events, tail), media_type="text/event-stream")
+        return stream_jobs(worker, jobs, events, tail)
     rendered = [r for result in await run_jobs(request, worker, jobs) for r in _flatten(result)]
     rendered.sort(key=lambda r: r.choice.index)
     return CompletionResponse(id=rid, created=created, model=model, choices=[r.choice for r in rendered],
