@@ -18,12 +18,10 @@ from .decode import Decoding, GeneratedToken, sampler_config
 from .engine import Job, ModelWorker
 from .protocol import (AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletionChunk, ChatCompletionRequest,
                        ChatCompletionResponse, ChoiceLogprobs, DeltaMessage, TokenLogprob, TopLogprob, Usage)
-from .serving_common import (Limits, as_request_error, check_choices, check_logprobs, check_unsupported,
+from .serving_common import (Limits, as_request_error, finite, check_choices, check_logprobs, check_unsupported,
                              logit_bias_ids, now, pusher, request_id, run_jobs, sse, stop_list, stream_jobs,
                              token_budget)
 from .tokens import chat_prompt, token_bytes
-
-NO_LOGPROB = -9999.0
 
 
 @dataclass
@@ -124,13 +122,9 @@ def _chunk(rid: str, created: int, model: str, index: int, delta: DeltaMessage, 
 
 def _content(backend: Backend, tokens: list[GeneratedToken], k: int) -> list[TokenLogprob]:
     """One entry per generated token of the message (EOS left out)."""
-    return [TokenLogprob(token=backend.token_text(t.token_id), logprob=_finite(t.logprob),
+    return [TokenLogprob(token=backend.token_text(t.token_id), logprob=finite(t.logprob),
                          bytes=token_bytes(backend, t.token_id),
-                         top_logprobs=[TopLogprob(token=backend.token_text(i), logprob=_finite(lp),
+                         top_logprobs=[TopLogprob(token=backend.token_text(i), logprob=finite(lp),
                                                   bytes=token_bytes(backend, i))
                                        for i, lp in zip(t.top_ids[:k], t.top_logprobs[:k])])
             for t in tokens if t.token_id != backend.eos_token_id]
-
-
-def _finite(x: float) -> float:
-    return x if x > NO_LOGPROB else NO_LOGPROB

@@ -20,6 +20,7 @@ from .engine import Job, ModelWorker
 from .errors import RequestError, error_response
 
 DONE = "data: [DONE]\n\n"
+NO_LOGPROB = -9999.0  # what OpenAI and vLLM send for log(0): JSON has no -Infinity
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,10 @@ def pusher(events: asyncio.Queue) -> Callable[[str], None]:
 
 
 # -- checks shared by completions and chat ------------------------------------------------
+
+def finite(logprob: float) -> float:
+    return logprob if logprob > NO_LOGPROB else NO_LOGPROB
+
 
 def check_logprobs(value: int | None, limits: Limits, param: str) -> None:
     if value is not None and value > limits.max_logprobs:

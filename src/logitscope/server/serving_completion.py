@@ -29,13 +29,11 @@ from .decode import Decoding, GeneratedToken, sampler_config
 from .engine import Job, ModelWorker, ScoreTask
 from .protocol import (CompletionChoice, CompletionLogprobs, CompletionRequest, CompletionResponse, PromptLogprob,
                        Usage)
-from .serving_common import (Limits, as_request_error, check_choices, check_logprobs, check_unsupported,
+from .serving_common import (Limits, as_request_error, finite, check_choices, check_logprobs, check_unsupported,
                              logit_bias_ids, now, pusher, request_id, run_jobs, sse, stop_list, stream_jobs,
                              token_budget)
 from .errors import RequestError
 from .tokens import PromptIds, id_prompt, text_prompt, token_label
-
-NO_LOGPROB = -9999.0  # what OpenAI and vLLM send for log(0)
 
 
 @dataclass
@@ -227,13 +225,13 @@ def _decode_job(req: CompletionRequest, prompt, limits: Limits, index: int, nth:
         scores = (backend.score_positions([ids.ids], [1], top_k)[0]
                   if _wants_prompt_scores(req) and len(ids.ids) > 1 else None)
         dec = Decoding(ids.ids, budget, config, seed, stops, req.logprobs or 0, req.logprobs_mode)
-        dec.data = ChoiceData(index, ids, scores)  # type: ignore[attr-defined]
+        dec.context = ChoiceData(index, ids, scores)
         if push is not None:
             dec.on_token = _streamer(backend, req, rid, created, model, push)
         return dec
 
     def finish(backend: Backend, dec: Decoding) -> Rendered:
-        data = dec.data  # type: ignore[attr-defined]
+        data = dec.context
         data.tokens, data.text, data.finish_reason, data.stop_reason = (dec.tokens, dec.text, dec.finish_reason,
                                                                         dec.stop_reason)
         return render_choice(backend, data, req)
@@ -244,7 +242,7 @@ def _decode_job(req: CompletionRequest, prompt, limits: Limits, index: int, nth:
 def _streamer(backend: Backend, req: CompletionRequest, rid: str, created: int, model: str, push):
     """on_token for streaming: the echo (first chunk only), the new text and its log-probs."""
     def on_token(dec: Decoding, piece: str) -> None:
-        data: ChoiceData = dec.data  # type: ignore[attr-defined]
+        data: ChoiceData = dec.context
         first = len(dec.tokens) == 1
         part = ChoiceData(data.index, data.prompt, data.prompt_scores, dec.tokens[-1:], piece, dec.finish_reason,
                           dec.stop_reason)
@@ -280,7 +278,7 @@ def _legacy_logprobs(backend: Backend, data: ChoiceData, req: CompletionRequest,
     for t in data.tokens:
         out.tokens.append(token_label(backend, t.token_id, as_ids))
         out.text_offset.append(base + (t.offset if streaming else min(t.offset, len(data.text))))
-        out.token_logprobs.append(_finite(t.logprob))
+        out.token_logprobs.append(finite(t.logprob))
         out.top_logprobs.append(_top_dict(backend, t.top_ids[:k], t.top_logprobs[:k], t.token_id, t.logprob, as_ids))
     return out
 
@@ -295,7 +293,7 @@ def _echo_logprobs(backend: Backend, data: ChoiceData, out: CompletionLogprobs, 
         out.text_offset.append(data.prompt.offsets[pos])
         if 1 <= pos <= len(lps):
             r = pos - 1
-            out.token_logprobs.append(_finite(lps[r]))
+            out.token_logprobs.append(finite(lps[r]))
             out.top_logprobs.append(_top_dict(backend, top_ids[r], top_lps[r], tid, lps[r], as_ids))
         else:
             out.token_logprobs.append(None)
@@ -307,7 +305,7 @@ def _top_dict(backend: Backend, ids: list[int], lps: list[float], chosen: int, c
     """Most likely first; a later token whose label repeats an earlier one keeps the earlier value."""
     out: dict[str, float] = {}
     for tid, lp in [*zip(ids, lps), (chosen, chosen_lp)]:
-        out.setdefault(token_label(backend, tid, as_ids), _finite(lp))
+        out.setdefault(token_label(backend, tid, as_ids), finite(lp))
     return out
 
 
@@ -321,14 +319,12 @@ def _prompt_logprobs(backend: Backend, data: ChoiceData, req: CompletionRequest)
     lps, ranks = s.logprob.tolist(), s.rank.tolist()
     top_ids, top_lps = s.top_ids[:, :k].tolist(), s.top_logprobs[:, :k].tolist()
     for r, tid in enumerate(data.prompt.ids[1:]):
-        entry = {str(tid): PromptLogprob(logprob=_finite(lps[r]), rank=ranks[r],
+        entry = {str(tid): PromptLogprob(logprob=finite(lps[r]), rank=ranks[r],
                                          decoded_token=token_label(backend, tid, as_ids))}
         for rank, (alt, lp) in enumerate(zip(top_ids[r], top_lps[r]), start=1):
-            entry.setdefault(str(alt), PromptLogprob(logprob=_finite(lp), rank=rank,
+            entry.setdefault(str(alt), PromptLogprob(logprob=finite(lp), rank=rank,
                                                      decoded_token=token_label(backend, alt, as_ids)))
         out.append(entry)
     return out
 
 
-def _finite(x: float) -> float:
-    return x if x > NO_LOGPROB else NO_LOGPROB
