@@ -343,3 +343,11 @@ def test_bind_rule_and_banner():
     check_bind("0.0.0.0", "key")  # a key makes any address acceptable
     text = banner("127.0.0.1", 8000, ["toy"], None)
     assert "http://127.0.0.1:8000/v1" in text and "base_url=http://127.0.0.1:8000/v1/completions" in text
+
+
+def test_streaming_request_that_fails_at_once_gets_its_status(client):
+    r = client.post("/v1/completions", json={"prompt": "the " * 600, "max_tokens": 0, "echo": True, "stream": True})
+    assert r.status_code == 400 and error_of(r)["code"] == "context_length_exceeded"
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "the " * 600}],
+                                                  "stream": True})
+    assert r.status_code == 400 and error_of(r)["code"] == "context_length_exceeded"

@@ -42,8 +42,7 @@ async def create_chat_completion(req: ChatCompletionRequest, worker: ModelWorker
     push = pusher(events) if req.stream else None
     jobs = [_chat_job(req, limits, j, rid, created, model, push) for j in range(req.n)]
     if req.stream:
-        for j in range(req.n):
-            events.put_nowait(sse(_chunk(rid, created, model, j, DeltaMessage(role="assistant", content=""))))
+        roles = [sse(_chunk(rid, created, model, j, DeltaMessage(role="assistant", content=""))) for j in range(req.n)]
 
         def tail() -> list[str]:
             if not (req.stream_options and req.stream_options.include_usage):
@@ -53,7 +52,7 @@ async def create_chat_completion(req: ChatCompletionRequest, worker: ModelWorker
             return [sse(ChatCompletionChunk(id=rid, created=created, model=model, choices=[],
                                             usage=_usage(done)))]
 
-        return stream_jobs(worker, jobs, events, tail)
+        return await stream_jobs(worker, jobs, events, tail, roles)
     rendered = await run_jobs(request, worker, jobs)
     return ChatCompletionResponse(id=rid, created=created, model=model, choices=[r.choice for r in rendered],
                                   usage=_usage(rendered), logprobs_mode=req.logprobs_mode)

@@ -88,22 +88,35 @@ def sse(payload: BaseModel | dict) -> str:
     return f"data: {body}\n\n"
 
 
-def stream_jobs(worker: ModelWorker, jobs: list[Job], events: asyncio.Queue,
-                tail: Callable[[], list[str]] = list) -> StreamingResponse:
-    """Submit ``jobs`` now (so a full queue is still a 503) and stream what they put on ``events``."""
+async def stream_jobs(worker: ModelWorker, jobs: list[Job], events: asyncio.Queue,
+                      tail: Callable[[], list[str]] = list, head: list[str] = ()) -> StreamingResponse:
+    """Submit ``jobs`` and stream what they put on ``events``. The first event is awaited
+    before the response starts, so a request that fails at once (a full queue, a prompt too
+    long for the context) still gets its HTTP status and error envelope."""
     submit_all(worker, jobs)
     for job in jobs:
         job.future.add_done_callback(events.put_nowait)
-    return StreamingResponse(_sse_events(jobs, events, tail), media_type="text/event-stream")
+    try:
+        first = await events.get()
+    except asyncio.CancelledError:
+        cancel(jobs)
+        raise
+    if isinstance(first, asyncio.Future) and not first.cancelled() and first.exception() is not None:
+        cancel(jobs)
+        raise first.exception()
+    return StreamingResponse(_sse_events(jobs, events, tail, list(head), first), media_type="text/event-stream")
 
 
-async def _sse_events(jobs: list[Job], events: asyncio.Queue, tail: Callable[[], list[str]]) -> AsyncIterator[str]:
-    """SSE text: chunks the jobs put on ``events`` (from the worker), an error event for a
-    job that fails, then ``tail()`` (e.g. a usage chunk) and ``data: [DONE]``."""
+async def _sse_events(jobs: list[Job], events: asyncio.Queue, tail: Callable[[], list[str]], head: list[str],
+                      first) -> AsyncIterator[str]:
+    """SSE text: ``head``, the chunks the jobs put on ``events`` (from the worker), an error
+    event for a job that fails, then ``tail()`` (e.g. a usage chunk) and ``data: [DONE]``."""
     remaining = len(jobs)
     try:
+        for line in head:
+            yield line
         while remaining:
-            item = await events.get()
+            item, first = (first, None) if first is not None else (await events.get(), None)
             if isinstance(item, asyncio.Future):
                 remaining -= 1
                 if not item.cancelled() and item.exception() is not None:

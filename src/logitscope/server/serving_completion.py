@@ -69,7 +69,7 @@ async def create_completion(req: CompletionRequest, worker: ModelWorker, model: 
             usage = _usage(req, [r for rs in done for r in rs])
             return [sse(CompletionResponse(id=rid, created=created, model=model, choices=[], usage=usage))]
 
-        return stream_jobs(worker, jobs, events, tail)
+        return await stream_jobs(worker, jobs, events, tail)
     rendered = [r for result in await run_jobs(request, worker, jobs) for r in _flatten(result)]
     rendered.sort(key=lambda r: r.choice.index)
     return CompletionResponse(id=rid, created=created, model=model, choices=[r.choice for r in rendered],
