@@ -201,6 +201,7 @@ def test_tokenize_detokenize_info(client, toy):
     ({"prompt": "   "}, 400, "prompt"),
     ({"prompt": "zebra"}, 400, "prompt"),
     ({"prompt": ["the"] * 9}, 400, "prompt"),
+    ({"prompt": ["the"] * 8, "n": 9, "max_tokens": 1, "temperature": 1}, 400, "n"),
     ({"prompt": "the", "temperature": "hot"}, 422, "temperature"),
     ({"prompt": "the", "max_tokens": -1}, 422, "max_tokens"),
     ({"prompt": "the", "n": 10**30}, 422, "n"),

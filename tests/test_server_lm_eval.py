@@ -54,6 +54,10 @@ def _answers(samples: list[dict]) -> list[tuple[float, bool]]:
             for ll, greedy in s["filtered_resps"]]
 
 
+def _accuracy(samples: list[dict]) -> list[float]:
+    return [s["acc"] for s in sorted(samples, key=lambda s: s["doc_id"])]
+
+
 def test_local_completions_equals_hf(smol, tmp_path):
     reference = _run_lm_eval(tmp_path / "hf", "hf",
                              f"pretrained={converted_dir_for(bundled_gguf_path())},dtype=float32")
@@ -67,11 +71,9 @@ def test_local_completions_equals_hf(smol, tmp_path):
             runs[name] = _run_lm_eval(tmp_path / name, "local-completions",
                                       f"model=smol,base_url={url},tokenizer_backend=remote,max_retries=1,{args}")
     expected = _answers(reference)
-    accuracy = [s["acc"] for s in reference]
     for name, samples in runs.items():
         got = _answers(samples)
         assert [g for _, g in got] == [g for _, g in expected], name  # is_greedy identical
         assert [ll for ll, _ in got] == pytest.approx([ll for ll, _ in expected], abs=1e-4), name
-        assert [s["acc"] for s in sorted(samples, key=lambda s: s["doc_id"])] == \
-            [a for _, a in sorted(zip([s["doc_id"] for s in reference], accuracy))], name
+        assert _accuracy(samples) == _accuracy(reference), name
     assert app.state.engine.workers["smol"].stats.largest_batch > 1  # num_concurrent=8 shared passes

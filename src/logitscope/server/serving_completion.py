@@ -114,7 +114,7 @@ def _check_request(req: CompletionRequest, limits: Limits, n_prompts: int) -> No
     check_logprobs(req.logprobs, limits, "logprobs")
     check_logprobs(req.prompt_logprobs, limits, "prompt_logprobs")
     check_unsupported(req)
-    check_choices(n_prompts * req.n, limits)
+    check_choices(req.n if _scoring_only(req) else n_prompts * req.n, limits)  # each decoded choice is a job
     if req.suffix:
         raise RequestError("suffix is not supported", param="suffix", code="unsupported")
     if req.best_of not in (None, req.n):
