@@ -21,6 +21,7 @@ _MODULES = [
     "logitscope.cli.generate_cmds",
     "logitscope.cli.confidence_cmds",
     "logitscope.cli.calibrate_cmds",
+    "logitscope.cli.serve_cmd",
 ]
 
 # command name -> module defining it, so running one command imports one module
