@@ -18,6 +18,7 @@ _MODULES = [
     "logitscope.cli.confidence_cmds",
     "logitscope.cli.calibrate_cmds",
     "logitscope.cli.serve_cmd",
+    "logitscope.cli.ui_cmd",
 ]
 
 
