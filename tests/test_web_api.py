@@ -15,31 +15,13 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 import logitscope  # noqa: E402
-from logitscope.backends.toy import ToyBackend  # noqa: E402
-from logitscope.backends.toydata import DEMO_CORPUS  # noqa: E402
 from logitscope.core.processors import SamplerConfig  # noqa: E402
 from logitscope.views.heatmap import render_html  # noqa: E402
 from logitscope.web import create_ui_app  # noqa: E402
 from logitscope.web.api import STATIC  # noqa: E402
-from webapp import serve  # noqa: E402
+from webapp import serve, toy  # noqa: E402
 
 TEXT = "the cat sat on the mat"
-
-
-class CountingToy(ToyBackend):
-    """The demo n-gram model, counting forward passes (and optionally slow: ``delay`` s per pass)."""
-
-    calls = 0
-    delay = 0.0
-
-    def next_logits(self, prefixes):
-        self.calls += 1
-        time.sleep(self.delay)
-        return super().next_logits(prefixes)
-
-
-def toy(context_length: int = 512) -> logitscope.Model:
-    return logitscope.from_backend(CountingToy.from_ngrams(DEMO_CORPUS, order=2, context_length=context_length))
 
 
 @pytest.fixture

@@ -9,6 +9,10 @@ import time
 
 import uvicorn
 
+import logitscope
+from logitscope.backends.toy import ToyBackend
+from logitscope.backends.toydata import DEMO_CORPUS
+
 from logitscope.web import create_ui_app
 
 
@@ -36,3 +40,21 @@ def serve(models, **options):
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+class CountingToy(ToyBackend):
+    """A toy n-gram backend counting forward passes (and optionally slow: ``delay`` s per pass)."""
+
+    calls = 0
+    delay = 0.0
+
+    def next_logits(self, prefixes):
+        self.calls += 1
+        time.sleep(self.delay)
+        return super().next_logits(prefixes)
+
+
+def toy(context_length: int = 512, extra: tuple[str, ...] = ()) -> logitscope.Model:
+    """The CLI's demo bigram model (plus ``extra`` sentences), as a CountingToy."""
+    return logitscope.from_backend(CountingToy.from_ngrams(DEMO_CORPUS + list(extra), order=2,
+                                                           context_length=context_length))
