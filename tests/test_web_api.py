@@ -191,9 +191,9 @@ def test_step_errors(client):
 def test_run_n_streams_progress_then_the_session(client, model):
     s = post(client, "/api/step", prompt="the", seed=2)
     lines = [json.loads(x) for x in client.post(f"/api/step/{s['id']}/run", json={"n": 5}).text.splitlines()]
-    assert "job" in lines[0]
+    assert "job" in lines[0] and lines[1]["of"] == 5
     progress = [x["progress"] for x in lines if "progress" in x]
-    final = lines[-1]["session"]
+    final = lines[-1]["result"]
     assert progress == list(range(1, len(progress) + 1)) and len(final["path"]) == len(progress) <= 5
     expected = model.generate("the", 5, SamplerConfig(), seed=2)
     assert [final["nodes"][i]["token_id"] for i in final["path"]] == list(expected.token_ids)
@@ -262,3 +262,41 @@ def test_the_page_and_its_files_are_served_with_a_same_origin_policy(client):
     for path in STATIC.iterdir():  # no file reaches out to the network
         text = path.read_text()
         assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text
+
+
+def test_streamed_read_reports_each_window_and_equals_the_plain_read():
+    short = toy(context_length=8)
+    text = " ".join(["the cat sat on the mat"] * 4)
+    with TestClient(create_ui_app({"toy": short})) as c:
+        lines = [json.loads(x) for x in c.post("/api/read", json={"text": text, "stream": True}).text.splitlines()]
+        plain = post(c, "/api/read", text=text)
+    windows = plain["score"]["num_windows"]
+    assert [x["progress"] for x in lines if "progress" in x] == list(range(1, windows + 1))
+    assert lines[-1]["result"] == plain
+    with TestClient(create_ui_app({"toy": short})) as c:
+        bad = [json.loads(x) for x in c.post("/api/read", json={"text": " ", "stream": True}).text.splitlines()]
+    assert "empty" in bad[-1]["error"]["message"]
+
+
+def test_a_long_read_is_cancelled_between_windows_while_short_reads_are_served():
+    slow = toy(context_length=4)
+    slow.backend.delay = 0.02  # per forward pass; the toy runs one pass per position
+    long_text = " ".join(["the cat sat on the mat"] * 60)  # 360 tokens, ~180 windows of 4
+    with serve({"toy": slow}) as url, httpx.Client(base_url=url, timeout=30) as http:
+        lines, started = [], threading.Event()
+
+        def run():
+            with http.stream("POST", "/api/read", json={"text": long_text, "stream": True}) as r:
+                for line in r.iter_lines():
+                    lines.append(json.loads(line))
+                    if len(lines) >= 3:
+                        started.set()
+
+        runner = threading.Thread(target=run)
+        runner.start()
+        assert started.wait(20)
+        assert http.post("/api/read", json={"text": "the cat"}).json()["score"]["num_scored"] == 2
+        http.post(f"/api/jobs/{lines[0]['job']}/cancel")
+        runner.join(20)
+        assert lines[-1] == {"cancelled": True} and lines[-2]["progress"] < lines[-2]["of"]
+        assert http.post("/api/read", json={"text": TEXT}).json()["score"]["num_scored"] == 6

@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from ..confidence.lift import context_lift
 from ..confidence.ranking import rank
@@ -34,7 +34,7 @@ from ..server.engine import Job, Stepper
 from ..server.errors import RequestError, error_response
 from . import protocol as p
 from .lab import LogitsStore, lab_chain, lab_sample
-from .reading import position_distribution, read_text
+from .reading import WindowedRead, position_distribution, read_view
 from .stepping import SessionStore, StepSession
 
 STATIC = Path(__file__).with_name("static")
@@ -58,7 +58,7 @@ class WebState:
 def web_router() -> APIRouter:
     router, state = APIRouter(), WebState()
     _page_routes(router)
-    _read_routes(router)
+    _read_routes(router, state)
     _lab_routes(router, state)
     _step_routes(router, state)
     _compare_routes(router)
@@ -85,16 +85,24 @@ def _page_routes(router: APIRouter) -> None:
                            for n, w in workers.items()]}
 
 
-def _read_routes(router: APIRouter) -> None:
+def _read_routes(router: APIRouter, state: WebState) -> None:
     @router.post("/api/read")
-    async def read(body: p.ReadRequest, request: Request) -> dict:
-        _, out = await model_worker(request, body.model).call(lambda b: _read(b, body))
-        return {"model": model_name(request, body.model), **out}
+    async def read(body: p.ReadRequest, request: Request) -> Response:
+        worker, name = model_worker(request, body.model), model_name(request, body.model)
+
+        def job(report=None) -> Job:
+            return Job("generate", lambda b: WindowedRead(b, body.text, body.context, body.top_k, report),
+                       lambda b, r: {"model": name, **read_view(b, r.result(b), body.max_prob_below, body.entropy_above)})
+
+        if body.stream:
+            return StreamingResponse(_job_lines(state, worker, job), media_type="application/x-ndjson")
+        return JSONResponse(await worker.run(job()))
 
     @router.post("/api/read/html")
     async def read_html(body: p.ReadRequest, request: Request) -> HTMLResponse:
-        result, _ = await model_worker(request, body.model).call(lambda b: _read(b, body))
-        return HTMLResponse(heatmap_html(result, body.color_by),
+        job = Job("generate", lambda b: WindowedRead(b, body.text, body.context, body.top_k),
+                  lambda b, r: heatmap_html(r.result(b), body.color_by))
+        return HTMLResponse(await model_worker(request, body.model).run(job),
                             headers={"Content-Disposition": 'attachment; filename="logitscope-heatmap.html"'})
 
     @router.post("/api/position")
@@ -106,10 +114,6 @@ def _read_routes(router: APIRouter) -> None:
         job = Job("generate", lambda b: Decoding(list(body.ids), body.max_new_tokens, SamplerConfig.greedy()),
                   lambda b, d: {"text": d.text, "finish_reason": d.finish_reason})
         return await model_worker(request, body.model).run(job)
-
-
-def _read(backend, body: p.ReadRequest):
-    return read_text(backend, body.text, body.context, body.top_k, body.max_prob_below, body.entropy_above)
 
 
 def heatmap_html(result, color_by: str) -> str:
@@ -163,7 +167,14 @@ def _step_routes(router: APIRouter, state: WebState) -> None:
     async def run(sid: str, body: p.RunRequest, request: Request) -> StreamingResponse:
         session = state.sessions.get(sid)
         worker = model_worker(request, session.model)
-        return StreamingResponse(_run_lines(state, worker, session, body.n), media_type="application/x-ndjson")
+
+        def job(report) -> Job:
+            return Job("generate", lambda b: RunSteps(session, body.n, report), lambda b, stepper: session.to_dict(b))
+
+        async def partial() -> dict:  # a cancelled or failed run keeps the tokens it drew
+            return {"session": await worker.call(session.to_dict)}
+
+        return StreamingResponse(_job_lines(state, worker, job, partial), media_type="application/x-ndjson")
 
     @router.post("/api/jobs/{job_id}/cancel")
     async def cancel(job_id: str) -> dict:
@@ -188,16 +199,16 @@ class RunSteps(Stepper):
         return self.done >= self.n or self.session.ended or full
 
 
-async def _run_lines(state: WebState, worker, session: StepSession, n: int):
-    """JSON lines: the job id, one line per token, then the session (or the error, or 'cancelled')."""
+async def _job_lines(state: WebState, worker, make_job, partial=None):
+    """JSON lines of a stepped worker job: its id, its progress reports, then one of
+    ``{"result": ...}``, ``{"cancelled": true}`` or ``{"error": {...}}`` (plus ``partial()``)."""
     loop, events = asyncio.get_running_loop(), asyncio.Queue()
-    job = Job("generate", lambda b: RunSteps(session, n, lambda e: loop.call_soon_threadsafe(events.put_nowait, e)),
-              lambda b, stepper: session.to_dict(b))
+    job = make_job(lambda e: loop.call_soon_threadsafe(events.put_nowait, e))
     job_id = uuid.uuid4().hex[:12]
     state.jobs[job_id] = job
     try:
         worker.submit(job)
-        yield _line({"job": job_id, "of": n})
+        yield _line({"job": job_id})
         while not (job.future.done() and events.empty()):
             waiter = asyncio.ensure_future(events.get())
             await asyncio.wait({waiter, job.future}, return_when=asyncio.FIRST_COMPLETED)
@@ -205,20 +216,19 @@ async def _run_lines(state: WebState, worker, session: StepSession, n: int):
                 yield _line(waiter.result())
             else:
                 waiter.cancel()
-        yield _line(await _outcome(job, worker, session))
+        yield _line(await _outcome(job, partial))
     finally:
         job.cancelled = True  # the page went away (or we are done): stop stepping
         state.jobs.pop(job_id, None)
 
 
-async def _outcome(job: Job, worker, session: StepSession) -> dict:
+async def _outcome(job: Job, partial) -> dict:
+    if not job.future.cancelled() and job.future.exception() is None:
+        return {"result": job.future.result()}
+    extra = await partial() if partial else {}
     if job.future.cancelled():
-        return {"cancelled": True, "session": await worker.call(session.to_dict)}
-    error = job.future.exception()
-    if error is not None:
-        return {"error": json.loads(error_response(error).body)["error"],
-                "session": await worker.call(session.to_dict)}
-    return {"session": job.future.result()}
+        return {"cancelled": True, **extra}
+    return {"error": json.loads(error_response(job.future.exception()).body)["error"], **extra}
 
 
 def _line(obj: dict) -> bytes:

@@ -35,6 +35,7 @@ class ReadRequest(Body):
     max_prob_below: float | None = Field(0.1, ge=0, le=1)
     entropy_above: float | None = Field(4.0, ge=0)
     color_by: str = Field("prob", pattern="^(prob|rank|entropy|surprisal)$")
+    stream: bool = Field(False, description="answer JSON lines: job id, progress per window, then the result")
 
 
 class PositionRequest(Body):

@@ -9,23 +9,47 @@ from __future__ import annotations
 
 import torch
 
-from ..backends.base import Backend
+from ..backends.base import Backend, PositionScores
 from ..confidence.uncertainty import flag_uncertain
 from ..core import mathops
+from ..core.boundary import encode, plan_windows
 from ..errors import InputError
 from ..results import ScoreResult
-from ..scoring.score import candidates, score_texts
+from ..scoring.score import _score_result, candidates
+from ..server.engine import Stepper
 
 
-def read_text(backend: Backend, text: str, context: str | None, top_k: int, max_prob_below: float | None,
-              entropy_above: float | None) -> tuple[ScoreResult, dict]:
-    """The score of ``text`` and the page's JSON for it (scores, uncertain spans, notes)."""
-    if not text.strip():
-        raise InputError("the text is empty", hint="paste or drop a text to read")
-    result = score_texts(backend, [text], [context or None], top_k)[0]
+class WindowedRead(Stepper):
+    """``Model.score(text, context, top_k)`` one window per ``step``, so a long text shows progress,
+    can be cancelled between windows, and other requests are served in between. Same encoding
+    and windows as ``score_texts`` (``boundary.encode`` / ``plan_windows`` over the model's context)."""
+
+    def __init__(self, backend: Backend, text: str, context: str | None, top_k: int, report=None):
+        if not text.strip():
+            raise InputError("the text is empty", hint="paste or drop a text to read")
+        self.top_k, self.report = top_k, report
+        self.enc = encode(backend, text, context or None)
+        self.windows = plan_windows(len(self.enc.ids), self.enc.score_from, backend.capabilities.context_length)
+        self.parts: list[PositionScores] = []
+
+    def step(self, backend: Backend) -> bool:
+        w = self.windows[len(self.parts)]
+        with torch.inference_mode():
+            self.parts += backend.score_positions([self.enc.ids[w.begin:w.end]], [w.first_target - w.begin], self.top_k)
+        if self.report:
+            self.report({"progress": len(self.parts), "of": len(self.windows), "tokens": len(self.enc.ids)})
+        return len(self.parts) == len(self.windows)
+
+    def result(self, backend: Backend) -> ScoreResult:
+        return _score_result(backend, self.enc, PositionScores.concat(self.parts), len(self.parts))
+
+
+def read_view(backend: Backend, result: ScoreResult, max_prob_below: float | None,
+              entropy_above: float | None) -> dict:
+    """The page's JSON for a scored text: scores, uncertain spans (``Model.uncertain``'s rule), notes."""
     flags = flag_uncertain(result, max_prob_below, entropy_above)
-    return result, {"score": result.to_dict(), "uncertain": [s.to_dict() for s in flags.spans],
-                    "flagged": list(flags.flagged), "notes": window_notes(backend, result)}
+    return {"score": result.to_dict(), "uncertain": [s.to_dict() for s in flags.spans],
+            "flagged": list(flags.flagged), "notes": window_notes(backend, result)}
 
 
 def window_notes(backend: Backend, result: ScoreResult) -> list[str]:

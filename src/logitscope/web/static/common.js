@@ -98,3 +98,36 @@ export function bars(svg, rows, width = 420) {
     svg.append(label, rect, note);
   });
 }
+
+// A stepped job on the server (POST with JSON lines back): progress in the busy bar, Cancel
+// asks the server to stop it. Resolves to the terminal line: {result}, {cancelled} or {error}.
+export async function streamJob(label, path, body, onLine = () => {}) {
+  const ctrl = new AbortController();
+  let job = null;
+  busy(label, () => {
+    if (job) fetch(`/api/jobs/${job}/cancel`, {method: "POST"}).catch(() => {});
+    else ctrl.abort();
+  });
+  try {
+    const res = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
+                                   body: JSON.stringify(body), signal: ctrl.signal});
+    if (!res.ok) throw new ApiError((await res.json()).error.message);
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "", last = null;
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) break;
+      buffer += value;
+      const lines = buffer.split("\n");
+      buffer = lines.pop();
+      for (const line of lines.filter(Boolean)) {
+        last = JSON.parse(line);
+        if (last.job) job = last.job;
+        if (last.progress) progress(last.progress, last.of);
+        onLine(last);
+      }
+    }
+    if (last && last.error) throw new ApiError(last.error.message);
+    return last;
+  } finally { idle(); }
+}

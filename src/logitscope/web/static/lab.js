@@ -1,6 +1,6 @@
 // The sampler lab: the prompt's distribution after each stage of the library's chain.
 // The server keeps the prompt's logits; a slider change only re-runs the processors.
-import {$, el, api, bars, fmt, fmtProb, model, showError, showToken} from "./common.js";
+import {$, el, api, bars, fmt, fmtProb, model, showError, showToken, svgEl} from "./common.js";
 
 const SLIDERS = ["temperature", "top_k", "top_p", "min_p", "repetition_penalty"];
 let inFlight = false, pending = false, rev = 0;
@@ -36,7 +36,7 @@ function showValues() {
 
 function stageCard(stage) {
   const mass = stage.top.reduce((a, c) => a + c.prob, 0);
-  const svg = el("svg", {role: "img", "aria-label": `distribution after ${stage.stage}`});
+  const svg = svgEl("svg", {role: "img", "aria-label": `distribution after ${stage.stage}`});
   const card = el("figure", {class: "stage"},
     el("figcaption", {}, el("b", {text: stage.stage}),
        ` · ${stage.survivors} survivor${stage.survivors === 1 ? "" : "s"} · H ${fmt(stage.entropy / Math.LN2, 2)} bits · ` +
@@ -67,13 +67,17 @@ export async function refresh() {
   }
 }
 
+function verdict(r) {
+  if (r.dof === 0) return "(one bin: nothing to test)";
+  return `p = ${fmt(r.p_value, 3)} ${r.p_value > 0.01 ? "(consistent with the distribution)" : "(unlikely under it: a sampler bug?)"}`;
+}
+
 async function draw() {
   try {
     const r = await api("/api/lab/sample", {...settings(), n: 1000, seed: 0});
     const rows = r.rows.slice(0, 15);
     const table = el("table", {class: "draws"},
-      el("caption", {text: `${r.n} draws (seed ${r.seed}): χ² = ${fmt(r.chi_square, 2)}, dof ${r.dof}, ` +
-                           `p = ${fmt(r.p_value, 3)} ${r.p_value > 0.01 ? "(consistent with the distribution)" : "(suspicious!)"}`}),
+      el("caption", {text: `${r.n} draws (seed ${r.seed}): χ² = ${fmt(r.chi_square, 2)}, dof ${r.dof}, ` + verdict(r)}),
       el("tr", {}, el("th", {text: "token"}), el("th", {text: "expected"}), el("th", {text: "drawn"})),
       ...rows.map((c) => el("tr", {}, el("td", {class: "mono", text: showToken(c.text)}),
                              el("td", {text: fmt(c.prob * r.n, 1)}), el("td", {text: String(c.count)}))));

@@ -1,6 +1,6 @@
 // Read a text: tokens coloured by the model's numbers, a tooltip on hover, the full
 // distribution of a position on click, a summary line, downloads, two models side by side.
-import {$, el, api, bars, cancellable, download, fmt, fmtProb, model, showError, showToken} from "./common.js";
+import {$, el, api, bars, cancellable, download, fmt, fmtProb, model, showError, showToken, streamJob} from "./common.js";
 
 const RANK_BUCKETS = [[10, "#2da44e", "top-10"], [100, "#d4a72c", "top-100"],
                       [1000, "#cf222e", "top-1000"], [Infinity, "#8250df", ">1000"]];
@@ -160,8 +160,9 @@ async function read(e) {
   try {
     const got = [];
     for (const name of names.length ? names : [null]) {
-      got.push({model: name, data: await cancellable(`Reading with ${name || "the model"}…`, "/api/read", body(name))});
-      got.at(-1).model = got.at(-1).data.model;
+      const last = await streamJob(`Reading with ${name || "the model"}…`, "/api/read", {...body(name), stream: true});
+      if (last.cancelled) { $("read-notes").textContent = "Reading cancelled."; return; }
+      got.push({model: last.result.model, data: last.result});
     }
     readings = got;
     $("side").hidden = true;

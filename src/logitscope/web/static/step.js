@@ -1,5 +1,5 @@
 // Generate step by step: draw or force one token at a time; every branch stays in the tree.
-import {$, el, api, busy, idle, progress, fmt, fmtProb, model, showError, showToken} from "./common.js";
+import {$, el, api, fmt, fmtProb, model, showError, showToken, streamJob} from "./common.js";
 
 let session = null;
 
@@ -49,33 +49,16 @@ async function act(action, body = {}) {
   try { render(await api(`/api/step/${session.id}/${action}`, body)); showError(null); } catch (err) { showError(err); }
 }
 
-// Run N: JSON lines from the server (job id, one line per token, then the session).
+// Run N: one token per worker step, progress as it goes; Cancel keeps what was drawn.
 async function runN() {
   const n = Number($("step-n").value);
-  let job = null;
-  busy(`Running ${n} steps…`, () => job && fetch(`/api/jobs/${job}/cancel`, {method: "POST"}));
   try {
-    const res = await fetch(`/api/step/${session.id}/run`, {method: "POST", headers: {"Content-Type": "application/json"},
-                                                            body: JSON.stringify({n})});
-    if (!res.ok) throw new Error((await res.json()).error.message);
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const {value, done} = await reader.read();
-      if (done) break;
-      buffer += value;
-      const lines = buffer.split("\n");
-      buffer = lines.pop();
-      for (const line of lines.filter(Boolean)) {
-        const msg = JSON.parse(line);
-        if (msg.job) job = msg.job;
-        if (msg.progress) progress(msg.progress, msg.of);
-        if (msg.session) render(msg.session);
-        if (msg.error) showError(new Error(msg.error.message));
-        if (msg.cancelled) $("step-meta").textContent += " (run cancelled)";
-      }
-    }
-  } catch (err) { showError(err); } finally { idle(); }
+    const last = await streamJob(`Running ${n} steps…`, `/api/step/${session.id}/run`, {n}, (msg) => {
+      if (msg.session) render(msg.session);
+    });
+    if (last.result) render(last.result);
+    if (last.cancelled) $("step-meta").textContent += " (run cancelled)";
+  } catch (err) { showError(err); }
 }
 
 async function beams() {
