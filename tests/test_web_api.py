@@ -300,3 +300,15 @@ def test_a_long_read_is_cancelled_between_windows_while_short_reads_are_served()
         runner.join(20)
         assert lines[-1] == {"cancelled": True} and lines[-2]["progress"] < lines[-2]["of"]
         assert http.post("/api/read", json={"text": TEXT}).json()["score"]["num_scored"] == 6
+
+
+def test_returning_to_a_node_whose_decode_state_was_dropped_recomputes_it(client, model):
+    from logitscope.web.stepping import MAX_STATES
+
+    s = post(client, "/api/step", prompt="the", bias=[["<EOS>", "-inf"]])
+    for _ in range(MAX_STATES + 4):  # the first nodes' states fall out of the session's cache
+        s = post(client, f"/api/step/{s['id']}/step")
+    s = post(client, f"/api/step/{s['id']}/goto", node=1)
+    prefix = "the " + s["nodes"][1]["text"]
+    expected = model.chain(prefix, SamplerConfig(bias=(("<EOS>", -math.inf),)), top=3).stages[-1]
+    assert [c["prob"] for c in s["distribution"]["top"][:3]] == pytest.approx([c.prob for c in expected.top])

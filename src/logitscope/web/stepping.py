@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..sampling.generation import start_ids
 from ..scoring.score import candidates
 
-MAX_STATES = 24  # decode states (KV caches) kept per session; others are recomputed on demand
+MAX_STATES = 8  # decode states (KV caches) kept per session; others are recomputed on demand
 
 
 @dataclass
@@ -166,7 +166,7 @@ class StepSession:
 class SessionStore:
     """The open sessions, newest last; the oldest are dropped beyond ``size``."""
 
-    def __init__(self, size: int = 64):
+    def __init__(self, size: int = 16):
         self.size = size
         self.sessions: collections.OrderedDict[str, StepSession] = collections.OrderedDict()
 
