@@ -1,6 +1,7 @@
 """Regenerate docs/ui/*.png: each panel of the web app, driven in headless Chromium on the bundled model.
 
-    PYTHONPATH=src python scripts/ui_screenshots.py            # writes docs/ui/{read,lab,step,rank,compare,phone}.png
+    PYTHONPATH=src python scripts/ui_screenshots.py            # writes docs/ui/{read,read-side,lab,step,rank,phone}.png
+    PYTHONPATH=src python scripts/ui_screenshots.py step rank  # only these panels
 
 The PNGs are palette-quantised (64 colours) to keep the repository small.
 """
@@ -55,6 +56,7 @@ def lab_panel(page) -> None:
     for name, value in [("temperature", "0.8"), ("top_k", "40"), ("top_p", "0.9")]:
         page.eval_on_selector(f"#lab-{name}", "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", value)
         page.wait_for_timeout(400)
+    page.wait_for_function("() => document.querySelectorAll('#lab-stages figure').length === 4")  # raw, T, top-k, top-p
     page.click("#lab-draw")
     page.wait_for_selector(".draws")
     save(page, "lab")
@@ -72,8 +74,8 @@ def step_panel(page) -> None:
     page.wait_for_function("() => document.querySelectorAll('.node').length === 6")
     page.locator(".node").nth(2).click()
     page.wait_for_function("() => document.querySelector('.node.current').dataset.node === '2'")
-    page.click("#step-one")
-    page.wait_for_function("() => document.querySelectorAll('.node').length === 7")
+    page.locator(".cand").nth(3).click()  # a second branch from node 2 (the drawn token may be its old child)
+    page.wait_for_function("() => document.querySelector('.node.current').dataset.node !== '2'")
     page.click("#step-beam")
     page.wait_for_selector("#step-beams table")
     save(page, "step")
@@ -95,8 +97,12 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.set_default_timeout(600_000)  # the bundled model on a busy CPU
         page.goto(url)
-        for panel in (read_panel, lab_panel, step_panel, rank_panel):
-            panel(page)
+        chosen = sys.argv[1:] or ["read", "lab", "step", "rank", "phone"]
+        for name, panel in [("read", read_panel), ("lab", lab_panel), ("step", step_panel), ("rank", rank_panel)]:
+            if name in chosen:
+                panel(page)
+        if "phone" not in chosen:
+            return browser.close()
         phone = browser.new_page(viewport={"width": 390, "height": 844})
         phone.set_default_timeout(600_000)
         phone.goto(url)
