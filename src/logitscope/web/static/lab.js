@@ -56,6 +56,7 @@ function render(result) {
 
 // Coalesce: while one request runs, remember only that the settings changed again.
 export async function refresh() {
+  $("lab-stages").classList.add("stale");  // dimmed until the numbers match the sliders again
   if (inFlight) { pending = true; return; }
   inFlight = true;
   try {
@@ -63,7 +64,7 @@ export async function refresh() {
     showError(null);
   } catch (err) { showError(err); } finally {
     inFlight = false;
-    if (pending) { pending = false; refresh(); }
+    if (pending) { pending = false; refresh(); } else $("lab-stages").classList.remove("stale");
   }
 }
 
