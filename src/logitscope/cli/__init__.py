@@ -22,6 +22,7 @@ _MODULES = [
     "logitscope.cli.confidence_cmds",
     "logitscope.cli.calibrate_cmds",
     "logitscope.cli.serve_cmd",
+    "logitscope.cli.ui_cmd",
 ]
 
 # command name -> module defining it, so running one command imports one module

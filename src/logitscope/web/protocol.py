@@ -1,0 +1,92 @@
+"""The web API's request bodies: validated here, so out-of-range values are HTTP 422 with a message."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..core.processors import SamplerConfig
+
+MAX_TEXT = 2_000_000  # characters
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(None, description="served model name; the first one when left out")
+
+
+class SamplerFields(Body):
+    temperature: float = Field(1.0, ge=0, le=100)
+    top_k: int | None = Field(None, ge=1, le=1_000_000)
+    top_p: float = Field(1.0, gt=0, le=1)
+    min_p: float = Field(0.0, ge=0, le=1)
+    repetition_penalty: float = Field(1.0, gt=0, le=100)
+    bias: list[tuple[int | str, float]] = Field(default_factory=list, max_length=256,
+                                                description="[token id or string, value added to its logit]")
+
+    def config(self) -> SamplerConfig:
+        return SamplerConfig(self.temperature, self.top_k, self.top_p, self.min_p, self.repetition_penalty,
+                             tuple(self.bias))
+
+
+class ReadRequest(Body):
+    text: str = Field(max_length=MAX_TEXT)
+    context: str | None = Field(None, max_length=MAX_TEXT)
+    top_k: int = Field(10, ge=0, le=50)
+    max_prob_below: float | None = Field(0.1, ge=0, le=1)
+    entropy_above: float | None = Field(4.0, ge=0)
+    color_by: str = Field("prob", pattern="^(prob|rank|entropy|surprisal)$")
+    stream: bool = Field(False, description="answer JSON lines: job id, progress per window, then the result")
+
+
+class PositionRequest(Body):
+    ids: list[int] = Field(min_length=1, max_length=1_000_000)
+    top: int = Field(50, ge=1, le=500)
+
+
+class ContinueRequest(Body):
+    ids: list[int] = Field(min_length=1, max_length=1_000_000)
+    max_new_tokens: int = Field(20, ge=1, le=200)
+
+
+class ChainRequest(SamplerFields):
+    prompt: str = Field(max_length=MAX_TEXT)
+    top: int = Field(20, ge=1, le=200)
+
+
+class SampleRequest(SamplerFields):
+    prompt: str = Field(max_length=MAX_TEXT)
+    n: int = Field(1000, ge=1, le=1_000_000)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class StepStart(SamplerFields):
+    prompt: str = Field(max_length=MAX_TEXT)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    top: int = Field(20, ge=1, le=200)
+
+
+class StepRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token_id: int | None = Field(None, ge=0, description="force this token instead of drawing one")
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(10, ge=1, le=4096)
+
+
+class GotoRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    node: int = Field(ge=0)
+
+
+class BeamRequest(Body):
+    prompt: str = Field(max_length=MAX_TEXT)
+    num_beams: int = Field(4, ge=1, le=16)
+    max_new_tokens: int = Field(12, ge=1, le=64)
+
+
+class RankRequest(Body):
+    prompt: str = Field(max_length=MAX_TEXT)
+    candidates: list[str] = Field(min_length=1, max_length=64)
+    context: str | None = Field(None, max_length=MAX_TEXT, description="a retrieved context: also show the lift")

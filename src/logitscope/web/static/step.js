@@ -1,0 +1,82 @@
+// Generate step by step: draw or force one token at a time; every branch stays in the tree.
+import {$, el, api, fmt, fmtProb, model, showError, showToken, streamJob} from "./common.js";
+
+let session = null;
+
+function samplerBody() {
+  const topK = Number($("step-top_k").value);
+  return {model: model(), prompt: $("step-prompt").value, temperature: Number($("step-temperature").value),
+          top_k: topK > 0 ? topK : null, top_p: Number($("step-top_p").value), seed: Number($("step-seed").value)};
+}
+
+function render(s) {
+  session = s;
+  const byId = s.nodes;
+  $("step-text").replaceChildren(el("span", {class: "muted", text: s.prompt}),
+    ...s.path.map((id) => el("span", {class: "gen", text: byId[id].text || "⏎EOS", title: `p = ${fmtProb(byId[id].prob)}`})));
+  const d = s.distribution;
+  $("step-meta").textContent = d ? `${d.survivors} survivors · entropy ${fmt(d.entropy / Math.LN2, 2)} bits (raw ${fmt(d.raw_entropy / Math.LN2, 2)}) · click a token to force it`
+                                 : (s.ended ? "this branch ended with EOS" : "the context is full");
+  $("step-dist").replaceChildren(...(d ? d.top : []).map((c) => el("li", {},
+    el("button", {type: "button", class: "cand", "data-token": c.token_id, onclick: () => act("step", {token_id: c.token_id})},
+      el("span", {class: "mono", text: showToken(c.text)}), ` ${fmtProb(c.prob)}`),
+    el("span", {class: "muted", text: ` raw ${fmtProb(c.raw_prob)}`}))));
+  $("step-tree").replaceChildren(tree(s, 0));
+  for (const b of ["step-one", "step-run"]) $(b).disabled = !d;
+  $("step-undo").disabled = s.current === 0;
+}
+
+function tree(s, id) {
+  const node = s.nodes[id];
+  const label = id === 0 ? "prompt" : `${showToken(node.text || "EOS")} p=${fmtProb(node.prob)} Σlog p=${fmt(node.cum_logprob, 2)}`;
+  const button = el("button", {type: "button", class: "node" + (id === s.current ? " current" : "") +
+                               (s.path.includes(id) ? " onpath" : ""), "data-node": id,
+                               onclick: () => act("goto", {node: id})}, label);
+  const item = el("li", {}, button);
+  if (node.children.length) item.append(el("ul", {}, ...node.children.map((c) => tree(s, c))));
+  return id === 0 ? el("ul", {class: "tree"}, item) : item;
+}
+
+async function start(e) {
+  e.preventDefault();
+  showError(null);
+  $("step-beams").replaceChildren();
+  try { render(await api("/api/step", samplerBody())); } catch (err) { showError(err); }
+}
+
+async function act(action, body = {}) {
+  if (!session) return;
+  try { render(await api(`/api/step/${session.id}/${action}`, body)); showError(null); } catch (err) { showError(err); }
+}
+
+// Run N: one token per worker step, progress as it goes; Cancel keeps what was drawn.
+async function runN() {
+  const n = Number($("step-n").value);
+  try {
+    const last = await streamJob(`Running ${n} steps…`, `/api/step/${session.id}/run`, {n}, (msg) => {
+      if (msg.session) render(msg.session);
+    });
+    if (last.result) render(last.result);
+    if (last.cancelled) $("step-meta").textContent += " (run cancelled)";
+  } catch (err) { showError(err); }
+}
+
+async function beams() {
+  try {
+    const r = await api("/api/beam", {model: model(), prompt: $("step-prompt").value, num_beams: 4, max_new_tokens: 12});
+    const row = (name, b) => el("tr", {}, el("td", {text: name}), el("td", {class: "mono", text: b.text}),
+      el("td", {text: fmt(b.logprob, 3)}), el("td", {text: fmt(b.normalized, 3)}));
+    $("step-beams").replaceChildren(el("table", {},
+      el("caption", {text: `Greedy vs beam search (${r.num_beams} beams, ${r.max_new_tokens} tokens)`}),
+      el("tr", {}, ...["", "text", "Σ log p", "normalised"].map((h) => el("th", {text: h}))),
+      row("greedy", r.greedy), ...r.beams.map((b, i) => row(`beam ${i + 1}`, b))));
+  } catch (err) { showError(err); }
+}
+
+export function initStep() {
+  $("step-form").addEventListener("submit", start);
+  $("step-one").addEventListener("click", () => act("step"));
+  $("step-undo").addEventListener("click", () => act("undo"));
+  $("step-run").addEventListener("click", runN);
+  $("step-beam").addEventListener("click", beams);
+}

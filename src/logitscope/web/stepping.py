@@ -1,0 +1,183 @@
+"""Generation one token at a time, with every explored branch kept as a tree.
+
+A ``StepSession`` lives in the server between requests and is only touched in
+its model's worker thread (it holds KV caches). Each node is one token; the
+root is the prompt. Stepping from a node draws from the distribution the
+library's ``Sampler`` gives (the same chain and seeded generator as
+``Model.generate``: stepping N times from the prompt gives ``generate``'s tokens),
+or takes a forced token; the child's decode state comes from ``extend`` on a
+fork of the parent's, so a step costs one token's forward pass, not the prefix's.
+
+    root (prompt) ─┬─ " cat"  p=0.41  Σlog p=-0.89 ── " sat" ...
+                   └─ " dog"  p=0.22  Σlog p=-1.51          ← forced, then returned to root
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import uuid
+from dataclasses import dataclass, field
+
+import torch
+
+from ..backends.base import Backend, DecodeState
+from ..core import mathops
+from ..core.processors import Sampler, SamplerConfig
+from ..errors import InputError
+from ..sampling.generation import start_ids
+from ..scoring.score import candidates
+
+MAX_STATES = 8  # decode states (KV caches) kept per session; others are recomputed on demand
+
+
+@dataclass
+class StepNode:
+    id: int
+    parent: int | None
+    token_id: int | None  # None for the root
+    text: str
+    logprob: float = 0.0  # raw log p(token | path), natural log
+    processed_logprob: float = 0.0  # under the sampler's processed distribution
+    cum_logprob: float = 0.0  # Σ raw log-probs from the root
+    depth: int = 0
+    children: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "parent": self.parent, "token_id": self.token_id, "text": self.text,
+                "logprob": self.logprob, "prob": math.exp(self.logprob), "processed_logprob": self.processed_logprob,
+                "cum_logprob": self.cum_logprob, "depth": self.depth, "children": list(self.children)}
+
+
+class StepSession:
+    def __init__(self, backend: Backend, model: str, prompt: str, config: SamplerConfig, seed: int, top: int):
+        self.id, self.model, self.prompt, self.config, self.top = uuid.uuid4().hex[:12], model, prompt, config, top
+        self.prompt_ids = start_ids(backend, prompt)
+        self.sampler = Sampler(config, seed, lambda s: backend.tokenize(s).ids)
+        self.eos = backend.eos_token_id
+        self.nodes = [StepNode(0, None, None, prompt)]
+        self.current = 0
+        self.states: collections.OrderedDict[int, DecodeState] = collections.OrderedDict()
+
+    # -- moving around ---------------------------------------------------------------------
+    def step(self, backend: Backend, token: int | None = None) -> StepNode:
+        """Add one token after the current node (drawn, or ``token`` when forced) and move there."""
+        self._check_can_step(backend)
+        state = self._state(backend, self.current)
+        raw, processed = self._logits(state)
+        if token is None:
+            token = int(self.sampler.choose(processed[None])[0, 0])
+        elif not 0 <= token < raw.shape[-1]:
+            raise InputError(f"token id {token} is not in the vocabulary", hint=f"use an id in [0, {raw.shape[-1] - 1}]")
+        node = self._child(backend, token, raw, processed)
+        if node.id not in self.states:
+            self._keep(node.id, backend.extend(backend.fork(state), [token]))
+        self.current = node.id
+        return node
+
+    def undo(self) -> None:
+        parent = self.nodes[self.current].parent
+        if parent is None:
+            raise InputError("nothing to undo: this is the prompt", hint="step first")
+        self.current = parent
+
+    def goto(self, node_id: int) -> None:
+        if not 0 <= node_id < len(self.nodes):
+            raise InputError(f"there is no node {node_id}", hint=f"nodes are numbered 0 to {len(self.nodes) - 1}")
+        self.current = node_id
+
+    @property
+    def ended(self) -> bool:
+        """The current path ends with EOS."""
+        token = self.nodes[self.current].token_id
+        return token is not None and token == self.eos
+
+    # -- the page's view -----------------------------------------------------------------------
+    def path(self, node_id: int | None = None) -> list[StepNode]:
+        node, out = self.nodes[self.current if node_id is None else node_id], []
+        while node.parent is not None:
+            out.append(node)
+            node = self.nodes[node.parent]
+        return out[::-1]
+
+    def to_dict(self, backend: Backend) -> dict:
+        path = self.path()
+        text_ids = [n.token_id for n in path if n.token_id != backend.eos_token_id]
+        return {"id": self.id, "model": self.model, "prompt": self.prompt, "config": self.config.to_dict(),
+                "seed": self.sampler.seed, "current": self.current, "path": [n.id for n in path],
+                "text": backend.detokenize(text_ids) if text_ids else "", "ended": self.ended,
+                "nodes": [n.to_dict() for n in self.nodes], "distribution": self.distribution(backend)}
+
+    def distribution(self, backend: Backend) -> dict | None:
+        """The current node's next-token distribution: processed (what is drawn from) and raw."""
+        if self.ended or len(self._ids(self.current)) >= backend.capabilities.context_length:
+            return None
+        raw, processed = self._logits(self._state(backend, self.current))
+        logp = mathops.log_softmax(processed.double())  # (V,)
+        raw_logp = mathops.log_softmax(raw.double())  # (V,)
+        survivors = int(torch.isfinite(logp).sum())
+        best = logp.topk(min(self.top, survivors))
+        rows = candidates(backend, best.indices, best.values)
+        return {"survivors": survivors, "entropy": float(mathops.entropy(logp)),
+                "raw_entropy": float(mathops.entropy(raw_logp)),
+                "top": [{**c.to_dict(), "raw_prob": float(raw_logp[c.token_id].exp())} for c in rows]}
+
+    # -- internals -------------------------------------------------------------------------------
+    def _ids(self, node_id: int) -> list[int]:
+        return self.prompt_ids + [n.token_id for n in self.path(node_id)]
+
+    def _state(self, backend: Backend, node_id: int) -> DecodeState:
+        if node_id not in self.states:
+            with torch.inference_mode():
+                self._keep(node_id, backend.prefill(self._ids(node_id)))
+        self.states.move_to_end(node_id)
+        return self.states[node_id]
+
+    def _keep(self, node_id: int, state: DecodeState) -> None:
+        self.states[node_id] = state
+        while len(self.states) > MAX_STATES:
+            self.states.popitem(last=False)
+
+    def _logits(self, state: DecodeState) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = state.logits if state.logits.dtype == torch.float64 else state.logits.float()  # (V,)
+        return raw, self.sampler.process(torch.tensor([state.ids]), raw[None])[0]  # (V,), (V,)
+
+    def _child(self, backend: Backend, token: int, raw: torch.Tensor, processed: torch.Tensor) -> StepNode:
+        parent = self.nodes[self.current]
+        for child in parent.children:
+            if self.nodes[child].token_id == token:
+                return self.nodes[child]
+        lp = float(mathops.log_softmax(raw.double())[token])
+        plp = float(mathops.log_softmax(processed.double())[token])
+        text = "" if token == backend.eos_token_id else backend.token_text(token)
+        node = StepNode(len(self.nodes), parent.id, token, text, lp, plp, parent.cum_logprob + lp, parent.depth + 1)
+        self.nodes.append(node)
+        parent.children.append(node.id)
+        return node
+
+    def _check_can_step(self, backend: Backend) -> None:
+        if self.ended:
+            raise InputError("this branch ended with the end-of-text token", hint="undo or pick another node")
+        if len(self._ids(self.current)) >= backend.capabilities.context_length:
+            raise InputError(f"this branch fills the model's context of {backend.capabilities.context_length} tokens",
+                             hint="undo or pick a shorter branch")
+
+
+class SessionStore:
+    """The open sessions, newest last; the oldest are dropped beyond ``size``."""
+
+    def __init__(self, size: int = 16):
+        self.size = size
+        self.sessions: collections.OrderedDict[str, StepSession] = collections.OrderedDict()
+
+    def add(self, session: StepSession) -> StepSession:
+        self.sessions[session.id] = session
+        while len(self.sessions) > self.size:
+            self.sessions.popitem(last=False)
+        return session
+
+    def get(self, session_id: str) -> StepSession:
+        if session_id not in self.sessions:
+            raise InputError(f"no step session {session_id!r} (it may have expired)", hint="start again with Start")
+        return self.sessions[session_id]
+
