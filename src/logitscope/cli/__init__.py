@@ -17,6 +17,7 @@ _MODULES = [
     "logitscope.cli.generate_cmds",
     "logitscope.cli.confidence_cmds",
     "logitscope.cli.calibrate_cmds",
+    "logitscope.cli.serve_cmd",
 ]
 
 

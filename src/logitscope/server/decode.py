@@ -1,0 +1,113 @@
+"""Step-by-step generation for the server, with OpenAI's stop semantics.
+
+The sampler chain and the draw are the library's (``core.processors.Sampler``);
+decoding runs on the backend's ``prefill``/``extend`` (its KV cache). Unlike
+``sampling.generation.generate`` the worker calls ``step`` once per token, so
+concurrent generations and scoring batches interleave, and the new text follows
+the OpenAI rules: a stop string ends the text *before* it, EOS is not text.
+
+Log-probs of generated tokens are the raw log-softmax (``mode="raw"``, before
+temperature and the chain) or the sampler's processed distribution
+(``mode="processed"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..backends.base import Backend, DecodeState
+from ..core import mathops
+from ..core.processors import Sampler, SamplerConfig
+from .engine import Stepper
+
+
+@dataclass
+class GeneratedToken:
+    token_id: int
+    logprob: float
+    top_ids: list[int]
+    top_logprobs: list[float]
+    offset: int  # character offset of the token in the new text
+
+
+@dataclass
+class Decoding(Stepper):
+    """One generation in progress; ``step`` adds one token and returns True when done."""
+
+    ids: list[int]  # the prompt
+    max_tokens: int
+    config: SamplerConfig
+    seed: int | None = None
+    stop: Sequence[str] = ()
+    top_k: int = 0  # alternatives recorded per token
+    mode: str = "raw"
+    on_token: Callable[["Decoding", str], None] | None = None  # (self, newly visible text), in the worker
+    tokens: list[GeneratedToken] = field(default_factory=list)
+    text: str = ""  # the new text so far (final once done)
+    finish_reason: str | None = None  # "stop" | "length"
+    stop_reason: str | int | None = None  # the stop string, or the EOS id
+    shown: int = 0  # characters of ``text`` already handed to on_token
+    _state: DecodeState | None = None
+    _sampler: Sampler | None = None
+
+    def step(self, backend: Backend) -> bool:
+        if self._sampler is None:
+            self._sampler = Sampler(self.config, self.seed, lambda s: backend.tokenize(s).ids)
+            self._state = backend.prefill(self.ids)
+        else:
+            self._state = backend.extend(self._state, [self.tokens[-1].token_id])
+        token = self._choose(self._state)
+        self._update_text(backend, token)
+        done = self._finished(backend, token)
+        if self.on_token is not None:
+            self._emit(done)
+        return done
+
+    def _choose(self, state: DecodeState) -> int:
+        raw = state.logits if state.logits.dtype == torch.float64 else state.logits.float()  # (V,)
+        processed = self._sampler.process(torch.tensor([state.ids]), raw[None])  # (1, V)
+        token = int(self._sampler.choose(processed)[0, 0])
+        logp = mathops.log_softmax(processed[0] if self.mode == "processed" else raw)  # (V,)
+        top = logp.topk(min(self.top_k, logp.shape[-1]))
+        self.tokens.append(GeneratedToken(token, float(logp[token]), top.indices.tolist(), top.values.tolist(),
+                                          len(self.text)))
+        return token
+
+    def _update_text(self, backend: Backend, token: int) -> None:
+        kept = [t.token_id for t in self.tokens if t.token_id != backend.eos_token_id]
+        self.text = backend.detokenize(kept) if kept else ""
+
+    def _finished(self, backend: Backend, token: int) -> bool:
+        hit = min(((self.text.find(s), s) for s in self.stop if s in self.text), default=None)
+        if hit is not None:
+            self.text, self.finish_reason, self.stop_reason = self.text[:hit[0]], "stop", hit[1]
+        elif token == backend.eos_token_id:
+            self.finish_reason, self.stop_reason = "stop", token
+        elif len(self.tokens) >= self.max_tokens or len(self.ids) + len(self.tokens) >= backend.capabilities.context_length:
+            self.finish_reason = "length"
+        return self.finish_reason is not None
+
+    def _emit(self, done: bool) -> None:
+        """Hand on the text that can no longer change: not a split UTF-8 character, not a
+        possible start of a stop string (unless decoding is over)."""
+        visible = len(self.text) if done else _settled_length(self.text, self.stop)
+        piece = self.text[self.shown:visible] if visible > self.shown else ""
+        self.shown = max(self.shown, visible)
+        self.on_token(self, piece)
+
+
+def _settled_length(text: str, stops: Sequence[str]) -> int:
+    end = len(text.rstrip("\ufffd"))
+    hold = max((n for s in stops for n in range(1, min(len(s) - 1, end) + 1) if text[:end].endswith(s[:n])),
+               default=0)  # a tail that could still grow into a stop string
+    return end - hold
+
+
+def sampler_config(temperature: float, top_p: float, top_k: int | None, min_p: float,
+                   repetition_penalty: float, logit_bias: dict[int, float] | None) -> SamplerConfig:
+    return SamplerConfig(temperature=temperature, top_k=top_k if top_k and top_k > 0 else None, top_p=top_p,
+                         min_p=min_p, repetition_penalty=repetition_penalty,
+                         bias=tuple((logit_bias or {}).items()))

@@ -1,0 +1,55 @@
+"""Starting the server: the bind rule, the start-up banner, uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+
+from ..errors import InputError
+
+API_KEY_ENV = "LOGITSCOPE_API_KEY"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, api_key: str | None) -> None:
+    """Only loopback addresses may be served without an API key."""
+    if not is_loopback(host) and not api_key:
+        raise InputError(f"refusing to serve on {host} without an API key",
+                         hint=f"pass --api-key or set {API_KEY_ENV}, or bind 127.0.0.1")
+
+
+def banner(host: str, port: int, names: list[str], api_key: str | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{port}"
+    key = f",auth_token={'$' + API_KEY_ENV}" if api_key else ""
+    return "\n".join([
+        f"logitscope serving {', '.join(names)} at {base}/v1",
+        "lm-evaluation-harness:",
+        f"  lm_eval --model local-completions --model_args model={names[0]},base_url={base}/v1/completions,"
+        f"num_concurrent=8,tokenized_requests=True,tokenizer_backend=remote{key} --tasks <task>",
+    ])
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def serve(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning") -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+
+
+def api_key_from_env(given: str | None) -> str | None:
+    return given or os.environ.get(API_KEY_ENV) or None
