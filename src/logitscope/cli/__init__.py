@@ -10,6 +10,7 @@ import importlib
 import click
 
 from .common import LogitscopeGroup
+from .remote_options import add_remote_options
 
 _MODULES = [
     "logitscope.cli.core_cmds",
@@ -18,6 +19,7 @@ _MODULES = [
     "logitscope.cli.confidence_cmds",
     "logitscope.cli.calibrate_cmds",
     "logitscope.cli.serve_cmd",
+    "logitscope.cli.info_cmd",
 ]
 
 
@@ -34,3 +36,4 @@ def main():
 for _name in _MODULES:
     for _cmd in importlib.import_module(_name).COMMANDS:
         main.add_command(_cmd)
+add_remote_options(main)
