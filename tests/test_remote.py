@@ -154,7 +154,7 @@ def test_vllm_shapes_prompt_logprobs_token_id_keys_clamps_and_int_error_codes(to
         assert (caps.server, caps.prompt_logprobs, caps.token_id_prompts, caps.token_id_labels,
                 caps.max_tokens_zero, caps.top_k_only, caps.context_length) == ("vllm", True, True, True, False, 13, 512)
         assert b.model == VLLMFake.model and b.bos_token_id == 0 and b.eos_token_id is None
-        assert any("EOS" in n for n in caps.notes)
+        assert any("EOS token" in n for n in caps.notes)
         m = logitscope.from_backend(b)
         a, r = toy.score(TEXTS[0], top_k=13), m.score(TEXTS[0], top_k=13)
         for x, y in zip(a.scored_tokens, r.scored_tokens):

@@ -139,6 +139,7 @@ class RemoteBackend(Backend):
                                             self.settings.retries))
         self.group_tokens = 2 * self.settings.concurrency * self.settings.request_tokens  # perplexity's batch
         self._texts: dict[int, str] = {}
+        self.always_added: list[int] = []  # ids the server's /extras/tokenize puts before any text
         self._label_ids: dict[str, int] = {}
         try:
             self.model, card = self._pick_model(wanted)
@@ -174,8 +175,12 @@ class RemoteBackend(Backend):
 
     def server_tokenize(self, text: str, special: bool) -> list[int]:
         caps = self.capabilities
-        if caps.tokenizer == "/extras/tokenize":
-            body = self.http.post("/extras/tokenize", {"model": self.model, "input": text, "add_special": special})
+        if caps.tokenizer == "/extras/tokenize":  # always adds the model's BOS; dropped unless asked for
+            body = self.http.post("/extras/tokenize", {"model": self.model, "input": text})
+            lead = self.always_added
+            ids = body.get("tokens")
+            if not special and lead and isinstance(ids, list) and ids[:len(lead)] == lead:
+                body = {"tokens": ids[len(lead):]}
         else:
             body = self.http.post("/tokenize", {"model": self.model, "prompt": text, "content": text,
                                                 "add_special_tokens": special, "add_special": special})
@@ -306,8 +311,9 @@ class RemoteBackend(Backend):
         choices = choices_in_order(self.http.post(f"{self.api}/completions", body), len(seqs))
         out = []
         for choice, seq, start in zip(choices, seqs, starts):
+            texts = None if caps.token_id_labels else self.token_texts(seq)  # the round trip, checked
             rows = (prompt_logprob_rows(choice, seq, start) if caps.prompt_logprobs
-                    else echo_rows(choice, seq, start, self.label_to_id))
+                    else echo_rows(choice, seq, start, self.label_to_id, texts))
             out.append(reduce(rows, seq, start))
         return out
 

@@ -75,36 +75,50 @@ def _tokenizer(backend, card: dict, notes: list[str]) -> None:
         raise RemoteError(f"{backend.name} has no tokenizer endpoint (/tokenize or /extras/tokenize)",
                           hint="logitscope works over token ids; use vLLM, llama.cpp, llama-cpp-python or "
                                "logitscope serve")
+    if backend.capabilities.tokenizer == "/extras/tokenize":  # llama-cpp-python adds its BOS to everything
+        backend.always_added = backend.server_tokenize("", special=True)
+        ids = backend.server_tokenize(PROBE_TEXT, special=False)
     backend.probe_ids = ids if len(ids) >= 2 else [1, 2, 3]  # low ids exist in every vocabulary
-    with_special = backend.server_tokenize("", special=True)
-    backend.bos_token_id = with_special[0] if with_special else None
-    backend.adds_bos_by_default = bool(with_special)
-    backend.eos_token_id, backend.vocab_size = _eos_and_vocab(backend, card, notes)
-    if backend.bos_token_id is None:
-        notes.append("the tokenizer adds no BOS token")
+    special = backend.server_tokenize(PROBE_TEXT if ids else "", special=True)
+    added = special[:len(special) - len(ids)] if special[len(special) - len(ids):] == ids else []
+    backend.adds_bos_by_default = len(added) == 1
+    info = _tokenizer_info(backend)
+    backend.bos_token_id = added[0] if len(added) == 1 else _special_id(backend, info.get("bos_token"))
+    backend.eos_token_id = _special_id(backend, info.get("eos_token"))
+    backend.vocab_size = _vocab_size(info, card, notes)
+    for name in ("bos", "eos"):
+        if getattr(backend, f"{name}_token_id") is None:
+            notes.append(f"the server does not say its {name.upper()} token")
 
 
-def _eos_and_vocab(backend, card: dict, notes: list[str]) -> tuple[int | None, int]:
-    info = {}
+def _tokenizer_info(backend) -> dict:
+    """vLLM's /tokenizer_info (logitscope serve; vLLM with --enable-tokenizer-info-endpoint), else
+    llama.cpp's /props; {} when neither answers."""
     for path in ("/tokenizer_info", "/props"):
         try:
-            info = backend.http.get(path)
-            break
+            return backend.http.get(path)
         except Refused:
             continue
-    eos_text = info.get("eos_token")
-    eos = None
-    if isinstance(eos_text, str) and eos_text:
-        ids = backend.server_tokenize(eos_text, special=False)
-        eos = ids[0] if len(ids) == 1 else None
+    return {}
+
+
+def _special_id(backend, text) -> int | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        ids = backend.server_tokenize(text, special=False)
+    except Refused:
+        return None
+    return ids[0] if len(ids) == 1 else None
+
+
+def _vocab_size(info: dict, card: dict, notes: list[str]) -> int:
     meta = card.get("meta") if isinstance(card.get("meta"), dict) else {}
-    vocab = info.get("vocab_size") or meta.get("n_vocab")  # logitscope/vLLM tokenizer_info, llama.cpp
-    if not isinstance(vocab, int) or vocab < 1:
-        notes.append("the server does not say its vocabulary size")
-        vocab = 0
-    if eos is None:
-        notes.append("the server does not say its EOS token")
-    return eos, vocab
+    vocab = info.get("vocab_size") or meta.get("n_vocab")  # logitscope/vLLM tokenizer_info, llama.cpp's card
+    if isinstance(vocab, int) and vocab > 0:
+        return vocab
+    notes.append("the server does not say its vocabulary size")
+    return 0
 
 
 # -- completions --------------------------------------------------------------------------------------
@@ -150,26 +164,27 @@ def _labels_are_ids(body: dict) -> bool:
 
 
 def _prompt_scores(backend, prompt, n: int, as_ids: bool, notes: list[str]) -> dict:
+    """prompt_logprobs (and then whether max_tokens=0 is accepted), else echo with one
+    generated token. max_tokens=0 is never tried with echo: llama-cpp-python reads it as
+    "generate until the context is full"."""
     out = {"prompt_logprobs": False, "echo": False, "max_tokens_zero": False}
-    try:
-        choice = choices_in_order(_post(backend, [prompt], max_tokens=1, prompt_logprobs=1,
-                                        return_tokens_as_token_ids=True), 1)[0]
-        out["prompt_logprobs"] = isinstance(choice.get("prompt_logprobs"), list) and \
-            len(choice["prompt_logprobs"]) == n
-    except Refused:
-        pass
-    for max_tokens in (0, 1):
+    for max_tokens in (1, 0):
         try:
-            choice = choices_in_order(_post(backend, [prompt], max_tokens=max_tokens, echo=True, logprobs=1,
-                                            return_tokens_as_token_ids=as_ids), 1)[0]
-        except Refused as exc:
-            reason = exc.detail
-            continue
-        values = (choice.get("logprobs") or {}).get("token_logprobs") or []
-        out["echo"] = len(values) >= n
-        out["max_tokens_zero"] = max_tokens == 0
+            choice = choices_in_order(_post(backend, [prompt], max_tokens=max_tokens, prompt_logprobs=1,
+                                            return_tokens_as_token_ids=True), 1)[0]
+        except Refused:
+            break
+        ok = isinstance(choice.get("prompt_logprobs"), list) and len(choice["prompt_logprobs"]) == n
+        out["prompt_logprobs" if max_tokens else "max_tokens_zero"] = ok
+        if not ok:
+            break
+    try:
+        choice = choices_in_order(_post(backend, [prompt], max_tokens=1, echo=True, logprobs=1,
+                                        return_tokens_as_token_ids=as_ids), 1)[0]
+        out["echo"] = len((choice.get("logprobs") or {}).get("token_logprobs") or []) >= n
         reason = "the echoed log-probs do not cover the prompt"
-        break
+    except Refused as exc:
+        reason = exc.detail
     if not out["echo"] and not out["prompt_logprobs"]:
         notes.append(f"no prompt log-probs: echo refused or ignored ({reason}); only next-token tables work")
     return out

@@ -85,8 +85,10 @@ def sorted_top(entries: dict, to_id: LabelToId) -> list[tuple[int, float]]:
     return sorted(pairs, key=lambda p: -p[1])
 
 
-def echo_rows(choice: dict, seq: list[int], start: int, to_id: LabelToId) -> list[tuple[float, list]]:
-    """(log p(seq[t]), top pairs) for t >= start from a legacy echo choice."""
+def echo_rows(choice: dict, seq: list[int], start: int, to_id: LabelToId,
+              texts: list[str] | None = None) -> list[tuple[float, list]]:
+    """(log p(seq[t]), top pairs) for t >= start from a legacy echo choice; ``texts``: the
+    token texts the echo must show (for servers whose labels are texts, not ids)."""
     lp = choice.get("logprobs")
     if not isinstance(lp, dict) or not isinstance(lp.get("token_logprobs"), list):
         raise RemoteError("the server echoed no prompt log-probs", hint="it may not support echo with logprobs")
@@ -95,6 +97,11 @@ def echo_rows(choice: dict, seq: list[int], start: int, to_id: LabelToId) -> lis
         raise RemoteError(f"the server returned {len(values)} token log-probs for a {len(seq)}-token prompt",
                           hint="the server re-tokenized the prompt or does not echo it; use token-id prompts")
     check_echoed_ids(tokens[:len(seq)], seq)
+    for t, (label, want) in enumerate(zip(tokens, texts or [])):
+        if label != want:
+            raise RemoteError(f"the server tokenized the text prompt differently: token {t} is {label!r} where "
+                              f"{want!r} was meant", hint="this server takes only text prompts; use one that "
+                              "accepts token ids (vLLM, logitscope serve) for these texts")
     rows = []
     for t in range(start, len(seq)):
         top = tops[t] if t < len(tops) and isinstance(tops[t], dict) else {}
