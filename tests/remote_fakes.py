@@ -106,6 +106,10 @@ class FakeServer:
         except LogitscopeError as exc:  # e.g. a word outside the toy vocabulary
             status, payload = 400, {"error": {"message": str(exc), "type": "BadRequestError", "param": None,
                                               "code": 400}}
+        if self.fault == "retokenize" and path.endswith("/completions") and status == 200:
+            for c in payload["choices"]:
+                if c.get("logprobs") and len(c["logprobs"]["tokens"]) > 3:
+                    c["logprobs"]["tokens"][2] = "ca"
         if self.fault == "short" and path.endswith("/completions") and status == 200:
             for c in payload["choices"]:
                 if c.get("prompt_logprobs"):
@@ -138,6 +142,12 @@ def toy_top(prefix: list[int], k: int) -> list[tuple[int, float]]:
 class VLLMFake(FakeServer):
     model = "meta-llama/Llama-3.1-8B"
 
+    def __init__(self, text_only: bool = False):
+        """``text_only``: an older OpenAI-style server: text prompts only, labels are token
+        texts, no prompt_logprobs (the echo path with the round trip checked)."""
+        super().__init__()
+        self.text_only = text_only
+
     def route(self, method, path, body):
         if path == "/v1/models":
             return 200, {"object": "list", "data": [{"id": self.model, "object": "model", "created": 1,
@@ -163,7 +173,12 @@ class VLLMFake(FakeServer):
         if body.get("max_tokens") == 0:
             return 400, {"error": {"message": "max_tokens must be at least 1, got 0.", "type": "BadRequestError",
                                    "param": None, "code": 400}}
-        as_ids = body.get("return_tokens_as_token_ids", False)
+        as_ids = body.get("return_tokens_as_token_ids", False) and not self.text_only
+        if self.text_only:
+            if any(isinstance(p, list) for p in prompts_of(body["prompt"])):
+                return 400, {"error": {"message": "prompt must be a string or a list of strings",
+                                       "type": "BadRequestError", "param": "prompt", "code": 400}}
+            body = {k: v for k, v in body.items() if k != "prompt_logprobs"}
         choices = [self.choice(i, toy_ids(p, True), body, k, as_ids) for i, p in enumerate(prompts_of(body["prompt"]))]
         return 200, {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": self.model,
                      "choices": choices, "usage": {"prompt_tokens": 1, "total_tokens": 2, "completion_tokens": 1}}

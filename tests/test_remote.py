@@ -186,6 +186,24 @@ def test_llamacpp_shapes_chat_logprobs_and_echo_refusal(toy):
         b.close()
 
 
+def test_text_only_server_round_trip_is_checked(toy):
+    with VLLMFake(text_only=True) as fake:
+        m = logitscope.load(fake.url)  # the URL form of load()
+        caps = m.backend.capabilities
+        assert (caps.token_id_prompts, caps.token_id_labels, caps.prompt_logprobs, caps.echo) == (False, False, False, True)
+        assert any("token-id prompts refused" in n for n in caps.notes)
+        since = len(fake.requests)
+        a, b = toy.score(TEXTS[0], top_k=2), m.score(TEXTS[0], top_k=2)
+        assert [t.logprob for t in b.scored_tokens] == \
+            [(-math.inf if t.logprob < CLAMP_BELOW else pytest.approx(t.logprob, abs=1e-9)) for t in a.scored_tokens]
+        assert all(isinstance(p, str) for _, path, body in fake.requests[since:] if path == "/v1/completions"
+                   for p in ([body["prompt"]] if isinstance(body["prompt"], str) else body["prompt"]))
+        fake.fault = "retokenize"
+        with pytest.raises(ModelLoadError, match="tokenized the text prompt differently: token 2 is 'ca'"):
+            m.score(TEXTS[0])
+        m.backend.close()
+
+
 # -- bad servers: one clear error line, nothing partial ---------------------------------------------------
 
 def run_cli(*args):

@@ -76,3 +76,67 @@ def test_ranking_and_calibration_equal_local(remote, smol, tmp_path):
     ca, cb = smol.calibrate(path), remote.calibrate(path)
     assert cb.metrics.accuracy == ca.metrics.accuracy
     assert cb.metrics.ece == pytest.approx(ca.metrics.ece, abs=1e-4)
+
+
+# -- llama-cpp-python's real server (the contenders environment) ------------------------------------
+
+CONTENDERS = "/work/venv-contenders/bin/python"
+
+
+def _llama_cpp_server_available() -> str | None:
+    import subprocess
+    from pathlib import Path
+
+    if not Path(CONTENDERS).exists():
+        return "no /work/venv-contenders (benchmarks/setup_contenders.sh not run)"
+    ok = subprocess.run([CONTENDERS, "-c", "import llama_cpp.server.app"], capture_output=True).returncode == 0
+    return None if ok else "llama-cpp-python's server is not installed in /work/venv-contenders"
+
+
+@pytest.fixture(scope="module")
+def llama_cpp_python():
+    reason = _llama_cpp_server_available()
+    if reason:
+        pytest.skip(reason)
+    import subprocess
+    import time
+
+    import httpx
+
+    from logitscope.loading import bundled_gguf_path
+    from logitscope.server.launch import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([CONTENDERS, "-m", "llama_cpp.server", "--model", str(bundled_gguf_path()),
+                             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--logits_all", "true"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        b = connect(f"http://127.0.0.1:{port}/v1", concurrency=1, timeout=300)
+        yield logitscope.from_backend(b)
+        b.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_llama_cpp_python_scores_within_the_q4_gap(llama_cpp_python, smol):
+    caps = llama_cpp_python.backend.capabilities
+    assert caps.tokenizer == "/extras/tokenize" and caps.echo and not caps.prompt_logprobs
+    text = "The quick brown fox jumps over the lazy dog."
+    a, b = smol.score(text, top_k=3), llama_cpp_python.score(text, top_k=3)
+    assert b.input_ids == a.input_ids and b.top_k_only == caps.top_k_only
+    mean_gap = sum(abs(x.logprob - y.logprob) for x, y in zip(a.scored_tokens, b.scored_tokens)) / len(a.scored_tokens)
+    assert mean_gap < 0.15  # Q4_1 arithmetic vs the dequantized float32 weights
+    pa, pb = smol.perplexity(texts=[TEXT]), llama_cpp_python.perplexity(texts=[TEXT])
+    assert pb.total.perplexity == pytest.approx(pa.total.perplexity, rel=0.05)
+    assert llama_cpp_python.next_token("The capital of France is", top_k=3).top[0].token_id == \
+        smol.next_token("The capital of France is", top_k=3).top[0].token_id
+    with pytest.raises(logitscope.CapabilityError, match="full vocab"):
+        llama_cpp_python.generate("Hello", max_new_tokens=2)
