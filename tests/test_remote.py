@@ -4,6 +4,7 @@ llama.cpp servers speaking their documented wire formats, and broken servers."""
 from __future__ import annotations
 
 import math
+import os
 import socket
 
 import pytest
@@ -241,6 +242,7 @@ def test_bad_servers_are_one_line_without_a_partial_result(fault, message, tmp_p
         fake.fault = fault
         line = one_error_line(run_cli("perplexity", str(corpus), "-m", fake.url, "--timeout", "1"))
         assert message in line
+    assert "LOGITSCOPE_TIMEOUT" not in os.environ  # the option lasted for that command only
 
 
 def test_503_is_retried_and_a_wrong_model_name_is_named():

@@ -67,9 +67,13 @@ class RemoteSettings:
     @staticmethod
     def from_env(**given) -> "RemoteSettings":
         env = os.environ
-        values = {"api_key": env.get(API_KEY_ENV) or None,
-                  "concurrency": int(env.get("LOGITSCOPE_CONCURRENCY") or 8),
-                  "timeout": float(env.get("LOGITSCOPE_TIMEOUT") or 600)}
+        try:
+            values = {"api_key": env.get(API_KEY_ENV) or None,
+                      "concurrency": int(env.get("LOGITSCOPE_CONCURRENCY") or 8),
+                      "timeout": float(env.get("LOGITSCOPE_TIMEOUT") or 600)}
+        except ValueError:
+            raise InputError("LOGITSCOPE_CONCURRENCY or LOGITSCOPE_TIMEOUT is not a number",
+                             hint="e.g. LOGITSCOPE_CONCURRENCY=8 LOGITSCOPE_TIMEOUT=600") from None
         values.update({k: v for k, v in given.items() if v is not None})
         if values["concurrency"] < 1 or values["timeout"] <= 0:
             raise InputError("concurrency must be >= 1 and timeout > 0", hint="e.g. --concurrency 8 --timeout 600")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from .remote_protocol import RemoteError, error_message
 
 RETRY_STATUS = {429, 502, 503, 504}
+POOL_NAME = "logitscope-remote"
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ class Http:
         """``[fn(x) for x in items]`` with up to ``concurrency`` calls in flight, in order;
         the first failure cancels what has not started and is raised."""
         items = list(items)
-        if len(items) <= 1 or self.settings.concurrency == 1:
+        nested = threading.current_thread().name.startswith(POOL_NAME)  # waiting on our own pool would deadlock
+        if len(items) <= 1 or self.settings.concurrency == 1 or nested:
             return [fn(x) for x in items]
         pool = self._executor()
         futures: list[Future] = [pool.submit(fn, x) for x in items]
@@ -125,7 +127,7 @@ class Http:
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="logitscope-remote")
+                self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix=POOL_NAME)
             return self._pool
 
     def close(self) -> None:

@@ -12,8 +12,12 @@ ENV = {"api_key": "LOGITSCOPE_API_KEY", "concurrency": "LOGITSCOPE_CONCURRENCY",
 
 
 def _store(ctx, param, value):
-    if value is not None:
-        os.environ[ENV[param.name]] = str(value)
+    """Set the variable for this command only (restored when the command ends)."""
+    if value is None:
+        return
+    name, before = ENV[param.name], os.environ.get(ENV[param.name])
+    os.environ[name] = str(value)
+    ctx.call_on_close(lambda: os.environ.pop(name, None) if before is None else os.environ.update({name: before}))
 
 
 OPTIONS = [
