@@ -22,11 +22,6 @@ TEXT = "The quick brown fox jumps over the lazy dog. Logitscope shows what a mod
 
 
 @pytest.fixture(scope="module")
-def smol():
-    return logitscope.load()
-
-
-@pytest.fixture(scope="module")
 def remote(smol):
     with LiveServer(create_app({"smol": smol}, max_logprobs=20)) as srv:
         b = connect(srv.base_url + "/v1", concurrency=4)

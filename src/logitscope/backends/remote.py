@@ -153,8 +153,9 @@ class RemoteBackend(Backend):
             probe(self, card)
         except Refused as exc:
             self.http.close()
-            raise ModelLoadError(f"{url}: {exc.message}", hint=exc.hint) from None
-        except RemoteError:
+            raise ModelLoadError(f"{url}: {exc.message}", hint="check the URL, the API key (--api-key) and that "
+                                 "the server is OpenAI-compatible") from None
+        except ModelLoadError:
             self.http.close()
             raise
 
