@@ -57,6 +57,8 @@ def bundled_gguf_path() -> Path:
 def resolve_model_path(spec: str | os.PathLike | None) -> str:
     """None -> $LOGITSCOPE_MODEL -> the bundled model. Returns a path or the name 'toy'."""
     spec = spec or settings.default_model() or "bundled"
+    if str(spec).lower().startswith(("http://", "https://")):
+        return str(spec)  # an OpenAI-compatible server: backends/remote.py
     if str(spec) in ("bundled", BUNDLED_NAME):
         return str(bundled_gguf_path())
     if str(spec) == "toy":
@@ -109,6 +111,10 @@ def convert_gguf(gguf: Path) -> Path:
 def load_backend(spec=None, *, device: str | None = None, threads: int | None = None):
     """Load a backend for ``spec`` (path, 'bundled', 'toy' or None)."""
     path = resolve_model_path(spec)
+    if path.lower().startswith(("http://", "https://")):
+        from .backends.remote import connect
+
+        return connect(path)
     if path == "toy":
         from .backends.toydata import demo_ngram
 

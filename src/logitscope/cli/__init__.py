@@ -23,6 +23,7 @@ _MODULES = [
     "logitscope.cli.calibrate_cmds",
     "logitscope.cli.serve_cmd",
     "logitscope.cli.ui_cmd",
+    "logitscope.cli.info_cmd",
 ]
 
 # command name -> module defining it, so running one command imports one module
@@ -32,6 +33,9 @@ _COMMANDS = {
     **dict.fromkeys(["dist", "sample", "generate", "beam", "tree"], "logitscope.cli.generate_cmds"),
     **dict.fromkeys(["uncertain", "truth", "rank", "lift"], "logitscope.cli.confidence_cmds"),
     **dict.fromkeys(["calibrate", "quantize"], "logitscope.cli.calibrate_cmds"),
+    "serve": "logitscope.cli.serve_cmd",
+    "ui": "logitscope.cli.ui_cmd",
+    "info": "logitscope.cli.info_cmd",
 }
 
 

@@ -26,12 +26,15 @@ _BAD_ARG = "logitscope.bad_utf8_argument"
 
 # -- the error boundary -----------------------------------------------------------------------
 def prepare_command(cmd: click.Command) -> click.Command:
-    """Every float option of every command rejects NaN at parse time (see ``Number``).
+    """Every float option of every command rejects NaN at parse time (see ``Number``), and every
+    command with --model gets the remote-model options (--api-key, --concurrency, --timeout).
     Called for each command as the group registers or lazily looks it up."""
+    from .remote_options import add_remote_options
+
     for param in cmd.params:
         if type(param.type) is click.types.FloatParamType:
             param.type = NUMBER
-    return cmd
+    return add_remote_options(cmd)
 
 
 class LogitscopeGroup(click.Group):

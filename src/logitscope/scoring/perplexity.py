@@ -294,7 +294,7 @@ def score_documents(backend: Backend, docs: Iterable[corpus.Document], settings:
                     progress: Callable[[int], None] | None = None) -> Iterator[DocumentPerplexity]:
     """Score documents in order, batching windows across documents GROUP_TOKENS ids at a time."""
     group: list[tuple[_OpenDocument, list[int], int]] = []
-    size = 0
+    size, limit = 0, getattr(backend, "group_tokens", GROUP_TOKENS)  # a remote backend wants more in flight
     for doc in docs:
         ids, num_bytes, num_words = tokenize_document(backend, doc, settings.prefix)
         windows = settings.plan(len(ids))
@@ -304,7 +304,7 @@ def score_documents(backend: Backend, docs: Iterable[corpus.Document], settings:
         for w in windows:
             group.append((open_doc, settings.window_ids(ids, w), w.first_target - w.begin))
             size += w.end - w.begin
-            if size >= GROUP_TOKENS:
+            if size >= limit:
                 yield from _score_group(backend, group, settings, progress)
                 group, size = [], 0
     yield from _score_group(backend, group, settings, progress)
