@@ -38,7 +38,8 @@ from torch import nn
 from .fastllama import FastDecoder, _mlp, _rms, _rotate_
 
 QUERY_BLOCK = 64  # query rows per attention call when a step feeds many tokens (a prefill)
-MIN_CAPACITY = 256  # cache rows allocated at least; capacity doubles from there
+MIN_CAPACITY = 256  # cache rows allocated at least for a new sequence; capacity doubles from there
+FORK_ROOM = 64  # free rows a forked copy starts with: beams and tree branches fork often and grow little
 
 
 def enabled() -> bool:
@@ -66,8 +67,8 @@ class StaticCache:
         self.keys, self.values = (_regrow(t, self.length, capacity) for t in (self.keys, self.values))
 
     def copy(self) -> "StaticCache":
-        """An independent copy (a fork): the filled rows plus room to grow."""
-        capacity = max(self.capacity, MIN_CAPACITY)
+        """An independent copy (a fork): the filled rows plus FORK_ROOM rows to grow into."""
+        capacity = self.length + FORK_ROOM
         return StaticCache(_regrow(self.keys, self.length, capacity), _regrow(self.values, self.length, capacity),
                            self.length)
 
