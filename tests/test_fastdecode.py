@@ -122,10 +122,13 @@ class _FakeTokenizer:
 # -- the backend's decode contract on tiny models -------------------------------------------------
 
 @pytest.mark.parametrize("kind, overrides", FAMILIES)
-def test_backend_extend_rows_and_rewind(kind, overrides):
+@pytest.mark.parametrize("fast", [True, False])  # False: transformers' DynamicCache, rewound by crop()
+def test_backend_extend_rows_and_rewind(kind, overrides, fast, monkeypatch):
     from logitscope.backends.hf import HFBackend
 
+    monkeypatch.setenv("LOGITSCOPE_FAST_DECODE", "1" if fast else "0")
     backend = HFBackend(tiny(kind, **overrides), _FakeTokenizer())
+    assert (backend._decode is not None) == fast
     ids = ids_of(50, seed=7)
     ref = reference_logits(backend.model, ids)  # (T, V)
     state = backend.prefill(ids[:30])

@@ -260,7 +260,9 @@ class HFBackend(Backend):
         if isinstance(cache, StaticCache):
             cache.truncate(length)
         elif cache is not None and hasattr(cache, "crop"):
-            cache.crop(length)
+            extra = len(state.ids) - length
+            if extra:
+                cache.crop(-extra)  # a negative count: "drop that many" in every transformers version
         else:
             cache = None  # no cache to roll back: recompute from the ids
         return DecodeState(state.ids[:length], logits, cache)
