@@ -1,18 +1,29 @@
-"""Generation speed on the bundled model: KV cache vs recomputation, tracing overhead
-vs transformers' own generate, and tree expansion with vs without prefix reuse.
+"""Generation speed on the bundled model, side by side with llama-cpp-python and transformers.
 
-All runs are greedy with EOS suppressed, so every run produces exactly N tokens
-(ours: a -inf logit bias on EOS; transformers: min_new_tokens=N). Timings are
-interleaved and the median of --repeats is reported.
+For each thread count and each length N, one run of every engine on the same prompt,
+greedy and top-p, EOS suppressed so every run produces exactly N tokens:
 
-    .venv/bin/python benchmarks/bench_generation.py [--repeats 3] [--threads 1] [--out benchmarks/generation.md]
+* logitscope traced      ``Model.generate`` as users call it (static KV cache, prompt-lookup
+                         speculation verified by the float32 model, full trace per step)
+* logitscope traced, no speculation   the same with ``speculative=False``
+* logitscope untraced    a bare prefill/extend loop on the backend (tokens only)
+* transformers generate  ``model.generate`` on the same float32 model
+* llama-cpp-python       the bundled GGUF (Q4_1) through llama.cpp, in /work/venv-contenders
+
+Plus a torch-profiler breakdown of one decode step through transformers' cache (before)
+and through ``fastdecode`` (after), and the speculation acceptance rate of each traced run.
+Ratios are comparable within one run only (the machine is shared): run it under
+``flock /tmp/logitscope-bench.lock``.
+
+    flock /tmp/logitscope-bench.lock .venv/bin/python benchmarks/bench_generation.py --threads 1 2 --tokens 100 500
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,98 +31,171 @@ from pathlib import Path
 import torch
 
 import logitscope
-from logitscope.core.processors import SamplerConfig
+from logitscope.core.processors import Sampler, SamplerConfig
+from logitscope.loading import bundled_gguf_path_or_none
+from logitscope.sampling import speculative
+from logitscope.sampling.generation import generate
 
 PROMPT = "The history of the printing press begins"
-LONG_PROMPT = " ".join(["The printing press changed how knowledge spread across Europe."] * 12)
+CONTENDERS = Path("/work/venv-contenders/bin/python")
+TOP_P = dict(temperature=0.8, top_p=0.95)
+
+LLAMACPP = """
+import json, time
+from llama_cpp import Llama
+llm = Llama(model_path={gguf!r}, n_ctx=2048, n_threads={threads}, n_threads_batch={threads}, verbose=False)
+out = {{}}
+for name, kw in (("greedy", dict(temperature=0.0)), ("top-p", dict(temperature=0.8, top_p=0.95, top_k=0, min_p=0.0))):
+    llm.reset()
+    t0 = time.perf_counter()
+    r = llm.create_completion({prompt!r}, max_tokens={n}, logit_bias={{llm.token_eos(): -1e9}}, seed=0, **kw)
+    out[name] = [r["usage"]["completion_tokens"], time.perf_counter() - t0]
+print(json.dumps(out))
+"""
 
 
-def timed(fn) -> float:
+def timed(fn) -> tuple[float, object]:
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    out = fn()
+    return time.perf_counter() - start, out
 
 
-def median_times(fns: dict, repeats: int) -> dict:
-    """Interleave the candidates so that load changes hit them alike."""
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(timed(fn))
-            print(f"  {name}: {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
-    return {name: statistics.median(t) for name, t in times.items()}
+def configs(model) -> dict[str, SamplerConfig]:
+    ban = ((model.backend.eos_token_id, float("-inf")),)
+    return {"greedy": SamplerConfig(temperature=0.0, bias=ban), "top-p": SamplerConfig(**TOP_P, bias=ban)}
 
 
-def cache_rows(model, cfg, repeats: int) -> list[str]:
-    rows = []
-    for n in (50, 100, 200):
-        t = median_times({
-            "kv": lambda: model.generate(PROMPT, n, cfg, top_alternatives=10),
-            "none": lambda: model.generate(PROMPT, n, cfg, top_alternatives=10, use_cache=False),
-        }, repeats)
-        rows.append(f"| {n} | {n / t['kv']:.1f} | {n / t['none']:.1f} | {t['none'] / t['kv']:.2f}x |")
-    return rows
+def untraced(model, n: int, cfg: SamplerConfig) -> list[int]:
+    """Tokens only: prefill, then one extend per token, choosing with the same sampler chain."""
+    backend = model.backend
+    ids = backend.tokenize(PROMPT).ids
+    sampler = Sampler(cfg, 0)
+    with torch.inference_mode():
+        state = backend.prefill(ids)
+        for _ in range(n):
+            token = int(sampler.choose(sampler.process(torch.tensor([state.ids]), state.logits[None]))[0, 0])
+            state = backend.extend(state, [token])
+    return list(state.ids[len(ids):])
 
 
-def overhead_row(model, cfg, n: int, repeats: int) -> tuple[str, float]:
+def hf_generate(model, n: int, cfg: SamplerConfig):
     backend = model.backend
     ids = torch.tensor([backend.tokenize(PROMPT).ids])
+    sampling = {} if cfg.is_greedy else dict(do_sample=True, temperature=TOP_P["temperature"], top_p=TOP_P["top_p"],
+                                              top_k=0)
+    with torch.inference_mode():
+        return backend.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n,
+                                      pad_token_id=backend.eos_token_id, do_sample=False, **sampling)
 
-    def hf_generate():
+
+class Accepted:
+    """Counts drafted and accepted tokens by wrapping ``speculative.accepts``."""
+
+    def __init__(self):
+        self.drafted = self.accepted = 0
+        self._inner = speculative.accepts
+
+    def __call__(self, sampler, processed, draft):
+        ok = self._inner(sampler, processed, draft)
+        self.drafted += 1
+        self.accepted += ok
+        return ok
+
+
+def logitscope_rows(model, n: int) -> dict:
+    import logitscope.sampling.generation as generation
+
+    out = {}
+    for name, cfg in configs(model).items():
+        counter = Accepted()
+        generation.accepts = counter
+        try:
+            t, result = timed(lambda: generate(model.backend, PROMPT, n, cfg, top_alternatives=10))
+        finally:
+            generation.accepts = counter._inner
+        assert len(result.token_ids) == n
+        out[f"traced {name}"] = {"s": t, "drafted": counter.drafted, "accepted": counter.accepted}
+        out[f"traced, no speculation {name}"] = {"s": timed(lambda: generate(
+            model.backend, PROMPT, n, cfg, top_alternatives=10, speculative=False))[0]}
+        out[f"untraced {name}"] = {"s": timed(lambda: untraced(model, n, cfg))[0]}
+        out[f"transformers {name}"] = {"s": timed(lambda: hf_generate(model, n, cfg))[0]}
+    return out
+
+
+def llamacpp_rows(n: int, threads: int) -> dict:
+    gguf = bundled_gguf_path_or_none()
+    if gguf is None or not CONTENDERS.exists():
+        return {}
+    script = LLAMACPP.format(gguf=str(gguf), threads=threads, prompt=PROMPT, n=n)
+    proc = subprocess.run([str(CONTENDERS), "-c", script], capture_output=True, text=True,
+                          env=os.environ | {"OMP_NUM_THREADS": str(threads)})
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+        return {}
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {f"llama-cpp-python {name}": {"s": s, "tokens": tokens} for name, (tokens, s) in got.items()}
+
+
+def profile_step(model, fast: bool, steps: int = 20) -> list[str]:
+    """Torch-profiler table of ``steps`` greedy decode steps (extend + argmax), fast path on or off."""
+    from torch.profiler import ProfilerActivity, profile
+
+    backend = model.backend
+    saved = backend._decode
+    backend._decode = saved if fast else None
+    try:
         with torch.inference_mode():
-            backend.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n,
-                                   min_new_tokens=n, pad_token_id=backend.eos_token_id)
+            state = backend.prefill(backend.tokenize(PROMPT).ids)
+            for _ in range(3):
+                state = backend.extend(state, [int(state.logits.argmax())])
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                start = time.perf_counter()
+                for _ in range(steps):
+                    state = backend.extend(state, [int(state.logits.argmax())])
+                per_step = (time.perf_counter() - start) / steps
+    finally:
+        backend._decode = saved
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    rows = [f"| {e.key} | {e.count // steps} | {e.self_cpu_time_total / steps / 1000:.2f} | "
+            f"{100 * e.self_cpu_time_total / total:.1f}% |" for e in events[:8]]
+    return [f"{per_step * 1000:.1f} ms per step ({'fastdecode' if fast else 'transformers cache'}, profiled)", "",
+            "| op | calls per step | self ms per step | share |", "|---|---|---|---|", *rows]
 
-    t = median_times({"hf": hf_generate, "ours": lambda: model.generate(PROMPT, n, cfg, top_alternatives=10)},
-                     repeats)
-    overhead = t["ours"] / t["hf"] - 1
-    return (f"| {n} | {t['hf']:.2f} s ({n / t['hf']:.1f} tok/s) | {t['ours']:.2f} s ({n / t['ours']:.1f} tok/s) "
-            f"| {overhead * 100:+.1f}% |"), overhead
 
-
-def tree_rows(model, repeats: int) -> list[str]:
-    rows = []
-    for label, prompt in (("short", PROMPT), ("long", LONG_PROMPT)):
-        n_ids = len(model.backend.tokenize(prompt).ids)
-        t = median_times({
-            "reuse": lambda: model.tree(prompt, depth=3, branch=3),
-            "naive": lambda: model.tree(prompt, depth=3, branch=3, reuse_cache=False),
-        }, repeats)
-        rows.append(f"| {label} ({n_ids} tokens) | {t['reuse']:.2f} s | {t['naive']:.2f} s "
-                    f"| {t['naive'] / t['reuse']:.2f}x |")
-    return rows
+def table(results: dict, n: int, threads: int) -> list[str]:
+    ref = results.get("llama-cpp-python greedy", {}).get("s")
+    lines = [f"### {n} new tokens, {threads} thread{'s' if threads > 1 else ''}", "",
+             "| engine | tokens/s | vs llama-cpp-python (greedy) | accepted drafts |", "|---|---|---|---|"]
+    for name, r in results.items():
+        rate = n / r["s"]
+        ratio = f"{ref / r['s']:.2f}x" if ref else "n/a"
+        accepted = f"{r['accepted']}/{r['drafted']}" if "drafted" in r else ""
+        lines.append(f"| {name} | {rate:.1f} | {ratio} | {accepted} |")
+    return lines + [""]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default=str(Path(__file__).with_name("generation.md")))
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is steadier on a busy machine)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--tokens", type=int, nargs="+", default=[100, 500])
+    ap.add_argument("--out", default=str(Path(__file__).with_name("generation-results.md")))
     args = ap.parse_args()
-    model = logitscope.load(threads=args.threads)
-    cfg = SamplerConfig(temperature=0.0, bias=((model.backend.eos_token_id, float("-inf")),))
-    model.generate(PROMPT, 5, cfg)  # warm-up
-    load_before = os.getloadavg()[0]
-    cache = cache_rows(model, cfg, args.repeats)
-    overhead, _ = overhead_row(model, cfg, 100, args.repeats)
-    tree = tree_rows(model, args.repeats)
-    text = "\n".join([
-        "# Generation speed", "",
-        f"Bundled SmolLM2-135M-Instruct, float32, {os.cpu_count()} CPU cores, torch threads "
-        f"{torch.get_num_threads()}, median of {args.repeats} interleaved runs; load average at start "
-        f"{load_before:.1f} (the machine is shared, so absolute numbers move with load). Prompt: {PROMPT!r}.",
-        "", "## KV cache vs recomputing the whole prefix every step (traced, greedy, EOS suppressed)", "",
-        "| new tokens | tokens/s with KV cache | tokens/s without | speedup |", "|---|---|---|---|", *cache,
-        "", "## Tracing overhead vs transformers `generate` (greedy, 100 new tokens)", "",
-        "Ours records per step the chosen token's raw and processed probability, rank, entropy, survivors and the "
-        "top-10 alternatives.", "",
-        "| new tokens | transformers generate | logitscope generate (traced) | overhead |", "|---|---|---|---|",
-        overhead, "", "## Tree of possibilities, depth 3, branch 3 (13 decode steps, 39 nodes)", "",
-        "| prompt | prefix reuse (fork KV cache) | naive recomputation | speedup |", "|---|---|---|---|", *tree,
-        "", "Reproduce: `.venv/bin/python benchmarks/bench_generation.py --repeats "
-        f"{args.repeats}{f' --threads {args.threads}' if args.threads else ''}`", ""])
-    Path(args.out).write_text(text)
-    print(text)
+    model = logitscope.load(threads=args.threads[0])
+    generate(model.backend, PROMPT, 5, configs(model)["greedy"])  # warm-up
+    sections = ["## Profile of one decode step (1 thread)", ""]
+    torch.set_num_threads(1)
+    for fast in (False, True):
+        sections += profile_step(model, fast) + [""]
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for n in args.tokens:
+            load = os.getloadavg()[0]
+            results = {**llamacpp_rows(n, threads), **logitscope_rows(model, n)}
+            sections += table(results, n, threads) + [f"load average at start {load:.1f}", ""]
+            print("\n".join(sections[-12:]), flush=True)
+            Path(args.out).write_text("\n".join(sections))
+    Path(args.out).write_text("\n".join(sections))
 
 
 if __name__ == "__main__":

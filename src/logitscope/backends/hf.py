@@ -25,6 +25,8 @@ from ..core.boundary import check_fits
 from .. import settings
 from ..errors import InputError
 from .base import Backend, Capabilities, DecodeState, PositionScores, Tokenized, check_start
+from .fastdecode import FastDecode, StaticCache
+from .fastdecode import enabled as fast_decode_enabled
 from .fastllama import FastDecoder
 
 TOKEN_BUDGET = 1024  # padded tokens per forward batch: on CPU, small batches of long windows run fastest
@@ -57,6 +59,7 @@ class HFBackend(Backend):
         self.token_text = lru_cache(maxsize=65536)(self._token_text)
         wanted = self.device.type == "cpu" and settings.fast_forward()
         self._fast = FastDecoder.for_model(model) if wanted else None
+        self._decode = FastDecode.for_model(model) if wanted and fast_decode_enabled() else None
 
     # -- tokenization -------------------------------------------------------------
     def tokenize(self, text: str) -> Tokenized:
@@ -208,29 +211,80 @@ class HFBackend(Backend):
             out.append((torch.logsumexp(logits, dim=-1) - picked).cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
+    # -- incremental decoding ----------------------------------------------------------
+    # Llama-family models decode through ``fastdecode`` (a static KV cache, ``StaticCache``
+    # in DecodeState.cache); others through transformers' own cache. ``extend_rows`` and
+    # ``rewind`` are what speculative decoding needs: logits of every fed token, and a
+    # cache rolled back to the accepted prefix.
+
+    def _fast_decode(self, length: int) -> FastDecode | None:
+        """The fast decode path when it applies to a sequence of ``length`` tokens of this backend's model."""
+        fast = self._decode
+        if fast is None or fast.inner is not self.model.get_decoder() or not fast.covers(length):
+            return None
+        return fast
+
     @torch.inference_mode()
     def prefill(self, ids: list[int]) -> DecodeState:
         if not ids:
             raise InputError("cannot decode from an empty prefix", hint="start from at least one token")
         self._check_length(list(ids))
+        fast = self._fast_decode(len(ids))
+        if fast is not None:
+            cache = fast.new_cache(len(ids) + 64)
+            return DecodeState(tuple(ids), fast.project(fast.step(cache, list(ids))[-1:])[0], cache)
         out = self.model(input_ids=torch.tensor([list(ids)], device=self.device), use_cache=True, logits_to_keep=1)
         return DecodeState(tuple(ids), out.logits[0, -1].float(), self.cache_of(out))
 
     @torch.inference_mode()
     def extend(self, state: DecodeState, new_ids: list[int]) -> DecodeState:
-        if state.cache is None:
-            return self.prefill(list(state.ids) + list(new_ids))
+        return self.extend_rows(state, new_ids, all_rows=False)[0]
+
+    @torch.inference_mode()
+    def extend_rows(self, state: DecodeState, new_ids: list[int],
+                    all_rows: bool = True) -> tuple[DecodeState, torch.Tensor]:
+        """As ``extend``, plus the float32 logits after each new token: (T, V) (only the last row unless ``all_rows``)."""
+        if state.cache is None:  # no cache to extend: a fresh prefill (and full passes for the earlier rows)
+            ids = list(state.ids) + list(new_ids)
+            fresh = self.prefill(ids)
+            earlier = [ids[:n] for n in range(len(state.ids) + 1, len(ids))] if all_rows else []
+            rows = [self.next_logits(earlier).float()] if earlier else []
+            return fresh, torch.cat(rows + [fresh.logits[None]])
         self._check_length(list(state.ids) + list(new_ids))
+        ids = state.ids + tuple(new_ids)
+        if isinstance(state.cache, StaticCache):
+            fast = self._fast_decode(len(ids))
+            if fast is None:  # past a sliding window: transformers' cache from here on
+                return self.extend_rows(DecodeState(state.ids, state.logits), new_ids, all_rows)
+            hidden = fast.step(state.cache, list(new_ids))  # (T, H)
+            logits = fast.project(hidden if all_rows else hidden[-1:])  # (T or 1, V)
+            return DecodeState(ids, logits[-1], state.cache), logits
         out = self.model(input_ids=torch.tensor([list(new_ids)], device=self.device),
-                         **{self.cache_arg: state.cache}, use_cache=True, logits_to_keep=1)
-        return DecodeState(state.ids + tuple(new_ids), out.logits[0, -1].float(), self.cache_of(out))
+                         **{self.cache_arg: state.cache}, use_cache=True, logits_to_keep=0 if all_rows else 1)
+        logits = out.logits[0].float()  # (T or 1, V)
+        return DecodeState(ids, logits[-1], self.cache_of(out)), logits
+
+    def rewind(self, state: DecodeState, length: int, logits: torch.Tensor) -> DecodeState:
+        """The state of the first ``length`` ids of ``state`` (consumes its cache); ``logits`` (V,) are the
+        logits after those ids, which the caller has (from ``extend_rows``)."""
+        cache = state.cache
+        if isinstance(cache, StaticCache):
+            cache.truncate(length)
+        elif cache is not None and hasattr(cache, "crop"):
+            extra = len(state.ids) - length
+            if extra:
+                cache.crop(-extra)  # a negative count: "drop that many" in every transformers version
+        else:
+            cache = None  # no cache to roll back: recompute from the ids
+        return DecodeState(state.ids[:length], logits, cache)
 
     def cache_of(self, out):
         """The KV cache of a model output, under either transformers name."""
         return out.get(self.cache_arg)
 
     def fork(self, state: DecodeState) -> DecodeState:
-        return DecodeState(state.ids, state.logits.clone(), copy.deepcopy(state.cache))
+        cache = state.cache.copy() if isinstance(state.cache, StaticCache) else copy.deepcopy(state.cache)
+        return DecodeState(state.ids, state.logits.clone(), cache)
 
     @torch.inference_mode()
     def score_continuations(self, state: DecodeState, continuations: list[list[int]],
@@ -260,12 +314,24 @@ class HFBackend(Backend):
 
     def _hidden_after(self, state: DecodeState, conts: list[list[int]]) -> torch.Tensor:
         """Hidden states (B, W, H) of right-padded ``conts`` run after the cached prefix."""
-        cache = copy.deepcopy(state.cache)  # the caller's state stays usable
+        cache = _as_dynamic(state.cache) if isinstance(state.cache, StaticCache) \
+            else copy.deepcopy(state.cache)  # the caller's state stays usable
         cache.batch_repeat_interleave(len(conts))  # (1, heads, P, d) -> (B, heads, P, d) per layer
         decoder = self.model.get_decoder()
         out = decoder(input_ids=self._pad_batch(conts).to(self.device), use_cache=True,
                       **{_cache_kwarg(decoder): cache})
         return out.last_hidden_state
+
+
+def _as_dynamic(cache: StaticCache):
+    """A transformers DynamicCache holding a copy of a static cache's filled rows."""
+    from transformers import DynamicCache
+
+    out = DynamicCache()
+    for index in range(cache.keys.shape[0]):
+        keys, values = cache.layer(index, cache.length)  # (n_kv, P, D) views
+        out.update(keys[None].clone(), values[None].clone(), index)  # (1, n_kv, P, D)
+    return out
 
 
 def _cache_kwarg(module) -> str:

@@ -16,7 +16,7 @@ alone — BOS, else EOS — so ``generate("")`` shows what the model says unprom
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +28,7 @@ from ..errors import InputError, check_range, check_sequence
 from ..core.processors import Sampler, SamplerConfig, chi_square_gof, run_chain
 from ..results import ResultMixin, TokenCandidate, jsonable, prob_of
 from ..scoring.score import candidates
+from .speculative import DRAFT_TOKENS, PromptLookup, accepts, draw
 
 
 # -- results -------------------------------------------------------------------------------
@@ -207,13 +208,17 @@ def sample_next(backend: Backend, prompt: str, n: int = 1000, config: SamplerCon
 
 def generate(backend: Backend, prompt: str, max_new_tokens: int = 50, config: SamplerConfig | None = None,
              seed: int | None = 0, stop: Sequence[str] = (), bos: str | bool = "auto", top_alternatives: int = 10,
-             use_cache: bool = True, on_text: Callable[[str], None] | None = None) -> GenerationResult:
+             use_cache: bool = True, on_text: Callable[[str], None] | None = None,
+             speculative: bool = True) -> GenerationResult:
     """Generate up to ``max_new_tokens`` tokens, recording every step.
 
     Stops at EOS, when the new text contains a ``stop`` string (kept in the
     text), or when the sequence fills the model's context. ``use_cache=False``
     recomputes the whole prefix each step (the reference path). ``on_text``
-    receives the new text as it is produced.
+    receives the new text as it is produced. ``speculative`` lets backends that
+    can verify several tokens in one forward check prompt-lookup drafts
+    (``speculative.py``): same tokens when greedy, same distribution when
+    sampling, every reported probability the model's own.
     """
     context = backend.capabilities.context_length
     check_range("max_new_tokens", max_new_tokens, 1, context)
@@ -223,40 +228,97 @@ def generate(backend: Backend, prompt: str, max_new_tokens: int = 50, config: Sa
     _check_room(backend, ids)
     sampler = Sampler(config, seed, _token_ids(backend))
     stream = _Stream(backend, stop, on_text)
-    records, reason = [], "max_new_tokens"
+    records, reason = [], None
+    drafts = speculative and use_cache and hasattr(backend, "extend_rows") and hasattr(backend, "rewind")
     with torch.inference_mode():
-        state = backend.prefill(ids) if use_cache else DecodeState(tuple(ids), backend.next_logits([ids])[0])
-        for _ in range(max_new_tokens):
-            token, record = _traced_step(sampler, state, top_alternatives)
+        steps = _traced_tokens(backend, sampler, ids, top_alternatives, use_cache, drafts, max_new_tokens)
+        for token, record in steps:
             records.append(record)
-            reason = _stop_reason(backend, stream, token, len(state.ids) + 1, context)
-            if reason:
+            reason = _stop_reason(backend, stream, token, len(ids) + len(records), context)
+            if reason or len(records) == max_new_tokens:
                 break
-            state = _advance(backend, state, token, use_cache)
+        steps.close()
     stream.finish()
     return _generation_result(backend, prompt, ids, records, reason or "max_new_tokens", config, sampler.seed,
                               use_cache)
 
 
-def _traced_step(sampler: Sampler, state: DecodeState, k: int) -> tuple[int, tuple]:
-    """Choose the next token and record it: one log_softmax and one topk on the (V,) row."""
-    raw = _as_float(state.logits)  # (V,)
-    processed = sampler.process(torch.tensor([state.ids]), raw[None])  # (1, V)
-    token = int(sampler.choose(processed)[0, 0])
-    logp = mathops.log_softmax(raw)  # (V,)
-    top = logp.topk(min(k, logp.shape[-1]))
-    lse = torch.logsumexp(processed[0], dim=-1)
-    chosen = processed[0, token] - lse if torch.isfinite(lse) else mathops.log_softmax(processed[0])[token]  # +inf bias
-    record = (token, logp[token], chosen, (raw > raw[token]).sum() + 1, mathops.entropy(logp),
-              torch.isfinite(processed[0]).sum(), top.indices, top.values)
-    return token, record
+def _traced_tokens(backend: Backend, sampler: Sampler, ids: list[int], k: int, use_cache: bool,
+                   drafts: bool, limit: int) -> Iterator[tuple[int, tuple]]:
+    """Yield (token, trace record) pairs; the caller stops when it has enough (drafts never run past ``limit``).
+
+    Each round feeds the chosen token plus a prompt-lookup draft in one forward
+    and keeps the drafted tokens that pass ``speculative.accepts``; the first
+    rejected one is replaced by a draw from the residual distribution.
+    """
+    history = list(ids)
+    lookup = PromptLookup(history) if drafts else None
+    state = backend.prefill(ids) if use_cache else DecodeState(tuple(ids), backend.next_logits([ids])[0])
+    raw, rejected = _as_float(state.logits), None  # (V,) logits for the next token
+    context = backend.capabilities.context_length
+    while True:
+        processed = _process(sampler, history, raw)  # (V,)
+        token = draw(sampler, processed, rejected)
+        yield token, _record(raw, processed, token, k)
+        history.append(token)
+        draft = _draft(lookup, token, min(context - len(history), limit + len(ids) - len(history)) - 1)
+        state, rows = _feed(backend, state, [token] + draft, use_cache)  # rows (1 + len(draft), V)
+        raw, rejected = rows[-1], None
+        for i, guess in enumerate(draft):
+            processed = _process(sampler, history, rows[i])
+            if not accepts(sampler, processed, guess):
+                state, raw, rejected = backend.rewind(state, len(history), rows[i]), rows[i], guess
+                break
+            yield guess, _record(rows[i], processed, guess, k)
+            history.append(guess)
+            lookup.push(guess)
 
 
-def _advance(backend: Backend, state: DecodeState, token: int, use_cache: bool) -> DecodeState:
-    if use_cache:
-        return backend.extend(state, [token])
-    ids = state.ids + (token,)
-    return DecodeState(ids, backend.next_logits([list(ids)])[0])  # recompute the whole prefix
+def _draft(lookup: PromptLookup | None, token: int, room: int) -> list[int]:
+    """Record ``token`` with the drafter and propose up to DRAFT_TOKENS more (none without a drafter)."""
+    if lookup is None:
+        return []
+    lookup.push(token)
+    return lookup.propose(min(DRAFT_TOKENS, room))
+
+
+def _feed(backend: Backend, state: DecodeState, tokens: list[int],
+          use_cache: bool) -> tuple[DecodeState, torch.Tensor]:
+    """The state after ``tokens`` and the logits after each of them (T, V)."""
+    if not use_cache:
+        ids = state.ids + tuple(tokens)
+        state = DecodeState(ids, backend.next_logits([list(ids)])[0])  # recompute the whole prefix
+        return state, _as_float(state.logits)[None]
+    if len(tokens) > 1:
+        state, rows = backend.extend_rows(state, tokens)  # type: ignore[attr-defined]
+        return state, _as_float(rows)
+    state = backend.extend(state, tokens)
+    return state, _as_float(state.logits)[None]
+
+
+def _process(sampler: Sampler, history: list[int], raw: torch.Tensor) -> torch.Tensor:
+    """The sampler's processed logits (V,) after ``history``."""
+    return sampler.process(torch.tensor([history]), raw[None])[0]
+
+
+def _record(raw: torch.Tensor, processed: torch.Tensor, token: int, k: int) -> tuple:
+    """What the trace keeps of one step, as tensors (converted once per generation).
+
+    One log-normaliser pass (logsumexp) serves the chosen token's log-prob, the
+    entropy and the top-k; nothing of size V is sorted or kept.
+    """
+    shifted = raw - raw.max()  # (V,), largest entry 0
+    weights = shifted.exp()  # (V,) unnormalised probabilities
+    total = weights.sum()
+    lse = raw.max() + total.log()  # log Z of the raw distribution
+    mean = (weights * shifted.masked_fill(weights == 0, 0)).sum() / total  # E_p[z - max]
+    entropy = (total.log() - mean).clamp_min(0)  # H = log Z - E_p[z]
+    top = raw.topk(min(k, raw.shape[-1]))
+    lse_processed = torch.logsumexp(processed, dim=-1)
+    chosen = (processed[token] - lse_processed if torch.isfinite(lse_processed)
+              else mathops.log_softmax(processed)[token])  # processed log-prob; +inf bias: certain or shared
+    return (token, raw[token] - lse, chosen, (raw > raw[token]).sum() + 1, entropy,
+            torch.isfinite(processed).sum(), top.indices, top.values - lse)
 
 
 class _Stream:
