@@ -17,6 +17,8 @@ _MODULES = [
     "logitscope.cli.generate_cmds",
     "logitscope.cli.confidence_cmds",
     "logitscope.cli.calibrate_cmds",
+    "logitscope.cli.models_cmds",
+    "logitscope.cli.workshop_cmds",
 ]
 
 

@@ -1,0 +1,166 @@
+"""The workshop notebooks: built from their sources, stored without outputs, executed top to
+bottom in a real Jupyter kernel, and their key numbers checked against the seeds.
+
+Each notebook collects numbers in a dict ``checks`` and prints it as JSON in its last cell
+(tagged "checks"). The expected values below are the seeds' own computations, written
+here the way the seeds wrote them (plain NumPy), or numbers the seeds print.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import logitscope
+from logitscope.workshop import LESSONS, notebook_paths
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = Path(logitscope.__file__).resolve().parents[1]
+MODEL_FREE = {"07_log_space_and_algebra"}  # every other lesson loads the bundled model once
+
+
+# -- the seeds' own formulas (seed 001, plain NumPy) --------------------------------------------
+def seed_softmax(z, tau=1.0):
+    z = np.asarray(z, dtype=float) / tau
+    z = z - z.max()
+    return np.exp(z) / np.exp(z).sum()
+
+
+def seed_entropy(p):
+    return float(-(p * np.log(p + 1e-12)).sum())
+
+
+def seed_reliability_bins():
+    """Seed 001 section 10's loop: (lo, hi] bins over linspace(0, 1, 6); [n, acc, conf] per bin."""
+    conf = np.array([0.95, 0.90, 0.85, 0.80, 0.75, 0.70, 0.60, 0.55, 0.45, 0.30])
+    correct = np.array([1, 1, 0, 1, 0, 1, 0, 0, 0, 0])
+    bins = np.linspace(0.0, 1.0, 6)
+    rows = []
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        in_bin = (conf > lo) & (conf <= hi)
+        rows.append([int(in_bin.sum()), round(float(correct[in_bin].mean()), 3) if in_bin.any() else None,
+                     round(float(conf[in_bin].mean()), 3) if in_bin.any() else None])
+    return rows
+
+
+# -- running a notebook ---------------------------------------------------------------------------
+def execute(name: str, tmp_path: Path) -> tuple[dict, nbformat.NotebookNode]:
+    """Run one packaged notebook in a fresh python3 kernel; return its checks and the executed notebook."""
+    nb = nbformat.read(notebook_paths()[LESSONS.index(name)], as_version=4)
+    env = {"PYTHONPATH": str(SRC), "LOGITSCOPE_WORKSHOP_MODEL": "bundled", "LOGITSCOPE_THREADS": "2",
+           "TOKENIZERS_PARALLELISM": "false"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        client = nbclient.NotebookClient(nb, timeout=180, kernel_name="python3",
+                                         resources={"metadata": {"path": str(tmp_path)}})
+        client.execute()
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    last = [c for c in nb.cells if "checks" in c.metadata.get("tags", [])]
+    assert len(last) == 1, f"{name} needs exactly one cell tagged 'checks'"
+    text = "".join(o.get("text", "") for o in last[0].outputs if o.get("output_type") == "stream")
+    return json.loads(text), nb
+
+
+def lesson_params():
+    return [pytest.param(n, marks=() if n in MODEL_FREE else pytest.mark.slow, id=n) for n in LESSONS]
+
+
+# -- expected numbers per lesson ------------------------------------------------------------------
+def expect_01(c):
+    big = [1002.0, 1001.0, 999.0, 995.0]
+    assert c["stable_softmax"] == pytest.approx(np.round(seed_softmax(big), 6).tolist(), abs=1e-6)
+    assert c["stable_softmax"] == pytest.approx([0.704931, 0.259330, 0.035096, 0.000643], abs=1e-6)
+    lse = max(big) + math.log(np.exp(np.array(big) - max(big)).sum())
+    assert c["stable_log_softmax"] == pytest.approx([b - lse for b in big], abs=1e-6)
+    base = [3.0, 2.0, 1.0, 0.0, -1.0]
+    temps = [0.4, 0.7, 1.0, 1.5, 2.5]
+    assert c["entropy_by_tau"] == pytest.approx([seed_entropy(seed_softmax(base, t)) for t in temps], abs=1e-3)
+    assert c["top_prob_by_tau"] == pytest.approx([seed_softmax(base, t).max() for t in temps], abs=1e-3)
+    assert c["real_probs_sum"] == pytest.approx(1.0, abs=1e-5)
+    assert c["top10_total_matches"] is True
+    assert seed_softmax(base, c["tau_for_top_0_9"]).max() == pytest.approx(0.9, abs=2e-3)
+
+
+def expect_07(c):
+    assert c["sigmoid_is_softmax"] is True and c["product_underflows"] is True
+    assert c["log_sum_400"] == pytest.approx(400 * math.log(0.1))
+    paths = {"Sacd": .6 * .5 * .7, "Sade": .6 * .5 * .9, "Sbce": .4 * .9 * .7, "Sbde": .4 * .1 * .9}
+    assert math.exp(c["lattice_log_total"]) == pytest.approx(sum(paths.values()))  # 0.768
+    assert c["lattice_enumerated_total"] == pytest.approx(c["lattice_log_total"])
+    assert math.exp(c["lattice_best"]) == pytest.approx(0.27) and c["lattice_best_path"] == ["S", "a", "d", "E"]
+    assert (c["db_of_power_x2"], c["db_of_amplitude_x2"]) == (3.01, 6.021)
+    assert c["algebra_laws"] == [True, True, True, True] and c["repeated_composition_matches"] is True
+
+
+def expect_06(c):
+    assert c["chain_rule_prob"] == pytest.approx(0.90 * 0.75 * 0.55 * 0.80, rel=1e-9)  # 0.297
+    assert c["chain_vs_independent_ratio"] == pytest.approx(0.297 / 0.0024, rel=1e-6)
+    alpha, vocab = 0.5, 7  # seed: (count + α) / (total + α·|V|), "the" seen 4 times
+    assert c["bigram_after_the"]["cat"] == pytest.approx(round((3 + alpha) / (4 + alpha * vocab), 4))
+    assert c["bigram_after_the"]["dog"] == pytest.approx(round((1 + alpha) / (4 + alpha * vocab), 4))
+    assert c["bigram_after_the"]["sat"] == pytest.approx(round(alpha / (4 + alpha * vocab), 4))
+    assert round(c["ce"]["good"], 4) == 0.8091 and round(c["ce"]["bad"], 4) == 1.4367
+    assert round(c["ppl"]["good"], 4) == 2.2458 and round(c["ppl"]["bad"], 4) == 4.2069
+    assert c["h_plus_kl"] == pytest.approx(c["ce"])
+    z = np.array([1.2, -0.3, 0.7, 2.1])
+    assert c["grad"] == pytest.approx(np.round(seed_softmax(z) - np.eye(4)[3], 5).tolist(), abs=1e-5)
+    assert c["grad_max_error"] < 1e-12
+    assert (c["masked_mean"], c["unmasked_mean"]) == pytest.approx((1.1, 0.6875))
+    assert c["answer_only_tokens"] == 1 and c["tied"] is True and c["tied_logits_match"] is True
+    assert c["length_norm"] == {"short": [-0.6, -0.3, pytest.approx(1.3499, abs=1e-4)],
+                                "long": [-2.0, -0.3333, pytest.approx(1.3956, abs=1e-4)]}
+    assert round(c["ece"], 3) == 0.285
+    assert c["ece_bins"] == seed_reliability_bins()
+    assert c["tokenizer_ppl"] == pytest.approx([math.exp(2.0), math.exp(1.2), 12 / math.log(2) / 32])
+    assert c["bpb_matches_formula"] is True and c["checklist"] == [True] * 5
+
+
+EXPECT = {"06_probability_math": expect_06, "01_logits_to_probabilities": expect_01, "07_log_space_and_algebra": expect_07}
+
+
+@pytest.mark.parametrize("name", lesson_params())
+def test_lesson_runs_and_reproduces_the_seed_numbers(name, tmp_path):
+    if name not in EXPECT:
+        pytest.skip(f"{name} not written yet")
+    checks, nb = execute(name, tmp_path)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    EXPECT[name](checks)
+
+
+# -- the notebooks as files -------------------------------------------------------------------------
+def test_every_lesson_is_packaged_without_outputs_and_ends_with_exercises():
+    for name, path in zip(LESSONS, notebook_paths()):
+        assert path.exists(), f"{name}.ipynb is missing (run scripts/build_workshop.py)"
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), f"{name} stores outputs"
+        headings = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "markdown"]
+        assert headings[0].startswith(f"# Lesson {int(name[:2])}")
+        assert "**What you will see.**" in nb.cells[0].source
+        assert any(h.startswith("## Exercises") for h in headings)
+        solutions = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## Solutions")]
+        assert solutions and solutions[0].metadata.get("jp-MarkdownHeadingCollapsed") is True
+
+
+def test_notebooks_match_their_sources():
+    if not (ROOT / "workshop").is_dir():
+        pytest.skip("the notebook sources live in the repository, not in an installed package")
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_workshop.py"), "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
