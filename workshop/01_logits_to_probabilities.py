@@ -175,4 +175,4 @@ for p in ("The capital of France is", "See you"):
 print(int(nxt.logprobs.argmax()) == int(mathops.softmax(nxt.logprobs).argmax()) == nxt.top[0].token_id)
 
 # %% tags=["checks"]
-print(json.dumps(checks))
+print(json.dumps(checks, default=lambda v: v.item()))  # numpy scalars -> Python

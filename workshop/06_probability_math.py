@@ -279,4 +279,4 @@ conf2[2] = 0.99
 print(calibration_math.expected_calibration_error(conf2, correct, n_bins=5))
 
 # %% tags=["checks"]
-print(json.dumps(checks))
+print(json.dumps(checks, default=lambda v: v.item()))  # numpy scalars -> Python

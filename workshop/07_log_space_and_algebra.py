@@ -230,4 +230,4 @@ t = torch.tensor([0.3, -2.0, 5.0], dtype=torch.float64)
 print(float(torch.logaddexp(torch.logaddexp(t[0], t[1]), t[2]) - torch.logaddexp(t[0], torch.logaddexp(t[1], t[2]))))
 
 # %% tags=["checks"]
-print(json.dumps(checks))
+print(json.dumps(checks, default=lambda v: v.item()))  # numpy scalars -> Python

