@@ -1,6 +1,6 @@
 """The two toy language models of the theory notebook (seed 001), ready to use.
 
-    >>> from logitscope.toydata import seed_table_model
+    >>> from logitscope.backends.toydata import seed_table_model
     >>> m = seed_table_model()          # P(the | <BOS>) = 0.90, P(cat | the) = 0.75, ...
 """
 

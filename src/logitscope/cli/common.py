@@ -10,7 +10,8 @@ import click
 
 from ..errors import InputError, LogitscopeError
 
-MODEL_HELP = "Model: 'bundled' (default, SmolLM2-135M-Instruct), 'toy', a local HF directory or a .gguf file."
+MODEL_HELP = ("Model: 'bundled' (default, SmolLM2-135M-Instruct), 'toy', a local HF directory, a .gguf file, "
+              "or a name added with 'logitscope models add' (e.g. gemma3-270m).")
 
 
 class LogitscopeGroup(click.Group):
