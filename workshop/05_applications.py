@@ -48,10 +48,12 @@ scores = {k: model.score(t) for k, t in texts.items()}
 table = pd.DataFrame([{"kind": k, "tokens": s.num_scored, "perplexity": s.perplexity, "bits/byte": s.bits_per_byte}
                       for k, s in scores.items()]).sort_values("perplexity")
 corpus = model.perplexity(texts=list(texts.values()))
-token_weighted = math.exp(-sum(s.total_logprob for s in scores.values()) / sum(s.num_scored for s in scores.values()))
+documents = corpus.sources[0].documents
+token_weighted = math.exp(sum(d.counts.nll for d in documents) / sum(d.counts.num_scored for d in documents))
 print(f"corpus perplexity (token-weighted): {corpus.total.perplexity:.2f}; "
-      f"mean of the four perplexities: {table['perplexity'].mean():.2f}")
-checks["corpus_is_token_weighted"] = math.isclose(corpus.total.perplexity, token_weighted, rel_tol=1e-3)
+      f"mean of the {len(documents)} per-text perplexities: {corpus.mean_document_perplexity:.2f}")
+checks["corpus_is_token_weighted"] = math.isclose(corpus.total.perplexity, token_weighted, rel_tol=1e-9)
+checks["mean_is_not_corpus"] = not math.isclose(corpus.total.perplexity, corpus.mean_document_perplexity, rel_tol=1e-3)
 checks["gibberish_worst"] = table["kind"].iloc[-1] == "gibberish"
 checks["scrambled_worse_than_everyday"] = scores["scrambled"].perplexity > scores["everyday"].perplexity
 table
