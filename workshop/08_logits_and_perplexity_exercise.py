@@ -135,10 +135,15 @@ def compute_perplexity(text):
 
 texts = ["The cat sat on the mat.", "The cat computed the eigenvalue.", "Flurb zazzle moop tink wob."]
 ppl = pd.DataFrame({"text": texts, "perplexity": [compute_perplexity(t) for t in texts]}).sort_values("perplexity")
-checks["gibberish_most_perplexing"] = ppl["text"].iloc[-1] == texts[2]
-ppl
+bpb = {t: model.score(t).bits_per_byte for t in texts}
+checks["gibberish_most_bits_per_byte"] = max(bpb, key=bpb.get) == texts[2]
+ppl.assign(bits_per_byte=ppl["text"].map(bpb))
 
 # %% [markdown]
+# Per *token*, the gibberish need not be the worst: the tokenizer cuts it into many short pieces, and
+# after "Fl" the piece "urb" is not that surprising. Per *byte* (bits per byte) the texts compare
+# fairly, and the gibberish is clearly the hardest.
+#
 # **A coin and a die.** A fair coin has perplexity 2, a fair die 6: a model that spreads its
 # probability evenly over n options has perplexity exactly n.
 
@@ -169,7 +174,7 @@ bit_results = []
 for bits in [32, 24, 16, 8, 4, 2, 1]:
     with simulated_quantization(model.backend.model, bits, which="all"):
         bit_results.append({"bits": bits, "perplexity": compute_perplexity(quant_test_text)})
-    print(f"{bits}-bit perplexity: {bit_results[-1]['perplexity']:.2f}")  # inf: some token got probability 0
+    print(f"{bits}-bit perplexity: {bit_results[-1]['perplexity']:.4g}")  # inf: some token got probability 0
 base_ppl = compute_perplexity(quant_test_text)
 print(f"float32 (restored): {base_ppl:.2f}")
 sweep = pd.DataFrame(bit_results)
@@ -178,21 +183,22 @@ checks["ppl_1bit_much_worse"] = sweep["perplexity"].iloc[-1] > 10 * base_ppl
 checks["restored"] = math.isclose(base_ppl, ppl["perplexity"][ppl["text"] == quant_test_text].iloc[0], rel_tol=1e-9)
 
 # %%
-finite = sweep[sweep["perplexity"] < float("inf")]  # at 1 bit the model can give a token probability 0: PPL = inf
+finite = sweep[sweep["perplexity"] < float("inf")]  # a broken model can give a token probability 0: PPL = inf
 fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.plot(finite["bits"], finite["perplexity"], "o-")
-ax.axhline(base_ppl, color="grey", linestyle=":", label="float32")
-ax.set(xscale="log", yscale="log", xlabel="bits per parameter", ylabel="perplexity",
+ax.plot(finite["bits"], finite["perplexity"].map(math.log10), "o-")  # log10: broken models reach 10^100 and more
+ax.axhline(math.log10(base_ppl), color="grey", linestyle=":", label="float32")
+ax.set(xscale="log", xlabel="bits per parameter", ylabel="log10 perplexity",
        title="Every parameter rounded (seed 003's sweep)")
 ax.set_xticks([1, 2, 4, 8, 16, 32], labels=["1", "2", "4", "8", "16", "32"])
 ax.legend()
 plt.show()
 
 # %% [markdown]
-# **Q4.** Down to 8 bits the perplexity barely moves; at 4 bits with one min/max range per tensor it
-# degrades clearly, and 2 and 1 bits destroy the model. One range per tensor is crude: outliers
-# stretch the grid. Practical formats use a range per row or per small block (try
-# `model.quantization_impact(text, scheme="per-channel")`, which also reports the KL divergence).
+# **Q4.** From 32 down to 8 bits the perplexity barely moves (a small change either way is noise); at
+# 4 bits, with one min/max range per tensor, the model is already broken, and 2 and 1 bits give
+# astronomically large perplexities. One range per tensor is crude: a few outliers stretch the grid,
+# so most weights land on one or two levels. Practical formats use a range per row or per small block
+# (try `model.quantization_impact(text, scheme="per-channel")`, which also reports the KL divergence).
 #
 # **Q5.** For "Michigan" in "I visited Muskegon, Michigan": −log P(" Michigan" | "I visited Muskegon,")
 # = −(logits[0, t−1, id] − logsumexp(logits[0, t−1, :])), where t is the position of " Michigan"
@@ -214,8 +220,8 @@ checks["q5_formula_matches"] = math.isclose(float(by_formula), -first.logprob, a
 #
 # 1. Try the seed's famous GPT-2 prompt "In a shocking finding, scientists discovered a herd of
 #    unicorns living in" with `predict_next_tokens`. How peaked is the distribution?
-# 2. Repeat the quantization sweep rounding only the weight matrices (`which="matrices"`). Which
-#    parameters made 4 bits hurt?
+# 2. Repeat the 4-bit step rounding only the weight matrices (`which="matrices"`), then with one
+#    range per output row (`scheme="per-channel"`). What made 4 bits hurt?
 # 3. Which of the three texts has the highest bits per byte (`model.score(t).bits_per_byte`)? Is the
 #    order the same as for perplexity?
 
@@ -227,9 +233,12 @@ checks["q5_formula_matches"] = math.isclose(float(by_formula), -first.logprob, a
 predict_next_tokens("In a shocking finding, scientists discovered a herd of unicorns living in", 5)
 
 # %%
-# 2. Matrices only (embeddings, attention, MLP): norms and biases kept in float32.
+# 2. Matrices only is about as bad: the damage is the coarse per-tensor grid on the matrices;
+#    a range per output row keeps the model usable.
 with simulated_quantization(model.backend.model, 4, which="matrices"):
-    print("4-bit, matrices only:", round(compute_perplexity(quant_test_text), 2))
+    print("4-bit, matrices only, per tensor: ", f"{compute_perplexity(quant_test_text):.4g}")
+with simulated_quantization(model.backend.model, 4, "per-channel", which="matrices"):
+    print("4-bit, matrices only, per channel:", f"{compute_perplexity(quant_test_text):.4g}")
 
 # %%
 # 3.
