@@ -233,8 +233,9 @@ checks["q5_formula_matches"] = math.isclose(float(by_formula), -first.logprob, a
 predict_next_tokens("In a shocking finding, scientists discovered a herd of unicorns living in", 5)
 
 # %%
-# 2. Matrices only is about as bad: the damage is the coarse per-tensor grid on the matrices;
-#    a range per output row keeps the model usable.
+# 2. Matrices only is about as bad: the damage is the coarse per-tensor grid on the matrices.
+#    A range per output row is far less damaging (on the bundled model: ~1.7e3 instead of ~1.7e9),
+#    though 4 bits still hurt a model this small.
 with simulated_quantization(model.backend.model, 4, which="matrices"):
     print("4-bit, matrices only, per tensor: ", f"{compute_perplexity(quant_test_text):.4g}")
 with simulated_quantization(model.backend.model, 4, "per-channel", which="matrices"):
