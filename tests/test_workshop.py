@@ -66,7 +66,7 @@ def execute(name: str, folder: Path) -> tuple[dict, nbformat.NotebookNode]:
     nb = nbformat.read(notebook_paths()[LESSONS.index(name)], as_version=4)
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
                                      resources={"metadata": {"path": str(folder)}})
-    client.execute()
+    client.execute(env={**os.environ, **KERNEL_ENV})  # the kernel's environment only, not this process's
     keep = os.environ.get("WORKSHOP_EXECUTED_DIR")  # keep the executed notebooks (with outputs) to read them
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
@@ -82,15 +82,11 @@ def lesson_runs(request, tmp_path_factory):
     """Start every lesson this session selected, PARALLEL at a time; name -> Future[(checks, nb)]."""
     wanted = [item.callspec.params["name"] for item in request.session.items
               if getattr(item, "originalname", "") == "test_lesson_runs_and_reproduces_the_seed_numbers"]
-    saved = {k: os.environ.get(k) for k in KERNEL_ENV}
-    os.environ.update(KERNEL_ENV)  # kernels inherit this process's environment
     pool = ThreadPoolExecutor(PARALLEL)
     try:
         yield {n: pool.submit(execute, n, tmp_path_factory.mktemp(n)) for n in wanted}
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 def cell_errors(nb) -> list[str]:
