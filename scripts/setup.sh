@@ -20,7 +20,7 @@ if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
   $PIP install "$TORCH_SPEC"
 fi
 # 2. the package with its test extras (editable, so the checkout is what runs)
-if ! "$VENV/bin/python" -c 'import logitscope, pytest, hypothesis, playwright, scipy' 2>/dev/null \
+if ! "$VENV/bin/python" -c 'import logitscope, pytest, hypothesis, playwright, scipy, nbclient, ipykernel' 2>/dev/null \
    || [ pyproject.toml -nt "$VENV/.logitscope-installed" ]; then
   echo "setup: installing logitscope and its dependencies" >&2
   $PIP install -e ".[test]"

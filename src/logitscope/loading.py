@@ -63,6 +63,10 @@ def resolve_model_path(spec: str | os.PathLike | None) -> str:
         return str(bundled_gguf_path())
     if str(spec) == "toy":
         return "toy"
+    from .registry import local_path  # names added with `logitscope models add`, e.g. gemma3-270m
+
+    if (named := local_path(str(spec))) is not None:
+        return str(named)
     path = Path(spec).expanduser()
     if not path.exists():
         raise ModelLoadError(f"model path {str(spec)!r} does not exist",

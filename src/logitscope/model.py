@@ -53,6 +53,14 @@ class Model:
                                           for i, (s, e) in zip(tok.ids, tok.offsets)))
 
     # -- next token and scoring ------------------------------------------------------
+    def logits(self, text: str, bos: str | bool = False):
+        """The raw logits ``[1, T, V]`` (a torch tensor) for the T tokens of ``text``; row t
+        predicts token t+1, so ``logits[0, -1]`` is the next-token distribution's logits.
+        The tokens are ``self.tokenize(text)``'s, with a BOS in front only if ``bos`` asks."""
+        from .scoring.logits import all_logits
+
+        return all_logits(self.backend, text, bos)
+
     def next_token(self, prompt: str, top_k: int = 10, temperature: float = 1.0,
                    bos: str | bool = "auto") -> NextTokenResult:
         """The next-token distribution after ``prompt`` (top-k table + full distribution)."""

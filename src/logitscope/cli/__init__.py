@@ -24,6 +24,8 @@ _MODULES = [
     "logitscope.cli.serve_cmd",
     "logitscope.cli.ui_cmd",
     "logitscope.cli.info_cmd",
+    "logitscope.cli.models_cmds",
+    "logitscope.cli.workshop_cmds",
 ]
 
 # command name -> module defining it, so running one command imports one module
@@ -36,6 +38,8 @@ _COMMANDS = {
     "serve": "logitscope.cli.serve_cmd",
     "ui": "logitscope.cli.ui_cmd",
     "info": "logitscope.cli.info_cmd",
+    "models": "logitscope.cli.models_cmds",
+    "workshop": "logitscope.cli.workshop_cmds",
 }
 
 

@@ -19,7 +19,9 @@ import click
 
 from ..errors import InputError, LogitscopeError
 
-MODEL_HELP = "Model: 'bundled' (default, SmolLM2-135M-Instruct), 'toy', a local HF directory or a .gguf file."
+MODEL_HELP = ("Model: 'bundled' (default, SmolLM2-135M-Instruct), 'toy', a local HF directory, a .gguf file, "
+              "a name added with 'logitscope models add' (e.g. gemma3-270m), or an OpenAI-compatible server "
+              "URL (http://HOST:PORT/v1[#model]).")
 EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED = 2, 1, 130
 _BAD_ARG = "logitscope.bad_utf8_argument"
 

@@ -2,7 +2,8 @@
 
 Variants, each run on the same token ids as the float32 base:
 
-* simulated uniform quantization of every nn.Linear / nn.Embedding weight to b bits
+* simulated uniform quantization of every nn.Linear / nn.Embedding / GPT-2 Conv1D weight
+  (or, with ``which="all"``, of every parameter, as seed 003 does) to b bits
   (1..32), rounded in float64 and stored back as float32. ``affine`` (default) is
   the min-max grid: 2^b - 1 equal steps between the min and the max; ``symmetric`` uses
   a grid symmetric around 0, ±(2^(b-1) - 1) steps of max|w| / (2^(b-1) - 1) (at
@@ -92,26 +93,57 @@ def _round_rows(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bits: int, 
     return ((x - lo) / scale).round().clamp(0, levels) * scale + lo
 
 
-def quantizable_weights(model: nn.Module) -> list[nn.Parameter]:
-    """Weights of every nn.Linear and nn.Embedding, each once (a tied LM head is the embedding)."""
+WHICH = ("matrices", "all")
+
+
+def _is_conv1d(module: nn.Module) -> bool:
+    """GPT-2's Conv1D (transformers.pytorch_utils): a linear layer storing its weight as (in, out)."""
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf")
+
+
+def quantizable_weights(model: nn.Module, which: str = "matrices") -> list[nn.Parameter]:
+    """The parameters a sweep rounds, each once (a tied LM head is the embedding).
+
+    ``matrices``: the weight of every nn.Linear, nn.Embedding and GPT-2 Conv1D.
+    ``all``: every parameter, biases and norm scales included (seed 003's sweep).
+    """
+    if which not in WHICH:
+        raise InputError(f"unknown parameter selection {which!r}", hint=f"use one of {', '.join(WHICH)}")
+    if which == "all":
+        return _unique_params(model)
     seen, out = set(), []
     for module in model.modules():
         w = getattr(module, "weight", None)
-        if isinstance(module, (nn.Linear, nn.Embedding)) and isinstance(w, nn.Parameter) and id(w) not in seen:
+        matrix = isinstance(module, (nn.Linear, nn.Embedding)) or _is_conv1d(module)
+        if matrix and isinstance(w, nn.Parameter) and id(w) not in seen:
             seen.add(id(w))
             out.append(w)
     return out
 
 
+def _input_major_ids(model: nn.Module) -> set[int]:
+    """ids of weights stored (in, out), whose output channels are columns (Conv1D)."""
+    return {id(m.weight) for m in model.modules() if _is_conv1d(m)}
+
+
+def _quantize_param(w: torch.Tensor, transposed: bool, bits: int, scheme: str, symmetric: bool) -> torch.Tensor:
+    """Round one parameter; a (in, out) weight is rounded as (out, in) so per-channel means per output."""
+    if transposed:
+        return quantize_tensor(w.t(), bits, scheme, symmetric).t()
+    return quantize_tensor(w, bits, scheme, symmetric)
+
+
 @contextlib.contextmanager
-def simulated_quantization(model: nn.Module, bits: int, scheme: str = "per-tensor", symmetric: bool = False):
+def simulated_quantization(model: nn.Module, bits: int, scheme: str = "per-tensor", symmetric: bool = False,
+                           which: str = "matrices"):
     """Quantize the weights in place for the duration of the block, then restore them."""
-    weights = quantizable_weights(model)
+    weights = quantizable_weights(model, which)
+    transposed = _input_major_ids(model)
     backup = [w.detach().clone() for w in weights]  # the one extra copy
     try:
         with torch.no_grad():
             for w in weights:
-                w.copy_(quantize_tensor(w, bits, scheme, symmetric))
+                w.copy_(_quantize_param(w, id(w) in transposed, bits, scheme, symmetric))
         yield model
     finally:
         with torch.no_grad():
@@ -134,9 +166,9 @@ def simulated_bytes(model: nn.Module, bits: int, scheme: str = "per-tensor", sym
     """Bytes if the quantizable weights were stored at ``bits`` bits, plus float32 scale
     (and, for affine, offset) per tensor or per row; other parameters as stored."""
     qw = quantizable_weights(model)
-    ids = {id(w) for w in qw}
+    ids, transposed = {id(w) for w in qw}, _input_major_ids(model)
     per_group = 4 if symmetric else 8
-    groups = sum(1 if scheme == "per-tensor" else w.shape[0] for w in qw)
+    groups = sum(1 if scheme == "per-tensor" else w.shape[1 if id(w) in transposed else 0] for w in qw)
     packed = sum((w.numel() * bits + 7) // 8 for w in qw)
     rest = sum(p.numel() * p.element_size() for p in _unique_params(model) if id(p) not in ids)
     return packed + groups * per_group + rest

