@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 import logitscope  # noqa: E402
 from logitscope.core.processors import SamplerConfig  # noqa: E402
-from logitscope.views.heatmap import render_html  # noqa: E402
+from logitscope.views.html import render_html  # noqa: E402
 from logitscope.web import create_ui_app  # noqa: E402
 from logitscope.web.api import STATIC  # noqa: E402
 from webapp import serve, toy  # noqa: E402

@@ -118,7 +118,7 @@ def _read_routes(router: APIRouter, state: WebState) -> None:
 
 def heatmap_html(result, color_by: str) -> str:
     """The self-contained HTML the CLI writes (the one coupling to views/)."""
-    from ..views.heatmap import render_html
+    from ..views.html import render_html
 
     return render_html(result, "prob" if color_by == "surprisal" else color_by)  # surprisal orders as prob
 

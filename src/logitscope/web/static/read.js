@@ -4,7 +4,7 @@ import {$, el, api, bars, cancellable, download, fmt, fmtProb, model, showError,
 
 const RANK_BUCKETS = [[10, "#2da44e", "top-10"], [100, "#d4a72c", "top-100"],
                       [1000, "#cf222e", "top-1000"], [Infinity, "#8250df", ">1000"]];
-const PROB_FLOOR_LOG10 = -4, ENTROPY_CEILING = 6, SURPRISAL_CEILING = 13.3;  // as views/heatmap.py
+const PROB_FLOOR_LOG10 = -4, ENTROPY_CEILING = 6, SURPRISAL_CEILING = 13.3;  // as views/colours.py
 let readings = [];  // [{model, data}] of the last read
 let active = null;  // {reading, token} under the pointer or the keyboard cursor
 
