@@ -201,6 +201,7 @@ def test_tokenize_detokenize_info(client, toy):
     ({"prompt": "   "}, 400, "prompt"),
     ({"prompt": "zebra"}, 400, "prompt"),
     ({"prompt": ["the"] * 9}, 400, "prompt"),
+    ({"prompt": ["the"] * 8, "n": 9, "max_tokens": 1, "temperature": 1}, 400, "n"),
     ({"prompt": "the", "temperature": "hot"}, 422, "temperature"),
     ({"prompt": "the", "max_tokens": -1}, 422, "max_tokens"),
     ({"prompt": "the", "n": 10**30}, 422, "n"),
@@ -325,3 +326,29 @@ def test_a_failing_job_does_not_fail_its_batch_mates():
     finally:
         worker.close()
     assert math.isfinite(good) and "cannot score" in str(err)
+
+
+# -- the command ---------------------------------------------------------------------------------------
+
+def test_serve_refuses_a_public_address_without_a_key(cli, monkeypatch):
+    monkeypatch.delenv("LOGITSCOPE_API_KEY", raising=False)
+    result = cli(["serve", "-m", "toy", "--host", "0.0.0.0"])
+    assert result.exit_code == 2 and "without an API key" in result.output
+
+
+def test_bind_rule_and_banner():
+    from logitscope.server.launch import banner, check_bind, is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
+    check_bind("0.0.0.0", "key")  # a key makes any address acceptable
+    text = banner("127.0.0.1", 8000, ["toy"], None)
+    assert "http://127.0.0.1:8000/v1" in text and "base_url=http://127.0.0.1:8000/v1/completions" in text
+
+
+def test_streaming_request_that_fails_at_once_gets_its_status(client):
+    r = client.post("/v1/completions", json={"prompt": "the " * 600, "max_tokens": 0, "echo": True, "stream": True})
+    assert r.status_code == 400 and error_of(r)["code"] == "context_length_exceeded"
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "the " * 600}],
+                                                  "stream": True})
+    assert r.status_code == 400 and error_of(r)["code"] == "context_length_exceeded"

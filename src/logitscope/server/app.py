@@ -36,12 +36,12 @@ from .serving_tokens import detokenize, list_models, tokenize, tokenizer_info
 DEFAULT_MAX_BODY = 32 * 2**20  # bytes
 
 
-@dataclass(frozen=True)
+@dataclass
 class ServerSettings:
     api_key: str | None = None
     limits: Limits = Limits()
     max_body_bytes: int = DEFAULT_MAX_BODY
-    open_paths: frozenset[str] = field(default_factory=lambda: frozenset({"/health"}))  # no key needed
+    open_paths: set[str] = field(default_factory=lambda: {"/health"})  # no key needed; routes may add theirs
 
 
 def create_app(models, *, api_key: str | None = None, max_logprobs: int = 20, max_queue: int = 256,
@@ -53,6 +53,7 @@ def create_app(models, *, api_key: str | None = None, max_logprobs: int = 20, ma
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        app.state.engine.start()  # again after a previous shutdown (tests reuse apps)
         yield
         app.state.engine.close()
 

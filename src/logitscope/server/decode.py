@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -45,6 +46,7 @@ class Decoding(Stepper):
     top_k: int = 0  # alternatives recorded per token
     mode: str = "raw"
     on_token: Callable[["Decoding", str], None] | None = None  # (self, newly visible text), in the worker
+    context: Any = None  # the caller's bookkeeping (e.g. what the response needs)
     tokens: list[GeneratedToken] = field(default_factory=list)
     text: str = ""  # the new text so far (final once done)
     finish_reason: str | None = None  # "stop" | "length"

@@ -104,7 +104,19 @@ class ModelWorker:
         self._scores: list[Job] = []
         self._gens: list[Job] = []
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=f"logitscope-worker-{backend.name}", daemon=True)
+        self._thread: threading.Thread | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start the worker thread (again, after ``close``); a no-op while it runs."""
+        with self._cv:
+            if self._thread is not None and self._thread.is_alive() and not self._stopping:
+                return
+        if self._thread is not None:
+            self._thread.join()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=f"logitscope-worker-{self.backend.name}",
+                                        daemon=True)
         self._thread.start()
 
     # -- event-loop side -------------------------------------------------------------------
@@ -144,7 +156,8 @@ class ModelWorker:
         with self._cv:
             self._stopping = True
             self._cv.notify()
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     # -- worker side ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -156,7 +169,11 @@ class ModelWorker:
                 self._admit(job)
             self._score_batch()
             self._step_generations()
-        for job in [*self._scores, *self._gens, *self._inbox]:
+        with self._cv:
+            left = [*self._scores, *self._gens, *self._inbox]
+            self._scores, self._gens = [], []
+            self._inbox.clear()
+        for job in left:
             self._settle(job, error=ServerBusy("the server is shutting down", retry_after=5))
 
     def _take(self) -> list[Job] | None:
@@ -301,6 +318,10 @@ class Engine:
 
     def names(self) -> list[str]:
         return list(self.workers)
+
+    def start(self) -> None:
+        for worker in self.workers.values():
+            worker.start()
 
     def close(self) -> None:
         for worker in self.workers.values():

@@ -11,7 +11,6 @@ import asyncio
 from dataclasses import dataclass
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
 
 from ..backends.base import Backend
 from ..errors import InputError
@@ -19,12 +18,10 @@ from .decode import Decoding, GeneratedToken, sampler_config
 from .engine import Job, ModelWorker
 from .protocol import (AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletionChunk, ChatCompletionRequest,
                        ChatCompletionResponse, ChoiceLogprobs, DeltaMessage, TokenLogprob, TopLogprob, Usage)
-from .serving_common import (Limits, as_request_error, check_choices, check_logprobs, check_unsupported,
+from .serving_common import (Limits, as_request_error, finite, check_choices, check_logprobs, check_unsupported,
                              logit_bias_ids, now, pusher, request_id, run_jobs, sse, stop_list, stream_jobs,
                              token_budget)
 from .tokens import chat_prompt, token_bytes
-
-NO_LOGPROB = -9999.0
 
 
 @dataclass
@@ -43,10 +40,9 @@ async def create_chat_completion(req: ChatCompletionRequest, worker: ModelWorker
     rid, created = request_id("chatcmpl"), now()
     events: asyncio.Queue = asyncio.Queue()
     push = pusher(events) if req.stream else None
-    jobs = [_chat_job(req, j, rid, created, model, push) for j in range(req.n)]
+    jobs = [_chat_job(req, limits, j, rid, created, model, push) for j in range(req.n)]
     if req.stream:
-        for j in range(req.n):
-            events.put_nowait(sse(_chunk(rid, created, model, j, DeltaMessage(role="assistant", content=""))))
+        roles = [sse(_chunk(rid, created, model, j, DeltaMessage(role="assistant", content=""))) for j in range(req.n)]
 
         def tail() -> list[str]:
             if not (req.stream_options and req.stream_options.include_usage):
@@ -56,7 +52,7 @@ async def create_chat_completion(req: ChatCompletionRequest, worker: ModelWorker
             return [sse(ChatCompletionChunk(id=rid, created=created, model=model, choices=[],
                                             usage=_usage(done)))]
 
-        return StreamingResponse(stream_jobs(worker, jobs, events, tail), media_type="text/event-stream")
+        return await stream_jobs(worker, jobs, events, tail, roles)
     rendered = await run_jobs(request, worker, jobs)
     return ChatCompletionResponse(id=rid, created=created, model=model, choices=[r.choice for r in rendered],
                                   usage=_usage(rendered), logprobs_mode=req.logprobs_mode)
@@ -68,7 +64,8 @@ def _usage(rendered: list[ChatRendered]) -> Usage:
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
-def _chat_job(req: ChatCompletionRequest, index: int, rid: str, created: int, model: str, push) -> Job:
+def _chat_job(req: ChatCompletionRequest, limits: Limits, index: int, rid: str, created: int, model: str,
+              push) -> Job:
     stops = stop_list(req.stop)
     seed = None if req.seed is None else req.seed + index
     k = (req.top_logprobs or 0) if req.logprobs else 0
@@ -80,7 +77,7 @@ def _chat_job(req: ChatCompletionRequest, index: int, rid: str, created: int, mo
             prompt = chat_prompt(backend, messages, req.add_generation_prompt)
         except InputError as exc:
             raise as_request_error(exc, "messages") from exc
-        budget = token_budget(backend, len(prompt.ids), max_tokens, Limits(max_tokens=None),
+        budget = token_budget(backend, len(prompt.ids), max_tokens, limits,
                               param="max_tokens" if max_tokens else "messages")
         config = sampler_config(req.temperature, req.top_p, req.top_k, req.min_p, req.repetition_penalty,
                                 logit_bias_ids(backend, req.logit_bias))
@@ -124,13 +121,9 @@ def _chunk(rid: str, created: int, model: str, index: int, delta: DeltaMessage, 
 
 def _content(backend: Backend, tokens: list[GeneratedToken], k: int) -> list[TokenLogprob]:
     """One entry per generated token of the message (EOS left out)."""
-    return [TokenLogprob(token=backend.token_text(t.token_id), logprob=_finite(t.logprob),
+    return [TokenLogprob(token=backend.token_text(t.token_id), logprob=finite(t.logprob),
                          bytes=token_bytes(backend, t.token_id),
-                         top_logprobs=[TopLogprob(token=backend.token_text(i), logprob=_finite(lp),
+                         top_logprobs=[TopLogprob(token=backend.token_text(i), logprob=finite(lp),
                                                   bytes=token_bytes(backend, i))
                                        for i, lp in zip(t.top_ids[:k], t.top_logprobs[:k])])
             for t in tokens if t.token_id != backend.eos_token_id]
-
-
-def _finite(x: float) -> float:
-    return x if x > NO_LOGPROB else NO_LOGPROB

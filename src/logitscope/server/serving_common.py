@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from fastapi import Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from ..backends.base import Backend
@@ -19,6 +20,7 @@ from .engine import Job, ModelWorker
 from .errors import RequestError, error_response
 
 DONE = "data: [DONE]\n\n"
+NO_LOGPROB = -9999.0  # what OpenAI and vLLM send for log(0): JSON has no -Infinity
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,19 @@ def now() -> int:
     return int(time.time())
 
 
+def submit_all(worker: ModelWorker, jobs: list[Job]) -> None:
+    """Queue every job, or none: a full queue (ServerBusy) cancels those already queued."""
+    try:
+        for job in jobs:
+            worker.submit(job)
+    except Exception:
+        cancel(jobs)
+        raise
+
+
 async def run_jobs(request: Request | None, worker: ModelWorker, jobs: list[Job]) -> list:
     """Submit ``jobs`` and wait for all of them; cancel them all if the client disconnects."""
-    for job in jobs:
-        worker.submit(job)
+    submit_all(worker, jobs)
     everything = asyncio.gather(*(job.future for job in jobs))
     watcher = asyncio.ensure_future(_disconnected(request)) if request is not None else None
     try:
@@ -78,16 +89,34 @@ def sse(payload: BaseModel | dict) -> str:
 
 
 async def stream_jobs(worker: ModelWorker, jobs: list[Job], events: asyncio.Queue,
-                      tail: Callable[[], list[str]] = list) -> AsyncIterator[str]:
-    """SSE text: chunks the jobs put on ``events`` (from the worker), an error event for a
-    job that fails, then ``tail()`` (e.g. a usage chunk) and ``data: [DONE]``."""
+                      tail: Callable[[], list[str]] = list, head: list[str] = ()) -> StreamingResponse:
+    """Submit ``jobs`` and stream what they put on ``events``. The first event is awaited
+    before the response starts, so a request that fails at once (a full queue, a prompt too
+    long for the context) still gets its HTTP status and error envelope."""
+    submit_all(worker, jobs)
     for job in jobs:
-        worker.submit(job)
-        job.future.add_done_callback(lambda f: events.put_nowait(f))
+        job.future.add_done_callback(events.put_nowait)
+    try:
+        first = await events.get()
+    except asyncio.CancelledError:
+        cancel(jobs)
+        raise
+    if isinstance(first, asyncio.Future) and not first.cancelled() and first.exception() is not None:
+        cancel(jobs)
+        raise first.exception()
+    return StreamingResponse(_sse_events(jobs, events, tail, list(head), first), media_type="text/event-stream")
+
+
+async def _sse_events(jobs: list[Job], events: asyncio.Queue, tail: Callable[[], list[str]], head: list[str],
+                      first) -> AsyncIterator[str]:
+    """SSE text: ``head``, the chunks the jobs put on ``events`` (from the worker), an error
+    event for a job that fails, then ``tail()`` (e.g. a usage chunk) and ``data: [DONE]``."""
     remaining = len(jobs)
     try:
+        for line in head:
+            yield line
         while remaining:
-            item = await events.get()
+            item, first = (first, None) if first is not None else (await events.get(), None)
             if isinstance(item, asyncio.Future):
                 remaining -= 1
                 if not item.cancelled() and item.exception() is not None:
@@ -108,6 +137,10 @@ def pusher(events: asyncio.Queue) -> Callable[[str], None]:
 
 
 # -- checks shared by completions and chat ------------------------------------------------
+
+def finite(logprob: float) -> float:
+    return logprob if logprob > NO_LOGPROB else NO_LOGPROB
+
 
 def check_logprobs(value: int | None, limits: Limits, param: str) -> None:
     if value is not None and value > limits.max_logprobs:

@@ -22,7 +22,6 @@ import asyncio
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
 
 from ..backends.base import Backend, PositionScores
 from ..errors import InputError
@@ -30,13 +29,11 @@ from .decode import Decoding, GeneratedToken, sampler_config
 from .engine import Job, ModelWorker, ScoreTask
 from .protocol import (CompletionChoice, CompletionLogprobs, CompletionRequest, CompletionResponse, PromptLogprob,
                        Usage)
-from .serving_common import (Limits, as_request_error, check_choices, check_logprobs, check_unsupported,
+from .serving_common import (Limits, as_request_error, finite, check_choices, check_logprobs, check_unsupported,
                              logit_bias_ids, now, pusher, request_id, run_jobs, sse, stop_list, stream_jobs,
                              token_budget)
 from .errors import RequestError
 from .tokens import PromptIds, id_prompt, text_prompt, token_label
-
-NO_LOGPROB = -9999.0  # what OpenAI and vLLM send for log(0)
 
 
 @dataclass
@@ -60,8 +57,8 @@ async def create_completion(req: CompletionRequest, worker: ModelWorker, model: 
     rid, created = request_id("cmpl"), now()
     events: asyncio.Queue = asyncio.Queue()
     push = pusher(events) if req.stream else None
-    jobs = ([_score_job(req, prompts, rid, created, model, push)] if _scoring_only(req)
-            else [_decode_job(req, p, i * req.n + j, j, rid, created, model, push)
+    jobs = ([_score_job(req, prompts, limits, rid, created, model, push)] if _scoring_only(req)
+            else [_decode_job(req, p, limits, i * req.n + j, j, rid, created, model, push)
                   for i, p in enumerate(prompts) for j in range(req.n)])
     if req.stream:
         def tail() -> list[str]:
@@ -72,7 +69,7 @@ async def create_completion(req: CompletionRequest, worker: ModelWorker, model: 
             usage = _usage(req, [r for rs in done for r in rs])
             return [sse(CompletionResponse(id=rid, created=created, model=model, choices=[], usage=usage))]
 
-        return StreamingResponse(stream_jobs(worker, jobs, events, tail), media_type="text/event-stream")
+        return await stream_jobs(worker, jobs, events, tail)
     rendered = [r for result in await run_jobs(request, worker, jobs) for r in _flatten(result)]
     rendered.sort(key=lambda r: r.choice.index)
     return CompletionResponse(id=rid, created=created, model=model, choices=[r.choice for r in rendered],
@@ -117,7 +114,7 @@ def _check_request(req: CompletionRequest, limits: Limits, n_prompts: int) -> No
     check_logprobs(req.logprobs, limits, "logprobs")
     check_logprobs(req.prompt_logprobs, limits, "prompt_logprobs")
     check_unsupported(req)
-    check_choices(n_prompts * req.n, limits)
+    check_choices(req.n if _scoring_only(req) else n_prompts * req.n, limits)  # each decoded choice is a job
     if req.suffix:
         raise RequestError("suffix is not supported", param="suffix", code="unsupported")
     if req.best_of not in (None, req.n):
@@ -147,13 +144,14 @@ def _prompt_ids(backend: Backend, prompt: str | list[int], req: CompletionReques
 
 # -- the scoring path ---------------------------------------------------------------------------
 
-def _score_job(req: CompletionRequest, prompts: list, rid: str, created: int, model: str, push) -> Job:
+def _score_job(req: CompletionRequest, prompts: list, limits: Limits, rid: str, created: int, model: str,
+               push) -> Job:
     plan: dict = {}
     top_k = max(req.logprobs or 0, req.prompt_logprobs or 0, 1 if req.max_tokens == 1 else 0)
 
     def prepare(backend: Backend) -> list[ScoreTask]:
         plan["prompts"] = [_prompt_ids(backend, p, req) for p in prompts]
-        plan["tasks"] = [_score_task(backend, p, req, top_k) for p in plan["prompts"]]
+        plan["tasks"] = [_score_task(backend, p, req, limits, top_k) for p in plan["prompts"]]
         return [t for t in plan["tasks"] if t is not None]
 
     def finish(backend: Backend, scores: list[PositionScores]) -> list[Rendered]:
@@ -171,8 +169,9 @@ def _score_job(req: CompletionRequest, prompts: list, rid: str, created: int, mo
     return Job("score", prepare, finish)
 
 
-def _score_task(backend: Backend, prompt: PromptIds, req: CompletionRequest, top_k: int) -> ScoreTask | None:
-    token_budget(backend, len(prompt.ids), req.max_tokens, Limits(max_tokens=None))
+def _score_task(backend: Backend, prompt: PromptIds, req: CompletionRequest, limits: Limits,
+                top_k: int) -> ScoreTask | None:
+    token_budget(backend, len(prompt.ids), req.max_tokens, limits)
     wants = _wants_prompt_scores(req) and len(prompt.ids) > 1
     if req.max_tokens == 1:  # a placeholder target: its row is the distribution after the prompt
         return ScoreTask(prompt.ids + [0], 1 if wants else len(prompt.ids), top_k)
@@ -209,15 +208,15 @@ def _slice(s: PositionScores, a: int, b: int) -> PositionScores:
 
 # -- the decoding path ------------------------------------------------------------------------------
 
-def _decode_job(req: CompletionRequest, prompt, index: int, nth: int, rid: str, created: int, model: str,
-                push) -> Job:
+def _decode_job(req: CompletionRequest, prompt, limits: Limits, index: int, nth: int, rid: str, created: int,
+                model: str, push) -> Job:
     stops = stop_list(req.stop)
     seed = None if req.seed is None else req.seed + nth
     top_k = max(req.logprobs or 0, req.prompt_logprobs or 0)
 
     def prepare(backend: Backend) -> Decoding:
         ids = _prompt_ids(backend, prompt, req)
-        budget = token_budget(backend, len(ids.ids), req.max_tokens, Limits(max_tokens=None))
+        budget = token_budget(backend, len(ids.ids), req.max_tokens, limits)
         if budget == 0:
             raise RequestError("the prompt fills the model's context; nothing can be generated",
                                param="prompt", code="context_length_exceeded", hint="shorten the prompt")
@@ -226,13 +225,13 @@ def _decode_job(req: CompletionRequest, prompt, index: int, nth: int, rid: str, 
         scores = (backend.score_positions([ids.ids], [1], top_k)[0]
                   if _wants_prompt_scores(req) and len(ids.ids) > 1 else None)
         dec = Decoding(ids.ids, budget, config, seed, stops, req.logprobs or 0, req.logprobs_mode)
-        dec.data = ChoiceData(index, ids, scores)  # type: ignore[attr-defined]
+        dec.context = ChoiceData(index, ids, scores)
         if push is not None:
             dec.on_token = _streamer(backend, req, rid, created, model, push)
         return dec
 
     def finish(backend: Backend, dec: Decoding) -> Rendered:
-        data = dec.data  # type: ignore[attr-defined]
+        data = dec.context
         data.tokens, data.text, data.finish_reason, data.stop_reason = (dec.tokens, dec.text, dec.finish_reason,
                                                                         dec.stop_reason)
         return render_choice(backend, data, req)
@@ -243,7 +242,7 @@ def _decode_job(req: CompletionRequest, prompt, index: int, nth: int, rid: str, 
 def _streamer(backend: Backend, req: CompletionRequest, rid: str, created: int, model: str, push):
     """on_token for streaming: the echo (first chunk only), the new text and its log-probs."""
     def on_token(dec: Decoding, piece: str) -> None:
-        data: ChoiceData = dec.data  # type: ignore[attr-defined]
+        data: ChoiceData = dec.context
         first = len(dec.tokens) == 1
         part = ChoiceData(data.index, data.prompt, data.prompt_scores, dec.tokens[-1:], piece, dec.finish_reason,
                           dec.stop_reason)
@@ -279,7 +278,7 @@ def _legacy_logprobs(backend: Backend, data: ChoiceData, req: CompletionRequest,
     for t in data.tokens:
         out.tokens.append(token_label(backend, t.token_id, as_ids))
         out.text_offset.append(base + (t.offset if streaming else min(t.offset, len(data.text))))
-        out.token_logprobs.append(_finite(t.logprob))
+        out.token_logprobs.append(finite(t.logprob))
         out.top_logprobs.append(_top_dict(backend, t.top_ids[:k], t.top_logprobs[:k], t.token_id, t.logprob, as_ids))
     return out
 
@@ -294,7 +293,7 @@ def _echo_logprobs(backend: Backend, data: ChoiceData, out: CompletionLogprobs, 
         out.text_offset.append(data.prompt.offsets[pos])
         if 1 <= pos <= len(lps):
             r = pos - 1
-            out.token_logprobs.append(_finite(lps[r]))
+            out.token_logprobs.append(finite(lps[r]))
             out.top_logprobs.append(_top_dict(backend, top_ids[r], top_lps[r], tid, lps[r], as_ids))
         else:
             out.token_logprobs.append(None)
@@ -306,7 +305,7 @@ def _top_dict(backend: Backend, ids: list[int], lps: list[float], chosen: int, c
     """Most likely first; a later token whose label repeats an earlier one keeps the earlier value."""
     out: dict[str, float] = {}
     for tid, lp in [*zip(ids, lps), (chosen, chosen_lp)]:
-        out.setdefault(token_label(backend, tid, as_ids), _finite(lp))
+        out.setdefault(token_label(backend, tid, as_ids), finite(lp))
     return out
 
 
@@ -320,14 +319,12 @@ def _prompt_logprobs(backend: Backend, data: ChoiceData, req: CompletionRequest)
     lps, ranks = s.logprob.tolist(), s.rank.tolist()
     top_ids, top_lps = s.top_ids[:, :k].tolist(), s.top_logprobs[:, :k].tolist()
     for r, tid in enumerate(data.prompt.ids[1:]):
-        entry = {str(tid): PromptLogprob(logprob=_finite(lps[r]), rank=ranks[r],
+        entry = {str(tid): PromptLogprob(logprob=finite(lps[r]), rank=ranks[r],
                                          decoded_token=token_label(backend, tid, as_ids))}
         for rank, (alt, lp) in enumerate(zip(top_ids[r], top_lps[r]), start=1):
-            entry.setdefault(str(alt), PromptLogprob(logprob=_finite(lp), rank=rank,
+            entry.setdefault(str(alt), PromptLogprob(logprob=finite(lp), rank=rank,
                                                      decoded_token=token_label(backend, alt, as_ids)))
         out.append(entry)
     return out
 
 
-def _finite(x: float) -> float:
-    return x if x > NO_LOGPROB else NO_LOGPROB
