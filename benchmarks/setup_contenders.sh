@@ -6,7 +6,7 @@ set -euo pipefail
 VENV=${VENV:-/work/venv-contenders}
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install torch==2.13.0
-"$VENV/bin/pip" install lm-eval 'lm-eval[hf]'
+"$VENV/bin/pip" install lm-eval 'lm-eval[hf]' 'lm-eval[api]'
 # A native build (-march=native) enables AMX/AVX-512 paths that crash with a general protection
 # fault in libggml-cpu on this VM, so build for AVX2 explicitly.
 CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF" \

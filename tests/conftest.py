@@ -26,12 +26,30 @@ def _default_cache() -> str:
     return os.path.join(xdg or os.path.join(os.path.expanduser("~"), ".cache"), "logitscope")
 
 
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory) -> str:
+    """A temporary cache for the whole run that already holds the bundled model's converted
+    weights (a link to what scripts/setup.sh converted), so a CLI test on the bundled model
+    does not convert the GGUF again (~20 s and a progress bar); everything else starts empty."""
+    root = tmp_path_factory.mktemp("cache")
+    converted = os.path.join(_default_cache(), "converted")
+    if os.path.isdir(converted):
+        os.makedirs(root / "converted")
+        for name in os.listdir(converted):
+            if name.startswith("SmolLM2-135M-Instruct"):
+                os.symlink(os.path.join(converted, name), root / "converted" / name)
+    return str(root)
+
+
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch, tmp_path_factory):
-    """No test sees the user's LOGITSCOPE_* settings, and every test writes to a fresh temporary cache."""
+def _clean_environment(monkeypatch, _session_cache):
+    """No test sees the user's LOGITSCOPE_* settings (only the run's thread count), and every
+    test writes to the run's temporary cache; tests that need an empty cache set their own."""
     for name in [n for n in os.environ if n.startswith("LOGITSCOPE_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setenv("LOGITSCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("LOGITSCOPE_CACHE", _session_cache)
+    if _THREADS:
+        monkeypatch.setenv("LOGITSCOPE_THREADS", str(_THREADS))
 
 
 @pytest.fixture(scope="session")
