@@ -81,11 +81,10 @@ def untraced(model, n: int, cfg: SamplerConfig) -> list[int]:
 def hf_generate(model, n: int, cfg: SamplerConfig):
     backend = model.backend
     ids = torch.tensor([backend.tokenize(PROMPT).ids])
-    sampling = {} if cfg.is_greedy else dict(do_sample=True, temperature=TOP_P["temperature"], top_p=TOP_P["top_p"],
-                                              top_k=0)
+    sampling = dict(do_sample=False) if cfg.is_greedy else dict(do_sample=True, top_k=0, **TOP_P)
     with torch.inference_mode():
         return backend.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n,
-                                      pad_token_id=backend.eos_token_id, do_sample=False, **sampling)
+                                      pad_token_id=backend.eos_token_id, **sampling)
 
 
 class Accepted:
