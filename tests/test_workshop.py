@@ -56,8 +56,13 @@ def seed_reliability_bins():
 
 
 # -- running the notebooks ------------------------------------------------------------------------
+def default_cache() -> str:
+    """Where scripts/setup.sh converted the bundled model, whatever a test set LOGITSCOPE_CACHE to."""
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "logitscope")
+
+
 KERNEL_ENV = {"PYTHONPATH": str(SRC), "LOGITSCOPE_WORKSHOP_MODEL": "bundled", "LOGITSCOPE_THREADS": "1",
-              "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+              "LOGITSCOPE_CACHE": default_cache(), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 PARALLEL = 2  # notebooks at once, one CPU thread each: the two cores of CI stay busy during imports and loads
 
 
@@ -66,7 +71,8 @@ def execute(name: str, folder: Path) -> tuple[dict, nbformat.NotebookNode]:
     nb = nbformat.read(notebook_paths()[LESSONS.index(name)], as_version=4)
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
                                      resources={"metadata": {"path": str(folder)}})
-    client.execute(env={**os.environ, **KERNEL_ENV})  # the kernel's environment only, not this process's
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGITSCOPE_")} | KERNEL_ENV
+    client.execute(env=env)  # the kernel's environment only, not this process's
     keep = os.environ.get("WORKSHOP_EXECUTED_DIR")  # keep the executed notebooks (with outputs) to read them
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
@@ -300,11 +306,12 @@ def test_models_add_installs_assembles_converts_and_resolves(cli, empty_cache, m
 
 
 @pytest.mark.slow
-def test_gemma_base_model_when_added():
+def test_gemma_base_model_when_added(monkeypatch):
     """Runs only where `logitscope models add gemma3-270m` has been done (never in CI)."""
     from logitscope import registry
 
-    if os.environ.get("LOGITSCOPE_WORKSHOP_MODEL") or not registry.is_added("gemma3-270m"):
+    monkeypatch.setenv("LOGITSCOPE_CACHE", default_cache())  # where `models add` put it
+    if not registry.is_added("gemma3-270m"):
         pytest.skip("gemma3-270m has not been added on this machine")
     model = logitscope.load("gemma3-270m")
     assert model.backend.vocab_size == 262_144

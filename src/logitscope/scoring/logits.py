@@ -35,7 +35,9 @@ def all_logits(backend: Backend, text: str, bos: str | bool = False) -> torch.Te
     if len(ids) > backend.capabilities.context_length:
         raise InputError(f"{len(ids)} tokens exceed the model's context of {backend.capabilities.context_length}",
                          hint="pass a shorter text")
-    if hasattr(backend, "_hidden") and hasattr(backend, "_project"):  # local transformers model
-        hidden = backend._hidden(torch.tensor([ids]))[0]  # (T, H)
-        return backend._project(hidden).cpu()[None]  # (1, T, V)
+    hidden_states = getattr(backend, "hidden_states", None) or getattr(backend, "_hidden", None)
+    project = getattr(backend, "project", None) or getattr(backend, "_project", None)
+    if hidden_states is not None and project is not None:  # local transformers model: one forward pass
+        hidden = hidden_states(torch.tensor([ids]))[0]  # (T, H)
+        return project(hidden).cpu()[None]  # (1, T, V)
     return backend.next_logits([ids[:t + 1] for t in range(len(ids))])[None]  # (1, T, V): one call per prefix
