@@ -22,7 +22,7 @@ import pandas as pd
 
 import logitscope as ls
 from logitscope import SamplerConfig, registry
-from logitscope.sampling.tree import tree_text
+from logitscope.views.text import tree_text
 
 checks = {}
 model, note = registry.load_preferred()

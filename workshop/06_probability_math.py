@@ -160,8 +160,8 @@ pd.DataFrame(rows).round(4)
 # %%
 conf = [0.95, 0.90, 0.85, 0.80, 0.75, 0.70, 0.60, 0.55, 0.45, 0.30]
 correct = [1, 1, 0, 1, 0, 1, 0, 0, 0, 0]
-bins = calibration_math.reliability_bins(conf, correct, n_bins=5)
-ece = calibration_math.expected_calibration_error(conf, correct, n_bins=5)
+bins = calibration_math.reliability_bins(conf, correct, bins=5)
+ece = calibration_math.expected_calibration_error(conf, correct, bins=5)
 print(f"ECE = {ece:.4f}")
 checks["ece"] = ece
 checks["ece_bins"] = [[b.count, None if b.count == 0 else round(b.accuracy, 3), None if b.count == 0 else round(b.confidence, 3)] for b in bins]
@@ -276,7 +276,7 @@ print(z.grad[0, 3].abs().max().item(), z.grad[1, 2:].abs().max().item())
 # 5. An overconfident wrong answer in the top bin.
 conf2 = list(conf)
 conf2[2] = 0.99
-print(calibration_math.expected_calibration_error(conf2, correct, n_bins=5))
+print(calibration_math.expected_calibration_error(conf2, correct, bins=5))
 
 # %% tags=["checks"]
 print(json.dumps(checks, default=lambda v: v.item()))  # numpy scalars -> Python

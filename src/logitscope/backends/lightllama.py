@@ -39,6 +39,7 @@ from torch import nn
 from ..errors import ModelLoadError
 from ..loading import missing_weights
 from .hf import HFBackend, _cache_kwarg
+from .fastdecode import FastDecode
 from .fastllama import FastDecoder, torch_supported
 
 # config.json keys the light model reads; an older config.json that leaves one out
@@ -273,6 +274,15 @@ class LazyHFBackend(HFBackend):
         self._real = value
         if getattr(self, "_fast", None) is not None:  # the fast forward follows the model it serves
             self._fast = FastDecoder.for_model(value)
+        if getattr(self, "_decode", None) is not None:  # and so does the fast decode step
+            self._decode = FastDecode.for_model(value)
+
+    def _fast_decode(self, length: int):
+        """Decoding needs no transformers model: the fast decode step runs on the light model's weights."""
+        if self._real is None:
+            fast = self._decode
+            return fast if fast is not None and fast.covers(length) else None
+        return super()._fast_decode(length)
 
     @property
     def cache_arg(self) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ..core import mathops
-from ..backends.base import Backend, DecodeState, require
+from ..backends.base import Backend, DecodeState, as_float, require
 from ..core.boundary import check_fits, prompt_ids
 from ..errors import InputError, check_range, check_sequence
 from ..core.processors import Sampler, SamplerConfig, chi_square_gof, run_chain
@@ -155,12 +155,7 @@ def _check_room(backend: Backend, ids: list[int]) -> None:
 
 def _first_logits(backend: Backend, ids: list[int]) -> torch.Tensor:
     _check_room(backend, ids)
-    return _as_float(backend.next_logits([ids]))  # (1, V)
-
-
-def _as_float(logits: torch.Tensor) -> torch.Tensor:
-    """float32, or float64 when the backend gives it (toy backends are exact)."""
-    return logits if logits.dtype == torch.float64 else logits.float()
+    return as_float(backend.next_logits([ids]))  # (1, V)
 
 
 def _stage_view(backend: Backend, name: str, logits: torch.Tensor, top: int) -> StageView:
@@ -254,7 +249,7 @@ def _traced_tokens(backend: Backend, sampler: Sampler, ids: list[int], k: int, u
     history = list(ids)
     lookup = PromptLookup(history) if drafts else None
     state = backend.prefill(ids) if use_cache else DecodeState(tuple(ids), backend.next_logits([ids])[0])
-    raw, rejected = _as_float(state.logits), None  # (V,) logits for the next token
+    raw, rejected = as_float(state.logits), None  # (V,) logits for the next token
     context = backend.capabilities.context_length
     while True:
         processed = _process(sampler, history, raw)  # (V,)
@@ -288,12 +283,12 @@ def _feed(backend: Backend, state: DecodeState, tokens: list[int],
     if not use_cache:
         ids = state.ids + tuple(tokens)
         state = DecodeState(ids, backend.next_logits([list(ids)])[0])  # recompute the whole prefix
-        return state, _as_float(state.logits)[None]
+        return state, as_float(state.logits)[None]
     if len(tokens) > 1:
         state, rows = backend.extend_rows(state, tokens)  # type: ignore[attr-defined]
-        return state, _as_float(rows)
+        return state, as_float(rows)
     state = backend.extend(state, tokens)
-    return state, _as_float(state.logits)[None]
+    return state, as_float(state.logits)[None]
 
 
 def _process(sampler: Sampler, history: list[int], raw: torch.Tensor) -> torch.Tensor:

@@ -11,33 +11,24 @@ from __future__ import annotations
 
 import torch
 
-from ..backends.base import Backend
-from ..core.boundary import prefix_token_id, require_text, wants_prefix
-from ..errors import InputError
+from ..backends.base import Backend, require
+from ..core.boundary import check_fits, prefix_ids, require_text
 
 
 def text_ids(backend: Backend, text: str, bos: str | bool = False) -> list[int]:
     """The ids the model sees for ``text``: its tokens, with the prefix token in front if ``bos`` asks."""
     require_text(text)
-    ids = backend.tokenize(text).ids
-    if not wants_prefix(backend, bos):
-        return ids
-    prefix = prefix_token_id(backend)
-    if prefix is None:
-        raise InputError("this model has no BOS or EOS token to use as a prefix", hint="use bos=False")
-    return [prefix] + ids
+    return prefix_ids(backend, bos) + backend.tokenize(text).ids
 
 
 @torch.inference_mode()
 def all_logits(backend: Backend, text: str, bos: str | bool = False) -> torch.Tensor:
-    """Logits (1, T, V) for every position of ``text``, in one forward pass where the backend allows."""
+    """Logits (1, T, V) for every position of ``text``: one forward pass for a model with local
+    weights, one ``next_logits`` row per prefix otherwise (e.g. the toy models)."""
+    require(backend, "full_vocab", "the logits tensor")
     ids = text_ids(backend, text, bos)
-    if len(ids) > backend.capabilities.context_length:
-        raise InputError(f"{len(ids)} tokens exceed the model's context of {backend.capabilities.context_length}",
-                         hint="pass a shorter text")
-    hidden_states = getattr(backend, "hidden_states", None) or getattr(backend, "_hidden", None)
-    project = getattr(backend, "project", None) or getattr(backend, "_project", None)
-    if hidden_states is not None and project is not None:  # local transformers model: one forward pass
-        hidden = hidden_states(torch.tensor([ids]))[0]  # (T, H)
-        return project(hidden).cpu()[None]  # (1, T, V)
-    return backend.next_logits([ids[:t + 1] for t in range(len(ids))])[None]  # (1, T, V): one call per prefix
+    check_fits(backend, len(ids), "the text", "pass a shorter text")
+    if backend.capabilities.weights:
+        hidden = backend.hidden_states(torch.tensor([ids]))[0]  # (T, H)
+        return backend.project(hidden).cpu()[None]  # (1, T, V)
+    return backend.next_logits([ids[:t + 1] for t in range(len(ids))])[None]  # (1, T, V)
