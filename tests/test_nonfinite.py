@@ -72,7 +72,7 @@ def test_plus_inf_bias_makes_the_token_certain_in_every_stage(cli):
                            "--json"]).output)
     for stage in data["stages"][1:]:
         assert stage["survivors"] == 1 and stage["top"][0]["text"] == "cat" and stage["top"][0]["prob"] == 1.0
-    assert data["config"]["bias"] == [["cat", "inf"]]
+    assert data["sampler"]["bias"] == [["cat", "inf"]]
 
 
 def test_two_forced_tokens_share_the_mass():

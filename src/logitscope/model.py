@@ -104,14 +104,14 @@ class Model:
         """The next-token distribution after each stage of a SamplerConfig chain."""
         from .sampling.generation import distribution_chain
 
-        return distribution_chain(self.backend, prompt, config=sampler, bos=bos, top=top)
+        return distribution_chain(self.backend, prompt, sampler=sampler, bos=bos, top=top)
 
     def sample(self, prompt: str, n: int = 1000, sampler: "SamplerConfig | None" = None, seed: int = 0,
                bos: str | bool = "auto") -> "SampleResult":
         """Draw ``n`` next tokens (seeded) and test them against the processed distribution."""
         from .sampling.generation import sample_next
 
-        return sample_next(self.backend, prompt, n=n, config=sampler, seed=seed, bos=bos)
+        return sample_next(self.backend, prompt, n=n, sampler=sampler, seed=seed, bos=bos)
 
     def generate(self, prompt: str, max_new_tokens: int = 50, sampler: "SamplerConfig | None" = None,
                  seed: int | None = 0, stop: Sequence[str] = (), bos: str | bool = "auto",
@@ -119,7 +119,7 @@ class Model:
         """Traced generation on the backend's KV cache; see ``sampling.generation.generate``."""
         from .sampling.generation import generate
 
-        return generate(self.backend, prompt, max_new_tokens=max_new_tokens, config=sampler, seed=seed, stop=stop,
+        return generate(self.backend, prompt, max_new_tokens=max_new_tokens, sampler=sampler, seed=seed, stop=stop,
                         bos=bos, top_alternatives=top_alternatives, use_cache=use_cache, on_text=on_text)
 
     def beam_search(self, prompt: str, num_beams: int = 4, max_new_tokens: int = 20, alpha: float = 1.0,

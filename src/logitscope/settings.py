@@ -5,6 +5,7 @@
     LOGITSCOPE_THREADS       torch CPU threads, an integer >= 1 (default: torch's own choice)
     LOGITSCOPE_DEVICE        "cpu", "cuda", "cuda:N" or "mps" (default: cuda when available, else cpu)
     LOGITSCOPE_FAST_FORWARD  "0" scores Llama-family models with transformers' own forward
+    LOGITSCOPE_FAST_DECODE   "0" decodes Llama-family models through transformers' own cache
 
 An empty variable counts as unset. A bad value raises ``InputError`` naming the
 variable, its value and what it may be; ``check_environment()`` checks them all
@@ -85,12 +86,21 @@ def check_device(name: str) -> str:
     return name
 
 
+def _switch(name: str) -> bool:
+    value = _get(name)
+    if value not in (None, "0", "1"):
+        raise _bad(name, value, "is neither 0 nor 1", "use 0 (off) or 1 (on, the default)")
+    return value != "0"
+
+
 def fast_forward() -> bool:
     """False only when LOGITSCOPE_FAST_FORWARD is "0"."""
-    value = _get("LOGITSCOPE_FAST_FORWARD")
-    if value not in (None, "0", "1"):
-        raise _bad("LOGITSCOPE_FAST_FORWARD", value, "is neither 0 nor 1", "use 0 (off) or 1 (on, the default)")
-    return value != "0"
+    return _switch("LOGITSCOPE_FAST_FORWARD")
+
+
+def fast_decode() -> bool:
+    """False only when LOGITSCOPE_FAST_DECODE is "0"."""
+    return _switch("LOGITSCOPE_FAST_DECODE")
 
 
 def check_environment() -> None:
@@ -98,6 +108,7 @@ def check_environment() -> None:
     cache_dir()
     threads()
     fast_forward()
+    fast_decode()
     name = device()
     if name is not None and name != "cpu":
         check_device(name)  # imports torch only when a non-CPU device is asked for

@@ -52,6 +52,7 @@ class Capabilities:
     context_length: int = 2048  # longest sequence one forward pass accepts (prefix token included)
     kv_cache: bool = False  # extend() reuses past computation instead of recomputing
     weights: bool = False  # local torch weights: hidden_states/project/torch_module/with_module work
+    verify_rows: bool = False  # extend_rows/rewind: logits of several fed tokens in one forward (speculative)
 
     def __post_init__(self):
         if self.full_vocab == (self.top_k_only is not None):
@@ -60,7 +61,7 @@ class Capabilities:
     def describe(self) -> dict:
         """The capabilities as plain values (for `logitscope info`, JSON and repr)."""
         return {"full_vocab": self.full_vocab, "top_k_only": self.top_k_only, "context_length": self.context_length,
-                "kv_cache": self.kv_cache, "weights": self.weights}
+                "kv_cache": self.kv_cache, "weights": self.weights, "verify_rows": self.verify_rows}
 
 
 _NEEDS_HINT = {

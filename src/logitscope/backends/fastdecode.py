@@ -29,12 +29,11 @@ forward is tested per architecture in tests/test_fastdecode.py.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import settings
 from .fastllama import FastDecoder, _mlp, _rms, _rotate_
 
 QUERY_BLOCK = 64  # query rows per attention call when a step feeds many tokens (a prefill)
@@ -44,7 +43,7 @@ FORK_ROOM = 64  # free rows a forked copy starts with: beams and tree branches f
 
 def enabled() -> bool:
     """The environment switch: LOGITSCOPE_FAST_DECODE=0 turns the fast decode path off."""
-    return os.environ.get("LOGITSCOPE_FAST_DECODE", "1") != "0"
+    return settings.fast_decode()
 
 
 class StaticCache:

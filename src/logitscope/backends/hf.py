@@ -50,7 +50,8 @@ class HFBackend(Backend):
         self.eos_token_id = tokenizer.eos_token_id
         self.adds_bos_by_default = _tokenizer_adds_bos(tokenizer)
         n_ctx = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048
-        self.capabilities = Capabilities(full_vocab=True, context_length=int(n_ctx), kv_cache=True, weights=True)
+        self.capabilities = Capabilities(full_vocab=True, context_length=int(n_ctx), kv_cache=True, weights=True,
+                                         verify_rows=True)
         self.device = next(model.parameters()).device
         self._softcap = getattr(cfg, "final_logit_softcapping", None)
         self._pad = self.eos_token_id if self.eos_token_id is not None else 0

@@ -47,7 +47,7 @@ class StageView(ResultMixin):
 class ChainResult(ResultMixin):
     prompt: str
     input_ids: tuple[int, ...]
-    config: SamplerConfig
+    sampler: SamplerConfig
     stages: tuple[StageView, ...]
 
     def _rows(self) -> list[dict]:
@@ -74,7 +74,7 @@ class SampleResult(ResultMixin):
 
     prompt: str
     input_ids: tuple[int, ...]
-    config: SamplerConfig
+    sampler: SamplerConfig
     seed: int
     n: int
     survivors: int
@@ -123,7 +123,7 @@ class GenerationResult(ResultMixin):
     text: str  # the new text (EOS left out)
     steps: tuple[TraceStep, ...]
     stop_reason: str  # "eos" | "stop" | "context" | "max_new_tokens"
-    config: SamplerConfig
+    sampler: SamplerConfig
     seed: int  # the seed actually used (a fresh one when generate got seed=None)
     used_cache: bool
 
@@ -168,40 +168,40 @@ def _stage_view(backend: Backend, name: str, logits: torch.Tensor, top: int) -> 
 
 # -- the chain view and the sampling check -----------------------------------------------------
 
-def distribution_chain(backend: Backend, prompt: str, config: SamplerConfig | None = None,
+def distribution_chain(backend: Backend, prompt: str, sampler: SamplerConfig | None = None,
                        bos: str | bool = "auto", top: int = 10) -> ChainResult:
-    """The next-token distribution after each stage of ``config``'s chain."""
+    """The next-token distribution after each stage of ``sampler``'s chain."""
     check_range("top", top, 1, None)
-    config = config or SamplerConfig()
+    sampler = sampler or SamplerConfig()
     ids = start_ids(backend, prompt, bos)
     logits = _first_logits(backend, ids)  # (1, V)
-    stages = run_chain(config.stages(_token_ids(backend)), torch.tensor([ids]), logits)
-    return ChainResult(prompt, tuple(ids), config,
+    stages = run_chain(sampler.stages(_token_ids(backend)), torch.tensor([ids]), logits)
+    return ChainResult(prompt, tuple(ids), sampler,
                        tuple(_stage_view(backend, name, row[0], top) for name, row in stages))
 
 
-def sample_next(backend: Backend, prompt: str, n: int = 1000, config: SamplerConfig | None = None,
+def sample_next(backend: Backend, prompt: str, n: int = 1000, sampler: SamplerConfig | None = None,
                 seed: int = 0, bos: str | bool = "auto", top: int = 10) -> SampleResult:
     """Draw ``n`` next tokens (seeded) and test them against the processed distribution."""
     check_range("n", n, 1, 10_000_000)
-    config = config or SamplerConfig()
+    sampler = sampler or SamplerConfig()
     ids = start_ids(backend, prompt, bos)
-    sampler = Sampler(config, seed, _token_ids(backend))
-    processed = sampler.process(torch.tensor([ids]), _first_logits(backend, ids))  # (1, V)
-    draws = sampler.choose(processed, n)[0]  # (n,)
+    chooser = Sampler(sampler, seed, _token_ids(backend))
+    processed = chooser.process(torch.tensor([ids]), _first_logits(backend, ids))  # (1, V)
+    draws = chooser.choose(processed, n)[0]  # (n,)
     counts = torch.bincount(draws, minlength=processed.shape[-1])  # (V,)
     logp = mathops.log_softmax(processed[0].double())  # (V,)
     stat, dof, p = chi_square_gof(counts, logp.exp())
     shown = set(logp.topk(min(top, int(torch.isfinite(logp).sum()))).indices.tolist()) | set(draws.unique().tolist())
     rows = sorted((SampleCount(i, backend.token_text(i), float(logp[i]), int(counts[i])) for i in shown),
                   key=lambda r: (-r.logprob, r.token_id))
-    return SampleResult(prompt, tuple(ids), config, sampler.seed, n, int(torch.isfinite(logp).sum()), tuple(rows),
+    return SampleResult(prompt, tuple(ids), sampler, chooser.seed, n, int(torch.isfinite(logp).sum()), tuple(rows),
                         stat, dof, p)
 
 
 # -- traced generation ---------------------------------------------------------------------------
 
-def generate(backend: Backend, prompt: str, max_new_tokens: int = 50, config: SamplerConfig | None = None,
+def generate(backend: Backend, prompt: str, max_new_tokens: int = 50, sampler: SamplerConfig | None = None,
              seed: int | None = 0, stop: Sequence[str] = (), bos: str | bool = "auto", top_alternatives: int = 10,
              use_cache: bool = True, on_text: Callable[[str], None] | None = None,
              speculative: bool = True) -> GenerationResult:
@@ -218,15 +218,15 @@ def generate(backend: Backend, prompt: str, max_new_tokens: int = 50, config: Sa
     context = backend.capabilities.context_length
     check_range("max_new_tokens", max_new_tokens, 1, context)
     check_range("top_alternatives", top_alternatives, 0, None)
-    config = config or SamplerConfig()
+    sampler = sampler or SamplerConfig()
     ids = start_ids(backend, prompt, bos)
     _check_room(backend, ids)
-    sampler = Sampler(config, seed, _token_ids(backend))
+    chooser = Sampler(sampler, seed, _token_ids(backend))
     stream = _Stream(backend, stop, on_text)
     records, reason = [], None
-    drafts = speculative and use_cache and hasattr(backend, "extend_rows") and hasattr(backend, "rewind")
+    drafts = speculative and use_cache and backend.capabilities.verify_rows
     with torch.inference_mode():
-        steps = _traced_tokens(backend, sampler, ids, top_alternatives, use_cache, drafts, max_new_tokens)
+        steps = _traced_tokens(backend, chooser, ids, top_alternatives, use_cache, drafts, max_new_tokens)
         for token, record in steps:
             records.append(record)
             reason = _stop_reason(backend, stream, token, len(ids) + len(records), context)
@@ -234,7 +234,7 @@ def generate(backend: Backend, prompt: str, max_new_tokens: int = 50, config: Sa
                 break
         steps.close()
     stream.finish()
-    return _generation_result(backend, prompt, ids, records, reason or "max_new_tokens", config, sampler.seed,
+    return _generation_result(backend, prompt, ids, records, reason or "max_new_tokens", sampler, chooser.seed,
                               use_cache)
 
 
@@ -285,7 +285,7 @@ def _feed(backend: Backend, state: DecodeState, tokens: list[int],
         state = DecodeState(ids, backend.next_logits([list(ids)])[0])  # recompute the whole prefix
         return state, as_float(state.logits)[None]
     if len(tokens) > 1:
-        state, rows = backend.extend_rows(state, tokens)  # type: ignore[attr-defined]
+        state, rows = backend.extend_rows(state, tokens)  # type: ignore[attr-defined]  # verify_rows declared
         return state, as_float(rows)
     state = backend.extend(state, tokens)
     return state, as_float(state.logits)[None]
@@ -358,7 +358,7 @@ def _stop_reason(backend: Backend, stream: _Stream, token: int, length: int, con
     return "context" if length >= context else None
 
 
-def _generation_result(backend, prompt, ids, records, reason, config, seed, used_cache) -> GenerationResult:
+def _generation_result(backend, prompt, ids, records, reason, sampler, seed, used_cache) -> GenerationResult:
     tokens = [r[0] for r in records]
     cols = [torch.stack([r[i] for r in records]).tolist() for i in range(1, 6)]  # one conversion for all steps
     steps = tuple(
@@ -367,4 +367,4 @@ def _generation_result(backend, prompt, ids, records, reason, config, seed, used
         for n, (tok, lp, plp, rank, ent, surv, rec) in enumerate(zip(tokens, *cols, records)))
     text_ids = tokens[:-1] if reason == "eos" else tokens
     return GenerationResult(prompt, tuple(ids), tuple(tokens), backend.detokenize(text_ids), steps, reason,
-                            config, seed, used_cache)
+                            sampler, seed, used_cache)
