@@ -150,7 +150,7 @@ def test_top_k_next_token_and_perplexity(full_and_topk):
 
 @pytest.mark.parametrize("call", [
     lambda m: m.chain("The cat"), lambda m: m.sample("The cat", n=10), lambda m: m.generate("The cat", 2),
-    lambda m: m.tree("The cat", depth=1), lambda m: m.beam_search("The cat", max_new_tokens=2),
+    lambda m: m.beam_search("The cat", max_new_tokens=2),
     lambda m: m.quantization_impact("The cat sat on the mat.", bits=(8,), int8=False),
 ])
 def test_analyses_that_need_more_than_top_k_say_so(full_and_topk, call):

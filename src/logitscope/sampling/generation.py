@@ -7,7 +7,10 @@ Three analyses, each written once against ``Backend``:
 * ``sample_next`` — draw n next tokens with a seeded generator and compare the
   counts with the processed probabilities (Pearson chi-square).
 * ``generate`` — autoregressive generation on ``prefill``/``extend`` (the KV
-  cache when the backend has one) that records every step.
+  cache when the backend has one) that records every step. On a top-k-only
+  backend (a remote server) it runs on ``next_top_k`` instead (``topk_decode.py``):
+  greedy always, sampling where the chain provably stays inside the top k; the
+  result's ``top_k_only`` says so and each step's entropy is a lower bound.
 
 Empty prompt: generation (and the two views above) start from the prefix token
 alone — BOS, else EOS — so ``generate("")`` shows what the model says unprompted.
@@ -29,6 +32,7 @@ from ..core.processors import Sampler, SamplerConfig, chi_square_gof, run_chain
 from ..results import ResultMixin, TokenCandidate, jsonable, prob_of
 from ..scoring.score import candidates
 from .speculative import DRAFT_TOKENS, PromptLookup, accepts, draw
+from .topk_decode import top_k_steps
 
 
 # -- results -------------------------------------------------------------------------------
@@ -102,9 +106,10 @@ class TraceStep(ResultMixin):
     logprob: float  # under the raw distribution
     processed_logprob: float  # under the sampler's processed distribution
     rank: int  # in the raw distribution, 1 = argmax
-    entropy: float  # nats, raw distribution
+    entropy: float  # nats, raw distribution; a lower bound when the backend is top-k only
     survivors: int  # tokens left after the chain
     alternatives: tuple[TokenCandidate, ...]  # raw top-k
+    remaining_mass: float | None = None  # top-k-only backends: the probability outside the known top k
 
     prob = prob_of("logprob")
     processed_prob = prob_of("processed_logprob")
@@ -126,6 +131,7 @@ class GenerationResult(ResultMixin):
     sampler: SamplerConfig
     seed: int  # the seed actually used (a fresh one when generate got seed=None)
     used_cache: bool
+    top_k_only: int | None = None  # decoded from the backend's top k: entropies are lower bounds
 
     @property
     def total_logprob(self) -> float:
@@ -139,8 +145,15 @@ class GenerationResult(ResultMixin):
 
 def start_ids(backend: Backend, prompt: str, bos: str | bool = "auto") -> list[int]:
     """Prompt ids under the prefix policy; the empty prompt is the prefix token alone.
-    Decoding reads full next-token distributions, so it needs a full-vocabulary backend."""
-    require(backend, "full_vocab", "decoding (sampling, generation, beam search, the tree)")
+    For the analyses that read full next-token distributions (the chain view, sampling
+    checks, beam search), so it needs a full-vocabulary backend; generation and the tree
+    also run on top-k backends and call ``decode_ids``."""
+    require(backend, "full_vocab", "the sampler chain, sampling checks and beam search")
+    return decode_ids(backend, prompt, bos)
+
+
+def decode_ids(backend: Backend, prompt: str, bos: str | bool = "auto") -> list[int]:
+    """Prompt ids under the prefix policy; the empty prompt is the prefix token alone."""
     return prompt_ids(backend, prompt, bos, allow_empty=True)
 
 
@@ -214,19 +227,26 @@ def generate(backend: Backend, prompt: str, max_new_tokens: int = 50, sampler: S
     can verify several tokens in one forward check prompt-lookup drafts
     (``speculative.py``): same tokens when greedy, same distribution when
     sampling, every reported probability the model's own.
+
+    A top-k-only backend decodes from its top k (``topk_decode.py``, one
+    ``next_top_k`` call per token, no cache): ``top_alternatives`` is capped at k,
+    sampling that would renormalise beyond the top k raises CapabilityError.
     """
     context = backend.capabilities.context_length
     check_range("max_new_tokens", max_new_tokens, 1, context)
     check_range("top_alternatives", top_alternatives, 0, None)
     sampler = sampler or SamplerConfig()
-    ids = start_ids(backend, prompt, bos)
+    ids = decode_ids(backend, prompt, bos)
     _check_room(backend, ids)
     chooser = Sampler(sampler, seed, _token_ids(backend))
     stream = _Stream(backend, stop, on_text)
     records, reason = [], None
+    top_k_only = backend.capabilities.top_k_only
+    use_cache = use_cache and top_k_only is None
     drafts = speculative and use_cache and backend.capabilities.verify_rows
     with torch.inference_mode():
-        steps = _traced_tokens(backend, chooser, ids, top_alternatives, use_cache, drafts, max_new_tokens)
+        steps = (_traced_tokens(backend, chooser, ids, top_alternatives, use_cache, drafts, max_new_tokens)
+                 if top_k_only is None else top_k_steps(backend, chooser, ids, top_alternatives))
         for token, record in steps:
             records.append(record)
             reason = _stop_reason(backend, stream, token, len(ids) + len(records), context)
@@ -235,7 +255,7 @@ def generate(backend: Backend, prompt: str, max_new_tokens: int = 50, sampler: S
         steps.close()
     stream.finish()
     return _generation_result(backend, prompt, ids, records, reason or "max_new_tokens", sampler, chooser.seed,
-                              use_cache)
+                              use_cache, top_k_only)
 
 
 def _traced_tokens(backend: Backend, sampler: Sampler, ids: list[int], k: int, use_cache: bool,
@@ -358,13 +378,15 @@ def _stop_reason(backend: Backend, stream: _Stream, token: int, length: int, con
     return "context" if length >= context else None
 
 
-def _generation_result(backend, prompt, ids, records, reason, sampler, seed, used_cache) -> GenerationResult:
+def _generation_result(backend, prompt, ids, records, reason, sampler, seed, used_cache,
+                       top_k_only=None) -> GenerationResult:
+    """Records are generation's ``_record`` tuples; a top-k step adds its remaining mass (``topk_decode``)."""
     tokens = [r[0] for r in records]
     cols = [torch.stack([r[i] for r in records]).tolist() for i in range(1, 6)]  # one conversion for all steps
     steps = tuple(
         TraceStep(n, tok, backend.token_text(tok), float(lp), float(plp), int(rank), float(ent), int(surv),
-                  candidates(backend, rec[6], rec[7]))
+                  candidates(backend, rec[6], rec[7]), float(rec[8]) if len(rec) > 8 else None)
         for n, (tok, lp, plp, rank, ent, surv, rec) in enumerate(zip(tokens, *cols, records)))
     text_ids = tokens[:-1] if reason == "eos" else tokens
     return GenerationResult(prompt, tuple(ids), tuple(tokens), backend.detokenize(text_ids), steps, reason,
-                            sampler, seed, used_cache)
+                            sampler, seed, used_cache, top_k_only)

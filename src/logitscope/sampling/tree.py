@@ -13,6 +13,11 @@ prefilled once and every child continues its parent's decode state: siblings
 fork the parent's KV cache instead of recomputing the prefix, so an expansion
 costs one single-token step. ``reuse_cache=False`` recomputes every prefix
 from scratch (the reference path). Leaves and EOS nodes are not expanded.
+
+A top-k-only backend (a remote server) expands the known alternatives: level by
+level, one ``next_top_k`` call for every node of the level (a remote backend packs
+them into concurrent requests), ``branch`` at most its k. The log-probs are exact;
+the result's ``top_k_only`` says the branches came from the top k.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ import torch
 
 from ..core import mathops
 from ..backends.base import Backend, DecodeState
+from ..backends.topk import check_top_k
 from ..errors import InputError, check_range
-from .generation import _check_room, start_ids
+from .generation import _check_room, decode_ids
 from ..results import ResultMixin, prob_of
 
 MAX_NODES = 20_000
@@ -58,7 +64,8 @@ class TreeResult(ResultMixin):
     branch: int
     min_prob: float
     children: tuple[TreeNode, ...]
-    forward_steps: int  # decode steps run (prefill counts as one)
+    forward_steps: int  # decode steps run (prefill counts as one); top-k backends: prefixes asked for
+    top_k_only: int | None = None  # expanded from the backend's top k
 
     def nodes(self) -> Iterator[tuple[tuple[TreeNode, ...], TreeNode]]:
         """Every (ancestors, node) pair, depth first."""
@@ -82,9 +89,15 @@ def expand_tree(backend: Backend, prompt: str, depth: int = 3, branch: int = 3, 
     if branch ** depth > MAX_NODES:
         raise InputError(f"branch={branch} and depth={depth} give {branch ** depth} leaves",
                          hint=f"lower branch or depth so that branch ** depth <= {MAX_NODES}")
-    ids = start_ids(backend, prompt, bos)
+    ids = decode_ids(backend, prompt, bos)
     _check_room(backend, ids)
     depth = min(depth, backend.capabilities.context_length - len(ids))
+    if backend.capabilities.top_k_only is not None:
+        check_top_k(backend, branch)
+        with torch.inference_mode():
+            children, asked = _top_k_tree(backend, ids, depth, branch, min_prob)
+        return TreeResult(prompt, tuple(ids), depth, branch, min_prob, children, asked,
+                          backend.capabilities.top_k_only)
     expander = _Expander(backend, branch, min_prob, reuse_cache)
     with torch.inference_mode():
         root = backend.prefill(ids) if reuse_cache else DecodeState(tuple(ids), backend.next_logits([ids])[0])
@@ -119,3 +132,26 @@ class _Expander:
             return DecodeState(ids, self.backend.next_logits([list(ids)])[0])  # recompute the prefix
         parent = state if last else self.backend.fork(state)  # the last child may consume the parent's cache
         return self.backend.extend(parent, [token])
+
+
+def _top_k_tree(backend: Backend, ids: list[int], depth: int, branch: int,
+                min_prob: float) -> tuple[tuple[TreeNode, ...], int]:
+    """The tree from ``next_top_k``, one call per level for all of its nodes; (children, prefixes asked)."""
+    tops: dict[tuple[int, ...], list[tuple[int, float]]] = {}  # path -> its kept (token, log-prob) children
+    level, asked = [()], 0
+    for d in range(depth):
+        if not level:
+            break
+        top_ids, top_lps = backend.next_top_k([ids + list(path) for path in level], branch)  # (N, branch)
+        asked += len(level)
+        for path, row_ids, row_lps in zip(level, top_ids.tolist(), top_lps.tolist()):
+            tops[path] = [(t, lp) for t, lp in zip(row_ids, row_lps) if math.exp(lp) >= min_prob]
+        level = [path + (t,) for path in level for t, _ in tops[path]
+                 if d < depth - 1 and t != backend.eos_token_id]
+    return _top_k_nodes(backend, tops, (), 0.0), asked
+
+
+def _top_k_nodes(backend: Backend, tops: dict, path: tuple[int, ...], cum: float) -> tuple[TreeNode, ...]:
+    return tuple(TreeNode(t, backend.token_text(t), lp, cum + lp, len(path) + 1,
+                          _top_k_nodes(backend, tops, path + (t,), cum + lp) if path + (t,) in tops else ())
+                 for t, lp in tops.get(path, []))

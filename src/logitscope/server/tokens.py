@@ -4,7 +4,8 @@ Runs in the model's worker thread (it calls the tokenizer).
 
 * A text prompt gets the model's own prefix (BOS) policy unless the client sends
   ``add_special_tokens: false``; the empty prompt is the prefix token alone
-  (``sampling.generation.start_ids``). A token-id prompt is used as given.
+  (``sampling.generation.decode_ids``; no capability needed, so a top-k backend
+  is served too). A token-id prompt is used as given.
 * ``token_bytes`` recovers a token's raw UTF-8 bytes, so a piece of a multi-byte
   character is its bytes, not U+FFFD.
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from ..backends.base import Backend
 from ..errors import CapabilityError, InputError
-from ..sampling.generation import start_ids
+from ..sampling.generation import decode_ids
 
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")  # SentencePiece byte fallback
 
@@ -30,7 +31,7 @@ class PromptIds:
 
 
 def text_prompt(backend: Backend, prompt: str, add_special_tokens: bool = True) -> PromptIds:
-    ids = start_ids(backend, prompt, "auto" if add_special_tokens else False)
+    ids = decode_ids(backend, prompt, "auto" if add_special_tokens else False)
     tok = backend.tokenize(prompt) if prompt else None
     spans = [s for s, _ in tok.offsets] if tok else []
     return PromptIds(ids, prompt, [0] * (len(ids) - len(spans)) + spans)  # a prefix token sits at offset 0
