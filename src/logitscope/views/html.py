@@ -82,7 +82,7 @@ def heatmap_fragment(result, color_by: str = "prob") -> str:
         if colour is None:
             spans.append(f'<span class="dim">{html.escape(piece)}</span>')
             continue
-        tip = f"p={text.fmt_p(tok.prob)}  rank {tok.rank}  entropy {tok.entropy:.3f} nats"
+        tip = f"p={text.fmt_p(tok.prob)}  rank {tok.rank}  {text.entropy_label(result)} {tok.entropy:.3f} nats"
         spans.append(f'<span title="{html.escape(tip, quote=True)}" style="background:{colour};'
                      f'color:{text_colour(colour)}">{html.escape(piece)}</span>')
     return f'<div class="heat">{"".join(spans)}</div>'

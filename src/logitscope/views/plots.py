@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from ..errors import CapabilityError
 from . import lookup
 from .colours import BLUE, GREEN, GREY, ORANGE, RED, entropy_colour, prob_colour
-from .text import show_token
+from .text import entropy_label, show_token, top_k_note
 
 Panel = Callable[[object, Axes], None]
 DPI = 110
@@ -85,7 +85,7 @@ def _candidate_bars(ax: Axes, cands, title: str) -> None:
 
 def next_token_picture(result) -> Picture:
     def bars(r, ax):
-        _candidate_bars(ax, r.top, f"next token after {r.prompt!r} (entropy {r.entropy:.2f} nats)")
+        _candidate_bars(ax, r.top, f"next token after {r.prompt!r} ({entropy_label(r)} {r.entropy:.2f} nats)")
     return Picture([bars], (6, 1 + 0.35 * len(result.top)))
 
 
@@ -171,14 +171,14 @@ def generation_picture(result) -> Picture:
         steps = range(len(r.steps))
         ax.plot(steps, [s.prob for s in r.steps], "o-", color=BLUE, label="p raw")
         ax.plot(steps, [s.processed_prob for s in r.steps], "s:", color=ORANGE, label="p processed")
-        ax.set(ylim=(0, 1.05), ylabel="p(chosen token)", title=f"generation trace, stopped: {r.stop_reason}")
+        ax.set(ylim=(0, 1.05), ylabel="p(chosen token)", title=f"generation trace, stopped: {r.stop_reason}{top_k_note(r)}")
         ax.legend(fontsize=SMALL)
         _token_labels(ax, [show_token(s.text) for s in r.steps])
 
     def entropy(r, ax):
         steps = range(len(r.steps))
         ax.bar(steps, [s.entropy for s in r.steps], color=[entropy_colour(s.entropy) for s in r.steps])
-        ax.set_ylabel("entropy (nats)")
+        ax.set_ylabel(f"{entropy_label(r)} (nats)")
         _token_labels(ax, [show_token(s.text) for s in r.steps])
     return Picture([probs, entropy], (_width(len(result.steps)), 6), rows=True)
 
@@ -201,7 +201,7 @@ def tree_picture(result) -> Picture:
 
     def draw(r, ax):
         root_y = _mean_y(r.children, places)
-        ax.text(0, root_y, repr(r.prompt), ha="right", va="center", fontsize=SMALL,
+        ax.text(0, root_y, repr(r.prompt) + top_k_note(r), ha="right", va="center", fontsize=SMALL,
                 bbox={"boxstyle": "round", "fc": "#eeeeee"})
         _draw_nodes(ax, r.children, (0, root_y), places)
         ax.set_xlim(-2.5, r.depth + 0.8)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .colours import BAR_STYLE, UNSCORED_STYLE, on, prob_colour
-from .text import fmt, fmt_p, show_token
+from .text import entropy_label, fmt, fmt_p, show_token
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ def columns(names, left=(), **options) -> list[Column]:
 
 # -- next token and scoring ----------------------------------------------------------------------
 def next_token_table(result) -> TableSpec:
-    title = (f"next token after {result.prompt!r}  (entropy {result.entropy:.3f} nats = "
-             f"{result.entropy_bits:.3f} bits, T={result.temperature:g})")
+    bound = f", a lower bound from the top {result.top_k_only}" if result.top_k_only else ""
+    title = (f"next token after {result.prompt!r}  ({entropy_label(result)} {result.entropy:.3f} nats = "
+             f"{result.entropy_bits:.3f} bits{bound}, T={result.temperature:g})")
     table = TableSpec(title, columns(("rank", "id", "token", "logit", "log-prob", "prob", ""), left=("token", "")))
     for c in result.top:
         bar = "█" * max(1, round(c.prob * 30)) if c.prob >= 1 / 60 else "▏"
@@ -63,7 +64,7 @@ def next_token_table(result) -> TableSpec:
 
 def score_table(result) -> TableSpec:
     cols = [Column(c, "left" if c == "token" else "right", no_wrap=True, min_width=max(len(c), 4))
-            for c in ("pos", "id", "token", "log-prob", "prob", "bits", "rank", "entropy")]
+            for c in ("pos", "id", "token", "log-prob", "prob", "bits", "rank", entropy_label(result))]
     cols.append(Column("top alternatives", "left", no_wrap=True, max_width=30, overflow="ellipsis"))
     table = TableSpec("per-token scores", cols)
     for tok in result.tokens:
@@ -137,13 +138,18 @@ def sample_table(result) -> TableSpec:
 
 
 def trace_table(result) -> TableSpec:
-    table = TableSpec("generation trace", columns(
-        ("step", "token", "p raw", "p processed", "rank", "entropy", "survivors", "top alternatives"),
-        left=("token", "top alternatives")))
+    """One row per step; from a top-k backend the entropy is a lower bound ("entropy ≥") and
+    "outside top k" is the probability the backend did not show."""
+    k = result.top_k_only
+    names = ("step", "token", "p raw", "p processed", "rank", entropy_label(result),
+             *(("outside top k",) if k else ()), "survivors", "top alternatives")
+    title = f"generation trace (from the top {k} log-probs)" if k else "generation trace"
+    table = TableSpec(title, columns(names, left=("token", "top alternatives")))
     for s in result.steps:
         alts = ", ".join(f"{show_token(a.text)} {a.prob:.2f}" for a in s.alternatives[:3])
+        rest = (fmt(s.remaining_mass),) if k else ()
         table.add(str(s.step), repr(s.text), f"{s.prob:.4f}", f"{s.processed_prob:.4f}", str(s.rank),
-                  f"{s.entropy:.3f}", str(s.survivors), alts)
+                  f"{s.entropy:.3f}", *rest, str(s.survivors), alts)
     return table
 
 

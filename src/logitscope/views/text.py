@@ -40,6 +40,18 @@ def show_token(text: str) -> str:
     return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "→")
 
 
+# -- top-k labels ---------------------------------------------------------------------------
+def entropy_label(result) -> str:
+    """"entropy ≥" for a result computed from a top-k-only backend (the entropy is a lower bound)."""
+    return "entropy ≥" if getattr(result, "top_k_only", None) else "entropy"
+
+
+def top_k_note(result) -> str:
+    """" · from the top k log-probs" for a top-k result, else ""."""
+    k = getattr(result, "top_k_only", None)
+    return f" · from the top {k} log-probs" if k else ""
+
+
 # -- summary lines --------------------------------------------------------------------------
 def totals_line(result: ScoreResult) -> str:
     return (f"scored {result.num_scored} tokens · total log-prob {result.total_logprob:.4f} · "
@@ -58,7 +70,7 @@ def uncertainty_line(result) -> str:
 
 def generation_line(result) -> str:
     return (f"[{len(result.token_ids)} tokens, stopped: {result.stop_reason}, "
-            f"total log-prob {result.total_logprob:.4f}]")
+            f"total log-prob {result.total_logprob:.4f}{top_k_note(result)}]")
 
 
 def calibration_lines(report) -> list[str]:
@@ -94,7 +106,7 @@ def tokenize_lines(result) -> list[str]:
 # -- the tree -------------------------------------------------------------------------------
 def tree_text(result) -> str:
     """An indented text tree with each node's probability and path probability."""
-    lines = [repr(result.prompt)]
+    lines = [repr(result.prompt) + (f"  ({top_k_note(result)[3:]})" if top_k_note(result) else "")]
     _tree_lines(result.children, "", lines)
     return "\n".join(lines)
 
