@@ -192,6 +192,24 @@ def test_view_options_reach_the_views(results):
     assert rank.plot(by="pmi").axes[0].get_xlabel().startswith("score (pmi")
 
 
+def test_top_k_results_are_labelled_in_every_view(toy):
+    from logitscope.backends.topk import TopKBackend
+
+    topk = logitscope.from_backend(TopKBackend(toy.backend, 3))
+    gen, tree = topk.generate("the cat", 4, SamplerConfig.greedy()), topk.tree("the cat", 2, 2)
+    nxt, score = topk.next_token("the cat", top_k=3), topk.score("the cat sat", top_k=2)
+    shown = rich_text(gen, 160)
+    assert "entropy ≥" in shown and "outside top k" in shown and "from the top 3 log-probs" in shown
+    assert f"{gen.steps[0].remaining_mass:.4f}" in shown
+    assert "from the top 3 log-probs" in rich_text(tree).splitlines()[0]
+    assert "entropy ≥" in rich_text(nxt, 200) and "from the top 3 log-probs" in rich_text(score, 200)
+    assert "entropy ≥" in gen._repr_html_() and "entropy ≥" in score._repr_html_()
+    assert gen.plot().axes[1].get_ylabel() == "entropy ≥ (nats)"
+    plain = toy.generate("the cat", 4, SamplerConfig.greedy())
+    assert "≥" not in rich_text(plain, 160) and "outside top k" not in rich_text(plain, 160)
+    assert "log-probs" not in rich_text(toy.tree("the cat", 2, 2)).splitlines()[0]
+
+
 def test_quantization_report_picks_the_variant_to_show():
     report = quantization_report()
     assert report.focus_variant.label == "4-bit"  # most damaged with mean KL < 1 nat

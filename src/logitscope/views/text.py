@@ -58,7 +58,8 @@ def totals_line(result: ScoreResult) -> str:
             f"mean {result.mean_logprob:.4f} · perplexity {result.perplexity:.3f} · "
             f"bits/byte {result.bits_per_byte:.4f}"
             + ("" if result.first_token_scored else " · first token unscored (no prefix token)")
-            + (" · a token merges across the context boundary" if result.boundary_merged else ""))
+            + (" · a token merges across the context boundary" if result.boundary_merged else "")
+            + (f"{top_k_note(result)} (entropies are lower bounds)" if result.top_k_only else ""))
 
 
 def uncertainty_line(result) -> str:
