@@ -3,6 +3,7 @@ llama.cpp servers speaking their documented wire formats, and broken servers."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -19,6 +20,7 @@ from logitscope.backends.remote import RemoteBackend, RemoteSettings, connect, s
 from logitscope.backends.topk import TopKBackend  # noqa: E402
 from logitscope.cli import main  # noqa: E402
 from logitscope.core import mathops  # noqa: E402
+from logitscope.core.processors import SamplerConfig  # noqa: E402
 from logitscope.server import create_app  # noqa: E402
 from remote_fakes import CLAMP_BELOW, TOY, LlamaCppFake, VLLMFake  # noqa: E402
 from server_util import LiveServer, toy_model  # noqa: E402
@@ -134,6 +136,28 @@ def test_top_k_variant_is_labelled(remote_topk, toy):
         remote_topk.generate("the cat", max_new_tokens=2)
     assert remote_topk.perplexity(texts=TEXTS).total.perplexity == pytest.approx(
         toy.perplexity(texts=TEXTS).total.perplexity, rel=1e-9)  # exact from the chosen tokens
+
+
+def test_greedy_traced_generation_and_the_tree_from_a_top_k_server(remote_topk, topk_server, toy):
+    greedy = SamplerConfig.greedy()
+    for prompt in ("the cat", "to be or", ""):
+        a, b = toy.generate(prompt, 6, greedy), remote_topk.generate(prompt, 6, greedy)
+        assert (b.token_ids, b.text, b.stop_reason, b.top_k_only) == (a.token_ids, a.text, a.stop_reason, 3)
+        for x, y in zip(a.steps, b.steps):
+            assert y.logprob == pytest.approx(x.logprob, abs=1e-6) and y.rank == x.rank == 1
+            assert y.entropy <= x.entropy + 1e-6 and len(y.alternatives) == 3  # the bound; at most k alternatives
+            assert y.remaining_mass == pytest.approx(1 - sum(c.prob for c in y.alternatives), abs=1e-9)
+    ta, tb = toy.tree("the cat", 2, 2), remote_topk.tree("the cat", 2, 2)  # (deeper, ties pick other words)
+    assert tb.top_k_only == 3 and [len(p) for p, _ in tb.nodes()] == [len(p) for p, _ in ta.nodes()]
+    assert [n.cum_logprob for _, n in tb.nodes()] == pytest.approx([n.cum_logprob for _, n in ta.nodes()], abs=1e-6)
+    with pytest.raises(CapabilityError, match="at most 3"):
+        remote_topk.tree("the cat", 2, 4)
+    with pytest.raises(CapabilityError, match="needs full vocab"):
+        remote_topk.generate("the cat", 3, SamplerConfig(top_p=0.99))
+    r = run_cli("generate", "to be or", "-m", topk_server.base_url + "/v1", "-t", "0", "-n", "4", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["top_k_only"] == 3 and out["text"] == toy.generate("to be or", 4, greedy).text
 
 
 def test_many_prompts_are_packed_into_concurrent_requests(full_server, toy):
