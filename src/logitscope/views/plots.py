@@ -171,7 +171,8 @@ def generation_picture(result) -> Picture:
         steps = range(len(r.steps))
         ax.plot(steps, [s.prob for s in r.steps], "o-", color=BLUE, label="p raw")
         ax.plot(steps, [s.processed_prob for s in r.steps], "s:", color=ORANGE, label="p processed")
-        ax.set(ylim=(0, 1.05), ylabel="p(chosen token)", title=f"generation trace, stopped: {r.stop_reason}{top_k_note(r)}")
+        ax.set(ylim=(0, 1.05), ylabel="p(chosen token)",
+               title=f"generation trace, stopped: {r.stop_reason}{top_k_note(r)}")
         ax.legend(fontsize=SMALL)
         _token_labels(ax, [show_token(s.text) for s in r.steps])
 
