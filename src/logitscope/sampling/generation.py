@@ -148,7 +148,8 @@ def start_ids(backend: Backend, prompt: str, bos: str | bool = "auto") -> list[i
     For the analyses that read full next-token distributions (the chain view, sampling
     checks, beam search), so it needs a full-vocabulary backend; generation and the tree
     also run on top-k backends and call ``decode_ids``."""
-    require(backend, "full_vocab", "the sampler chain, sampling checks and beam search")
+    require(backend, "full_vocab", "reading the whole next-token distribution (the sampler-chain view, sampling "
+                                   "checks, beam search, stepping)")
     return decode_ids(backend, prompt, bos)
 
 
