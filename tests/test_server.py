@@ -66,6 +66,19 @@ def test_echo_logprobs_equal_model_score(client, toy):
     assert body["usage"] == {"prompt_tokens": 7, "completion_tokens": 0, "total_tokens": 7}
 
 
+def test_a_top_k_backend_is_served_with_text_prompts(toy):
+    from logitscope import from_backend
+    from logitscope.backends.topk import TopKBackend
+
+    topk = from_backend(TopKBackend(toy.backend, 3))
+    with TestClient(create_app({"toy": topk})) as c:
+        status, body = complete(c, prompt="the cat sat", echo=True, logprobs=2, max_tokens=0)
+    assert status == 200, body
+    ref = toy.score("the cat sat")
+    got = body["choices"][0]["logprobs"]["token_logprobs"][1:]
+    assert got == pytest.approx([t.logprob for t in ref.tokens[1:]], abs=1e-12)
+
+
 def test_lm_eval_form_appends_the_greedy_token(client, toy):
     status, body = complete(client, prompt="the cat sat on the", echo=True, logprobs=1, max_tokens=1, temperature=0)
     lp = body["choices"][0]["logprobs"]
