@@ -204,6 +204,7 @@ def test_top_k_results_are_labelled_in_every_view(toy):
     assert "from the top 3 log-probs" in rich_text(tree).splitlines()[0]
     assert "entropy ≥" in rich_text(nxt, 200) and "from the top 3 log-probs" in rich_text(score, 200)
     assert "entropy ≥" in gen._repr_html_() and "entropy ≥" in score._repr_html_()
+    assert "mean entropy ≥" in rich_text(topk.uncertain("the cat sat on the mat", 0.3, None, top_k=3), 200)
     assert gen.plot().axes[1].get_ylabel() == "entropy ≥ (nats)"
     plain = toy.generate("the cat", 4, SamplerConfig.greedy())
     assert "≥" not in rich_text(plain, 160) and "outside top k" not in rich_text(plain, 160)

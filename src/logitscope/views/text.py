@@ -65,7 +65,7 @@ def totals_line(result: ScoreResult) -> str:
 def uncertainty_line(result) -> str:
     s = result.summary()
     return (f"{s['num_flagged']} of {s['num_scored']} tokens flagged · min p {fmt_p(s['min_token_prob'])}"
-            f" · mean log p {s['mean_logprob']:.3f} · mean entropy {s['mean_entropy']:.3f} nats"
+            f" · mean log p {s['mean_logprob']:.3f} · mean {entropy_label(result.scored)} {s['mean_entropy']:.3f} nats"
             f" · MSP {s['msp']:.3f} nats")
 
 
