@@ -32,6 +32,7 @@ ANALYSIS_MODULES = [
     "logitscope.backends.base", "logitscope.backends.hf", "logitscope.backends.fastllama", "logitscope.backends.toy",
     "logitscope.scoring.score", "logitscope.scoring.perplexity",
     "logitscope.sampling.generation", "logitscope.sampling.beam", "logitscope.sampling.tree",
+    "logitscope.core.topk_chain", "logitscope.sampling.topk_decode",
     "logitscope.confidence.ranking", "logitscope.confidence.lift", "logitscope.confidence.uncertainty",
     "logitscope.confidence.truth", "logitscope.evaluation.calibration", "logitscope.evaluation.quantization",
 ]

@@ -156,7 +156,7 @@ def _top_p(x: torch.Tensor, rest: _Unknown | None, p: float):
     w = (x[0] - m).exp()  # (K,) known weights, largest 1
     order = torch.sort(w, descending=True, stable=True).indices  # ties: lower id first, as top_p does
     ahead = torch.zeros_like(w).scatter(0, order, w[order].cumsum(0) - w[order])  # (K,) known mass ahead
-    z_low = float(w.sum()) + math.exp(rest.log_total[0] - m)
+    z_low = float(w.sum()) + math.exp(min(rest.log_total[0] - m, 700.0))
     z_high = float(w.sum()) + math.exp(min(rest.log_total[1] - m, 700.0))
     edge = p - TOP_P_TOLERANCE
     kept, dropped = ahead / z_low < edge, ahead / z_high >= edge  # certain either way
