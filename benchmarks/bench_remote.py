@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,24 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 THREADS = int(os.environ.setdefault("LOGITSCOPE_THREADS", "1"))
 
 from bench_perplexity import corpus_text  # noqa: E402
-
-
-def start_server(port: int) -> subprocess.Popen:
-    env = dict(os.environ, LOGITSCOPE_THREADS=str(THREADS))
-    proc = subprocess.Popen([sys.executable, "-m", "logitscope", "serve", "--port", str(port),
-                             "--max-batch-tokens", "8192", "--max-queue", "1024"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    import httpx
-
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("logitscope serve did not start")
+from servers import logitscope_serve, stop  # noqa: E402
 
 
 def timed_perplexity(model, text: str, window: int) -> tuple[float, float, int]:
@@ -69,7 +51,7 @@ def main() -> None:
     secs, ppl, n = timed_perplexity(local, text, args.window)
     rows.append(("in-process", secs, ppl, n))
     print(f"in-process: {n / secs:.0f} tok/s ppl {ppl:.6f}", file=sys.stderr, flush=True)
-    server = start_server(args.port)
+    server = logitscope_serve(args.port, THREADS, "--max-batch-tokens", "8192", "--max-queue", "1024")
     try:
         for c in args.concurrency:
             remote = logitscope.from_backend(connect(f"http://127.0.0.1:{args.port}/v1", concurrency=c))
@@ -78,8 +60,7 @@ def main() -> None:
             print(f"concurrency {c}: {n_r / secs_r:.0f} tok/s ppl {ppl_r:.6f}", file=sys.stderr, flush=True)
             remote.backend.close()
     finally:
-        server.terminate()
-        server.wait(30)
+        stop(server)
     report = render(rows, args)
     print(report)
     if args.out:

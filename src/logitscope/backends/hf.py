@@ -25,6 +25,7 @@ from ..core.boundary import check_fits
 from .. import settings
 from ..errors import InputError
 from .base import Backend, Capabilities, DecodeState, PositionScores, Tokenized, check_start
+from .blocked_head import blocked_scores
 from .fastdecode import FastDecode, StaticCache
 from .fastdecode import enabled as fast_decode_enabled
 from .fastllama import FastDecoder
@@ -86,6 +87,10 @@ class HFBackend(Backend):
             return fast(ids.to(self.device))
         return decoder(input_ids=ids.to(self.device), use_cache=False).last_hidden_state
 
+    def lm_head(self) -> torch.nn.Module:
+        """The module mapping hidden rows to logits (before any soft-capping)."""
+        return self.model.get_output_embeddings()
+
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
         """(N, H) -> (N, V) float32 logits through the LM head."""
         return self._cap(self.model.get_output_embeddings()(hidden).float())
@@ -143,12 +148,18 @@ class HFBackend(Backend):
             for row, s in enumerate(batch):
                 seq, start = sequences[s], starts[s]
                 h = hidden[row, start - 1: len(seq) - 1]  # (N, H): row t-1 predicts target t
-                targets = torch.tensor(seq[start:], dtype=torch.long)
-                results[s] = PositionScores.concat([
-                    PositionScores.from_logits(self.project(h[i:i + PROJECT_CHUNK]),
-                                               targets[i:i + PROJECT_CHUNK], top_k)
-                    for i in range(0, len(targets), PROJECT_CHUNK)])
+                results[s] = self._position_scores(h, torch.tensor(seq[start:], dtype=torch.long), top_k)
         return results  # type: ignore[return-value]
+
+    def _position_scores(self, rows: torch.Tensor, targets: torch.Tensor, top_k: int) -> PositionScores:
+        """(N, H) hidden rows -> scores of (N,) targets: blocked over the vocabulary for a plain float32
+        head (``blocked_head``), else full logits PROJECT_CHUNK rows at a time."""
+        head = self.lm_head()
+        if isinstance(head, torch.nn.Linear) and head.weight.dtype == torch.float32:
+            return blocked_scores(rows, targets, top_k, head.weight, head.bias, self._cap)
+        return PositionScores.concat([
+            PositionScores.from_logits(self.project(rows[i:i + PROJECT_CHUNK]), targets[i:i + PROJECT_CHUNK], top_k)
+            for i in range(0, len(targets), PROJECT_CHUNK)])
 
     @torch.inference_mode()
     def nll_sums(self, sequences: list[list[int]], starts: list[int]) -> list[float]:
@@ -179,7 +190,7 @@ class HFBackend(Backend):
         block's logits written into one reused buffer and reduced in place while
         still in cache; z[target] is one dot product per row.
         """
-        head = self.model.get_output_embeddings()
+        head = self.lm_head()
         if not isinstance(head, torch.nn.Linear) or head.weight.dtype != torch.float32:
             return self._target_nll_full(rows, targets)
         weight, bias = head.weight, head.bias

@@ -297,6 +297,9 @@ class LazyHFBackend(HFBackend):
             return self._fast(ids.to(self.device))  # (B, T, H)
         return super().hidden_states(ids)
 
+    def lm_head(self) -> nn.Module:
+        return self._light.lm_head if self._real is None else super().lm_head()
+
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
         if self._real is None:
             return self._cap(self._light.lm_head(hidden).float())  # (N, V)

@@ -1,0 +1,105 @@
+"""Per-position scores (log-prob, rank, entropy, top-k) from hidden rows, without a (rows x V) matrix.
+
+The LM head is walked in vocabulary blocks; each block's logits land in one reused
+buffer and are reduced while still in cache to a few numbers per row:
+
+    m_b  = max z            S0_b = Σ exp(z - m_b)            S1_b = Σ exp(z - m_b)·(z - m_b)
+    above_b = #{z > z_t + ε}      near_b = #{|z - z_t| <= ε}    (z_t: the target's logit)
+
+Blocks combine in float64 with the global max m: S0 = Σ e^{m_b - m} S0_b and
+S1 = Σ e^{m_b - m} (S1_b + (m_b - m) S0_b), so log Z = m + log S0 and the
+entropy H = log Z - E[z] = log S0 - S1 / S0 — both terms small when the
+distribution is peaked, so no cancellation. The target's log-prob uses its logit
+as its own block computed it; the rank counts against a dot-product estimate
+z_t ± ε: 1 + above when ``near`` holds only the target itself, and rows with a
+near-tie are ranked again from their full logits (rare), so ranks equal counting
+over the full row.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..core import mathops
+from .base import PositionScores
+
+ROWS = 256  # hidden rows per pass
+BLOCK = 4096  # vocabulary rows per block: a (ROWS x BLOCK) float32 block is 4 MB
+TIE = 1e-4  # |z - z_t| <= TIE·max(1, |z_t|) counts as a possible tie with the target
+
+
+def blocked_scores(rows: torch.Tensor, targets: torch.Tensor, top_k: int, weight: torch.Tensor,
+                   bias: torch.Tensor | None, cap: Callable[..., torch.Tensor]) -> PositionScores:
+    """(N, H) hidden rows, (N,) targets -> PositionScores, as ``PositionScores.from_logits(cap(rows @ W.T + b))``."""
+    buffer = torch.empty(min(ROWS, max(len(targets), 1)), min(BLOCK, len(weight)), device=weight.device)
+    parts = [_rows_scores(rows[i:i + ROWS], targets[i:i + ROWS].to(weight.device), top_k, weight, bias, cap, buffer)
+             for i in range(0, len(targets), ROWS)]
+    if not parts:
+        return PositionScores.from_logits(torch.zeros(0, len(weight)), targets, top_k)
+    return PositionScores.concat(parts)
+
+
+def _rows_scores(x, t, top_k, weight, bias, cap, buffer) -> PositionScores:
+    n, vocab = len(t), len(weight)
+    approx = _dot_logits(x, t, weight, bias, cap)  # (n,) z[t] within float32 rounding of the blocks' value
+    eps = TIE * approx.abs().clamp(min=1.0)
+    zt = torch.empty_like(approx)
+    stats, tops = [], []
+    for v in range(0, vocab, BLOCK):
+        z = _block(x, weight, bias, cap, v, buffer[:n, : min(BLOCK, vocab - v)])  # (n, b)
+        inside = ((t >= v) & (t < v + z.shape[1])).nonzero().flatten()
+        zt[inside] = z[inside, t[inside] - v]  # the target's logit as this matmul computed it
+        if top_k:
+            best = z.topk(min(top_k, z.shape[1]), dim=-1)
+            tops.append((best.values.clone(), best.indices + v))
+        stats.append(_block_stats(z, approx, eps))
+    m_b, s0_b, s1_b, above, near = (torch.stack(c, -1) for c in zip(*stats))  # each (n, blocks)
+    m = m_b.amax(-1, keepdim=True)  # (n, 1)
+    scale = (m_b - m).exp()
+    s0 = (scale * s0_b).sum(-1)
+    s1 = (scale * (s1_b + (m_b - m) * s0_b)).sum(-1)
+    log_z = m.squeeze(-1) + s0.log()  # (n,) float64
+    rank = above.sum(-1) + 1
+    tied = (near.sum(-1) != 1).nonzero().flatten()  # another logit within eps of the target's: count exactly
+    if len(tied):
+        full = x[tied] @ weight.t() if bias is None else torch.addmm(bias, x[tied], weight.t())
+        rank[tied] = mathops.rank_of(cap(full), t[tied]).to(rank.dtype)
+    top_ids, top_lp = _merge_tops(tops, top_k, n, log_z)
+    return PositionScores(logprob=(zt.double() - log_z).cpu(), rank=rank.cpu(),
+                          entropy=(s0.log() - s1 / s0).clamp(min=0.0).cpu(),
+                          top_ids=top_ids.cpu(), top_logprobs=top_lp.cpu())
+
+
+def _block(x, weight, bias, cap, v: int, out: torch.Tensor) -> torch.Tensor:
+    w = weight[v:v + out.shape[1]]
+    z = torch.mm(x, w.t(), out=out) if bias is None else torch.addmm(bias[v:v + out.shape[1]], x, w.t(), out=out)
+    return cap(z, in_place=True)
+
+
+def _dot_logits(x, t, weight, bias, cap) -> torch.Tensor:
+    """z[t] per row as one dot product each (the same value as the matmul's up to float32 rounding)."""
+    z = (x * weight[t]).sum(-1) + (0.0 if bias is None else bias[t])
+    return cap(z)
+
+
+def _block_stats(z: torch.Tensor, zt: torch.Tensor, eps: torch.Tensor):
+    """Per-row reductions of one block (modifies ``z``): max, Σe, Σe·d, count above, count near."""
+    above = torch.gt(z, (zt + eps)[:, None]).sum(-1)
+    near = torch.ge(z, (zt - eps)[:, None]).sum(-1) - above
+    m = z.amax(-1, keepdim=True)
+    d = z.sub_(m)  # (n, b) <= 0
+    e = torch.exp(d)
+    s0 = e.sum(-1)
+    s1 = e.mul_(d).sum(-1)
+    return m.squeeze(-1).double(), s0.double(), s1.double(), above, near
+
+
+def _merge_tops(tops, top_k: int, n: int, log_z: torch.Tensor):
+    if not top_k:
+        return torch.zeros(n, 0, dtype=torch.long), torch.zeros(n, 0, dtype=torch.float64)
+    values = torch.cat([v for v, _ in tops], -1)
+    ids = torch.cat([i for _, i in tops], -1)
+    best = values.topk(min(top_k, values.shape[1]), dim=-1)
+    return ids.gather(-1, best.indices), best.values.double() - log_z[:, None]
