@@ -206,6 +206,32 @@ def test_undo_rewinds_the_seeded_generator(client, model):
     assert s["nodes"][s["current"]]["token_id"] == drawn[0]
 
 
+def test_tree_after_the_current_node_equals_model_tree(client, model):
+    s = post(client, "/api/step", prompt="the", seed=1)
+    cat = next(c for c in s["distribution"]["top"] if c["text"] == "cat")
+    s = post(client, f"/api/step/{s['id']}/step", token_id=cat["token_id"])
+    out = post(client, f"/api/step/{s['id']}/tree", depth=2, branch=3)
+    expected = model.tree("the cat", depth=2, branch=3)
+    assert out["node"] == s["current"] and out["input_ids"] == list(expected.input_ids)
+    assert out["children"] == json.loads(expected.to_json())["children"]
+    assert len(out["children"]) == 3 and all(len(c["children"]) > 0 for c in out["children"])
+    root = post(client, f"/api/step/{s['id']}/goto", node=0)
+    out = post(client, f"/api/step/{root['id']}/tree", branch=2)
+    assert out["node"] == 0 and out["prompt"] == "the"
+    assert out["children"] == json.loads(model.tree("the", depth=3, branch=2).to_json())["children"]
+
+
+def test_tree_errors(client, model):
+    s = post(client, "/api/step", prompt="the")
+    assert client.post(f"/api/step/{s['id']}/tree", json={"depth": 0}).status_code == 422
+    assert client.post(f"/api/step/{s['id']}/tree", json={"branch": 11}).status_code == 422
+    r = client.post(f"/api/step/{s['id']}/tree", json={"depth": 8, "branch": 10})
+    assert r.status_code == 400 and "leaves" in r.json()["error"]["message"]
+    eos = post(client, f"/api/step/{s['id']}/step", token_id=model.backend.eos_token_id)
+    r = client.post(f"/api/step/{eos['id']}/tree", json={})
+    assert r.status_code == 400 and "end-of-text" in r.json()["error"]["message"]
+
+
 def test_step_errors(client):
     s = post(client, "/api/step", prompt="the")
     assert client.post(f"/api/step/{s['id']}/undo").status_code == 400

@@ -30,6 +30,7 @@ from ..core import mathops
 from ..core.processors import Sampler, SamplerConfig
 from ..errors import InputError
 from ..sampling.generation import start_ids
+from ..sampling.tree import TreeResult, expand_tree_ids
 from ..scoring.score import candidates
 
 MAX_STATES = 8  # decode states (KV caches) kept per session; others are recomputed on demand
@@ -126,6 +127,15 @@ class StepSession:
         return {"survivors": survivors, "entropy": float(mathops.entropy(logp)),
                 "raw_entropy": float(mathops.entropy(raw_logp)),
                 "top": [{**c.to_dict(), "raw_prob": float(raw_logp[c.token_id].exp())} for c in rows]}
+
+    def tree(self, backend: Backend, depth: int, branch: int, min_prob: float) -> TreeResult:
+        """``Model.tree`` after the current node: the top-``branch`` raw continuations of the
+        prompt and path so far, ``depth`` tokens deep (the ids the session holds, not a re-tokenization)."""
+        self._check_can_step(backend)
+        ids = [n.token_id for n in self.path()]
+        text = self.prompt + (backend.detokenize(ids) if ids else "")
+        with torch.inference_mode():
+            return expand_tree_ids(backend, self._ids(self.current), text, depth, branch, min_prob)
 
     # -- internals -------------------------------------------------------------------------------
     def _move(self, node_id: int) -> None:
