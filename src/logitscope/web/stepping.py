@@ -7,7 +7,7 @@ library's ``Sampler`` gives (the same chain and seeded generator as
 ``Model.generate``: stepping N times from the prompt gives ``generate``'s tokens),
 or takes a forced token; the child's decode state comes from ``extend`` on a
 fork of the parent's, so a step costs one token's forward pass, not the prefix's.
-Each node also keeps the generator's state as it was on arriving there, and
+Each node also keeps the generator's state from when it was made, and
 going back to a node (undo, goto, re-drawing an existing child) restores it: the
 draws from a node depend only on the seed and the path, so Step, Undo, Step draws
 the same token twice, as a run that never went back would.
