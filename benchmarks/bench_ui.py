@@ -162,7 +162,10 @@ def report(args, slider, cache, in_page, in_process, per_step, rerun, prefix_tok
         "# Web app benchmark", "",
         f"Bundled SmolLM2-135M-Instruct, float32, torch {torch.__version__}, {args.threads} torch thread(s), "
         f"headless Chromium, uvicorn on 127.0.0.1 in the same process; medians of {args.repeats} runs after a warm-up "
-        "(slider: all changes). Shared 2-core machine: compare the ratios, not the absolute times.", "",
+        "(slider: all changes). Shared 2-core machine: compare the ratios, not the absolute times. "
+        "(b)'s page time includes the HTTP request, the JSON, the `uncertain` spans and drawing the tokens; "
+        "(c)'s baseline is one in-process `next_logits` over the prefix (no HTTP, no sampler, no JSON), "
+        "so its ratio understates what the session's KV cache saves.", "",
         "    flock /tmp/logitscope-bench.lock .venv/bin/python benchmarks/bench_ui.py " + " ".join(sys.argv[1:]), "",
         "| measurement | result | target | |", "|---|---|---|---|", *rows, ""])
     OUT.write_text(body)

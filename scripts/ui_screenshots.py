@@ -1,6 +1,6 @@
 """Regenerate docs/ui/*.png: each panel of the web app, driven in headless Chromium on the bundled model.
 
-    PYTHONPATH=src python scripts/ui_screenshots.py            # writes docs/ui/{read,read-side,lab,step,rank,phone}.png
+    PYTHONPATH=src python scripts/ui_screenshots.py            # writes docs/ui/{read,read-side,lab,step,step-tree,rank,phone}.png
     PYTHONPATH=src python scripts/ui_screenshots.py step rank  # only these panels
 
 The PNGs are palette-quantised (64 colours) to keep the repository small.
@@ -79,6 +79,11 @@ def step_panel(page) -> None:
     page.click("#step-beam")
     page.wait_for_selector("#step-beams table")
     save(page, "step")
+    page.fill("#step-tree-depth", "2")
+    page.click("#step-tree-go")
+    page.wait_for_selector("#step-possible .branch")
+    page.locator("#step-possible").scroll_into_view_if_needed()
+    save(page, "step-tree")
 
 
 def rank_panel(page) -> None:

@@ -178,6 +178,60 @@ def test_force_undo_and_goto_keep_every_branch(client, model):
     assert len(s["nodes"]) == 4  # the same child again, not a duplicate
 
 
+def test_undo_rewinds_the_seeded_generator(client, model):
+    settings = {"prompt": "the", "temperature": 1.5, "seed": 3, "bias": [["<EOS>", "-inf"]]}
+    fresh = post(client, "/api/step", **settings)
+    for _ in range(4):  # a run that never goes back
+        fresh = post(client, f"/api/step/{fresh['id']}/step")
+    drawn = [fresh["nodes"][i]["token_id"] for i in fresh["path"]]
+    s = post(client, "/api/step", **settings)
+    sid, root_top = s["id"], s["distribution"]["top"]
+    post(client, f"/api/step/{sid}/step")
+    second = post(client, f"/api/step/{sid}/step")["nodes"][-1]["token_id"]
+    post(client, f"/api/step/{sid}/undo")
+    again = post(client, f"/api/step/{sid}/step")
+    assert again["nodes"][again["current"]]["token_id"] == second == drawn[1]
+    post(client, f"/api/step/{sid}/goto", node=0)  # goto rewinds too: the same draws from the prompt
+    for _ in range(4):
+        s = post(client, f"/api/step/{sid}/step")
+    assert [s["nodes"][i]["token_id"] for i in s["path"]] == drawn and len(s["nodes"]) == 5  # no new branch
+    # a detour (a forced token, then a draw after it) does not change the draws after returning
+    other = next(c["token_id"] for c in root_top if c["token_id"] != drawn[0])
+    post(client, f"/api/step/{sid}/goto", node=0)
+    post(client, f"/api/step/{sid}/step", token_id=other)
+    post(client, f"/api/step/{sid}/step")
+    post(client, f"/api/step/{sid}/undo")
+    post(client, f"/api/step/{sid}/undo")
+    s = post(client, f"/api/step/{sid}/step")
+    assert s["nodes"][s["current"]]["token_id"] == drawn[0]
+
+
+def test_tree_after_the_current_node_equals_model_tree(client, model):
+    s = post(client, "/api/step", prompt="the", seed=1)
+    cat = next(c for c in s["distribution"]["top"] if c["text"] == "cat")
+    s = post(client, f"/api/step/{s['id']}/step", token_id=cat["token_id"])
+    out = post(client, f"/api/step/{s['id']}/tree", depth=2, branch=3)
+    expected = model.tree("the cat", depth=2, branch=3)
+    assert out["node"] == s["current"] and out["input_ids"] == list(expected.input_ids)
+    assert out["children"] == json.loads(expected.to_json())["children"]
+    assert len(out["children"]) == 3 and all(len(c["children"]) > 0 for c in out["children"])
+    root = post(client, f"/api/step/{s['id']}/goto", node=0)
+    out = post(client, f"/api/step/{root['id']}/tree", branch=2)
+    assert out["node"] == 0 and out["prompt"] == "the"
+    assert out["children"] == json.loads(model.tree("the", depth=3, branch=2).to_json())["children"]
+
+
+def test_tree_errors(client, model):
+    s = post(client, "/api/step", prompt="the")
+    assert client.post(f"/api/step/{s['id']}/tree", json={"depth": 0}).status_code == 422
+    assert client.post(f"/api/step/{s['id']}/tree", json={"branch": 11}).status_code == 422
+    r = client.post(f"/api/step/{s['id']}/tree", json={"depth": 8, "branch": 10})
+    assert r.status_code == 400 and "leaves" in r.json()["error"]["message"]
+    eos = post(client, f"/api/step/{s['id']}/step", token_id=model.backend.eos_token_id)
+    r = client.post(f"/api/step/{eos['id']}/tree", json={})
+    assert r.status_code == 400 and "end-of-text" in r.json()["error"]["message"]
+
+
 def test_step_errors(client):
     s = post(client, "/api/step", prompt="the")
     assert client.post(f"/api/step/{s['id']}/undo").status_code == 400

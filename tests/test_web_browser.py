@@ -249,6 +249,32 @@ def test_step_by_step_force_undo_tree_and_beam(watched, models):
     shot(page, "step")
 
 
+def test_tree_button_shows_model_tree_and_follows_a_branch(watched, models):
+    page = watched().page
+    model = models["toy"]
+    page.click("#tab-step")
+    page.fill("#step-prompt", "the")
+    page.click("#step-start")
+    page.wait_for_selector(".cand")
+    page.locator(".cand", has_text='"cat"').click()
+    page.wait_for_function("() => document.querySelectorAll('#step-text .gen').length === 1")
+    page.fill("#step-tree-depth", "2")
+    page.fill("#step-tree-branch", "3")
+    page.click("#step-tree-go")
+    page.wait_for_selector("#step-possible .branch")
+    expected = model.tree("the cat", depth=2, branch=3)
+    shown = page.locator("#step-possible .branch")
+    assert shown.count() == sum(1 for _ in expected.nodes())
+    for i, (above, node) in enumerate(expected.nodes()):  # depth first, as the page lists them
+        assert shown.nth(i).inner_text() == f"{json.dumps(node.text)} p={printed(node.prob)} path p={printed(node.cum_prob)}"
+    eos = model.backend.eos_token_id
+    above, leaf = next((a, n) for a, n in expected.nodes() if n.depth == 2 and n.token_id != eos)
+    page.locator(f'#step-possible .branch[data-path="{above[0].token_id},{leaf.token_id}"]').click()
+    page.wait_for_function("() => document.querySelectorAll('#step-text .gen').length === 3")
+    assert page.locator("#step-text .gen").all_inner_texts() == ["cat", above[0].text, leaf.text]
+    shot(page, "step-tree")
+
+
 # -- 4. rank and compare -----------------------------------------------------------------------------------
 
 def test_rank_candidates_and_lift(watched, models):

@@ -83,13 +83,14 @@ class TreeResult(ResultMixin):
 def expand_tree(backend: Backend, prompt: str, depth: int = 3, branch: int = 3, min_prob: float = 0.0,
                 bos: str | bool = "auto", reuse_cache: bool = True) -> TreeResult:
     """Expand the top-``branch`` tokens at every node down to ``depth``."""
-    check_range("depth", depth, 1, 12)
-    check_range("branch", branch, 1, 50)
-    check_range("min_prob", min_prob, 0, 1)
-    if branch ** depth > MAX_NODES:
-        raise InputError(f"branch={branch} and depth={depth} give {branch ** depth} leaves",
-                         hint=f"lower branch or depth so that branch ** depth <= {MAX_NODES}")
-    ids = decode_ids(backend, prompt, bos)
+    _check_shape(depth, branch, min_prob)
+    return expand_tree_ids(backend, decode_ids(backend, prompt, bos), prompt, depth, branch, min_prob, reuse_cache)
+
+
+def expand_tree_ids(backend: Backend, ids: list[int], prompt: str, depth: int = 3, branch: int = 3,
+                    min_prob: float = 0.0, reuse_cache: bool = True) -> TreeResult:
+    """``expand_tree`` after given token ids (BOS already applied); ``prompt`` is their text."""
+    _check_shape(depth, branch, min_prob)
     _check_room(backend, ids)
     depth = min(depth, backend.capabilities.context_length - len(ids))
     if backend.capabilities.top_k_only is not None:
@@ -103,6 +104,15 @@ def expand_tree(backend: Backend, prompt: str, depth: int = 3, branch: int = 3, 
         root = backend.prefill(ids) if reuse_cache else DecodeState(tuple(ids), backend.next_logits([ids])[0])
         children = expander.expand(root, depth, 0.0, 1)
     return TreeResult(prompt, tuple(ids), depth, branch, min_prob, children, expander.steps + 1)
+
+
+def _check_shape(depth: int, branch: int, min_prob: float) -> None:
+    check_range("depth", depth, 1, 12)
+    check_range("branch", branch, 1, 50)
+    check_range("min_prob", min_prob, 0, 1)
+    if branch ** depth > MAX_NODES:
+        raise InputError(f"branch={branch} and depth={depth} give {branch ** depth} leaves",
+                         hint=f"lower branch or depth so that branch ** depth <= {MAX_NODES}")
 
 
 class _Expander:

@@ -11,6 +11,7 @@ and stops at ``POST /api/jobs/{id}/cancel`` or when the page goes away.
     POST /api/position    /continue      one position's distribution; a greedy continuation from ids
     POST /api/lab/chain   /lab/sample    Model.chain / Model.sample on the prompt's cached logits
     POST /api/step        /step/{id}/step|undo|goto|run       step-by-step sessions (the explored tree)
+    POST /api/step/{id}/tree             Model.tree after the session's current node
     POST /api/beam        /rank          greedy vs beam; ranking (+ context lift)
 """
 
@@ -162,6 +163,12 @@ def _step_routes(router: APIRouter, state: WebState) -> None:
     @router.post("/api/step/{sid}/goto")
     async def goto(sid: str, body: p.GotoRequest, request: Request) -> dict:
         return await on_session(request, sid, lambda b, s: s.goto(body.node))
+
+    @router.post("/api/step/{sid}/tree")
+    async def tree(sid: str, body: p.TreeRequest, request: Request) -> dict:
+        session = state.sessions.get(sid)
+        return await model_worker(request, session.model).call(lambda b: {  # node: the one it grew from
+            "node": session.current, **session.tree(b, body.depth, body.branch, body.min_prob).to_dict()})
 
     @router.post("/api/step/{sid}/run")
     async def run(sid: str, body: p.RunRequest, request: Request) -> StreamingResponse:

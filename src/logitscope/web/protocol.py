@@ -80,6 +80,13 @@ class GotoRequest(BaseModel):
     node: int = Field(ge=0)
 
 
+class TreeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    depth: int = Field(3, ge=1, le=8)
+    branch: int = Field(3, ge=1, le=10)
+    min_prob: float = Field(0.0, ge=0, le=1)
+
+
 class BeamRequest(Body):
     prompt: str = Field(max_length=MAX_TEXT)
     num_beams: int = Field(4, ge=1, le=16)

@@ -7,6 +7,10 @@ library's ``Sampler`` gives (the same chain and seeded generator as
 ``Model.generate``: stepping N times from the prompt gives ``generate``'s tokens),
 or takes a forced token; the child's decode state comes from ``extend`` on a
 fork of the parent's, so a step costs one token's forward pass, not the prefix's.
+Each node also keeps the generator's state from when it was made, and
+going back to a node (undo, goto, re-drawing an existing child) restores it: the
+draws from a node depend only on the seed and the path, so Step, Undo, Step draws
+the same token twice, as a run that never went back would.
 
     root (prompt) ─┬─ " cat"  p=0.41  Σlog p=-0.89 ── " sat" ...
                    └─ " dog"  p=0.22  Σlog p=-1.51          ← forced, then returned to root
@@ -26,6 +30,7 @@ from ..core import mathops
 from ..core.processors import Sampler, SamplerConfig
 from ..errors import InputError
 from ..sampling.generation import start_ids
+from ..sampling.tree import TreeResult, expand_tree_ids
 from ..scoring.score import candidates
 
 MAX_STATES = 8  # decode states (KV caches) kept per session; others are recomputed on demand
@@ -42,6 +47,7 @@ class StepNode:
     cum_logprob: float = 0.0  # Σ raw log-probs from the root
     depth: int = 0
     children: list[int] = field(default_factory=list)
+    rng: torch.Tensor | None = field(default=None, repr=False)  # the generator's state at this node
 
     def to_dict(self) -> dict:
         return {"id": self.id, "parent": self.parent, "token_id": self.token_id, "text": self.text,
@@ -55,7 +61,7 @@ class StepSession:
         self.prompt_ids = start_ids(backend, prompt)
         self.sampler = Sampler(config, seed, lambda s: backend.tokenize(s).ids)
         self.eos = backend.eos_token_id
-        self.nodes = [StepNode(0, None, None, prompt)]
+        self.nodes = [StepNode(0, None, None, prompt, rng=self.sampler.generator.get_state())]
         self.current = 0
         self.states: collections.OrderedDict[int, DecodeState] = collections.OrderedDict()
 
@@ -72,19 +78,19 @@ class StepSession:
         node = self._child(backend, token, raw, processed)
         if node.id not in self.states:
             self._keep(node.id, backend.extend(backend.fork(state), [token]))
-        self.current = node.id
+        self._move(node.id)
         return node
 
     def undo(self) -> None:
         parent = self.nodes[self.current].parent
         if parent is None:
             raise InputError("nothing to undo: this is the prompt", hint="step first")
-        self.current = parent
+        self._move(parent)
 
     def goto(self, node_id: int) -> None:
         if not 0 <= node_id < len(self.nodes):
             raise InputError(f"there is no node {node_id}", hint=f"nodes are numbered 0 to {len(self.nodes) - 1}")
-        self.current = node_id
+        self._move(node_id)
 
     @property
     def ended(self) -> bool:
@@ -122,7 +128,21 @@ class StepSession:
                 "raw_entropy": float(mathops.entropy(raw_logp)),
                 "top": [{**c.to_dict(), "raw_prob": float(raw_logp[c.token_id].exp())} for c in rows]}
 
+    def tree(self, backend: Backend, depth: int, branch: int, min_prob: float) -> TreeResult:
+        """``Model.tree`` after the current node: the top-``branch`` raw continuations of the
+        prompt and path so far, ``depth`` tokens deep (the ids the session holds, not a re-tokenization)."""
+        self._check_can_step(backend)
+        ids = [n.token_id for n in self.path()]
+        text = self.prompt + (backend.detokenize(ids) if ids else "")
+        with torch.inference_mode():
+            return expand_tree_ids(backend, self._ids(self.current), text, depth, branch, min_prob)
+
     # -- internals -------------------------------------------------------------------------------
+    def _move(self, node_id: int) -> None:
+        """Make ``node_id`` current with the generator as it was when the node was made."""
+        self.current = node_id
+        self.sampler.generator.set_state(self.nodes[node_id].rng)
+
     def _ids(self, node_id: int) -> list[int]:
         return self.prompt_ids + [n.token_id for n in self.path(node_id)]
 
@@ -150,7 +170,8 @@ class StepSession:
         lp = float(mathops.log_softmax(raw.double())[token])
         plp = float(mathops.log_softmax(processed.double())[token])
         text = "" if token == backend.eos_token_id else backend.token_text(token)
-        node = StepNode(len(self.nodes), parent.id, token, text, lp, plp, parent.cum_logprob + lp, parent.depth + 1)
+        node = StepNode(len(self.nodes), parent.id, token, text, lp, plp, parent.cum_logprob + lp, parent.depth + 1,
+                        rng=self.sampler.generator.get_state())  # after this step's draw (if any)
         self.nodes.append(node)
         parent.children.append(node.id)
         return node

@@ -22,7 +22,7 @@ function render(s) {
       el("span", {class: "mono", text: showToken(c.text)}), ` ${fmtProb(c.prob)}`),
     el("span", {class: "muted", text: ` raw ${fmtProb(c.raw_prob)}`}))));
   $("step-tree").replaceChildren(tree(s, 0));
-  for (const b of ["step-one", "step-run"]) $(b).disabled = !d;
+  for (const b of ["step-one", "step-run", "step-tree-go"]) $(b).disabled = !d;
   $("step-undo").disabled = s.current === 0;
 }
 
@@ -41,6 +41,7 @@ async function start(e) {
   e.preventDefault();
   showError(null);
   $("step-beams").replaceChildren();
+  $("step-possible").replaceChildren();
   try { render(await api("/api/step", samplerBody())); } catch (err) { showError(err); }
 }
 
@@ -58,6 +59,38 @@ async function runN() {
     });
     if (last.result) render(last.result);
     if (last.cancelled) $("step-meta").textContent += " (run cancelled)";
+  } catch (err) { showError(err); }
+}
+
+// The tree of possibilities (Model.tree) after the current node; clicking a branch forces its path.
+async function possibilities() {
+  const body = {depth: Number($("step-tree-depth").value), branch: Number($("step-tree-branch").value)};
+  try {
+    const t = await api(`/api/step/${session.id}/tree`, body);
+    const from = session.nodes[t.node];
+    const where = t.node === 0 ? "the prompt" : `node ${t.node} (${showToken(from.text || "EOS")})`;
+    $("step-possible").replaceChildren(el("h2", {text: `Tree after ${where}: top ${t.branch}, ${t.depth} deep`}),
+      el("p", {class: "muted", text: "The model's own probabilities (no sampler). Click a branch to follow it."}),
+      el("ul", {class: "tree"}, ...t.children.map((c) => branch(t.node, c, []))));
+    showError(null);
+  } catch (err) { showError(err); }
+}
+
+function branch(from, node, above) {
+  const path = [...above, node.token_id];
+  const label = `${showToken(node.text)} p=${fmtProb(node.prob)} path p=${fmtProb(node.cum_prob)}`;
+  const item = el("li", {}, el("button", {type: "button", class: "branch", "data-path": path.join(","),
+                                          onclick: () => follow(from, path)}, label));
+  if (node.children.length) item.append(el("ul", {}, ...node.children.map((c) => branch(from, c, path))));
+  return item;
+}
+
+async function follow(from, tokens) {
+  try {
+    let s = await api(`/api/step/${session.id}/goto`, {node: from});
+    for (const token_id of tokens) s = await api(`/api/step/${session.id}/step`, {token_id});
+    render(s);
+    showError(null);
   } catch (err) { showError(err); }
 }
 
@@ -79,4 +112,5 @@ export function initStep() {
   $("step-undo").addEventListener("click", () => act("undo"));
   $("step-run").addEventListener("click", runN);
   $("step-beam").addEventListener("click", beams);
+  $("step-tree-go").addEventListener("click", possibilities);
 }
