@@ -59,6 +59,16 @@ def test_nll_sums_equal_the_naive_sums(backend):
         assert got == pytest.approx(-float(ref.sum()), abs=1e-4)
 
 
+def test_token_logprobs_equal_the_naive_values_in_order(backend):
+    seqs = [ids_of(backend, t) for t in TEXTS] + [ids_of(backend, TEXTS[0])]
+    starts = [1, 2, len(seqs[2]), 4]  # the third scores nothing
+    got = backend.token_logprobs(seqs, starts)
+    for seq, start, values in zip(seqs, starts, got):
+        ref = naive_logprobs(backend.model, seq)[start - 1:-1].gather(-1, torch.tensor(seq[start:], dtype=torch.long)[:, None])
+        assert values.dtype == torch.float64 and values.shape == (len(seq) - start,)
+        torch.testing.assert_close(values, ref[:, 0].double(), atol=2e-5, rtol=0)
+
+
 def test_next_logits_are_the_last_row_of_each_prefix(backend):
     prefixes = [ids_of(backend, t) for t in TEXTS]
     got = torch.log_softmax(backend.next_logits(prefixes).double(), -1)

@@ -323,6 +323,33 @@ def test_full_queue_raises_busy_and_cancelled_jobs_never_run():
     assert prepared == [(0, 11, 3)] and worker.stats.cancelled == 1 and worker.outstanding == 0
 
 
+def test_values_only_tasks_take_the_light_path_and_keep_their_order():
+    from logitscope.server.engine import _score_tasks
+
+    backend = toy_model().backend
+    tasks = [ScoreTask([0, 11, 3, 9], 1, 0, values_only=True), ScoreTask([0, 6, 12], 1, 3),
+             ScoreTask([0, 11, 4, 9, 7], 2, 0, values_only=True), ScoreTask([0, 11, 3], 1, 0)]
+    got = _score_tasks(backend, tasks)
+    for task, scores in zip(tasks, got):
+        ref = backend.score_positions([task.seq], [task.start], task.top_k)[0]
+        assert scores.logprob.tolist() == pytest.approx(ref.logprob.tolist(), abs=1e-12)
+        if task.values_only:
+            assert scores.rank.tolist() == [0] * len(ref) and scores.entropy.isnan().all()
+        else:
+            assert scores.rank.tolist() == ref.rank.tolist()
+            assert scores.top_ids[:, :task.top_k].tolist() == ref.top_ids.tolist()  # the engine trims to top_k
+
+
+def test_echo_values_are_the_same_with_and_without_alternatives(client):
+    (s1, light), (s2, full) = (complete(client, prompt="the cat sat on the mat", echo=True, logprobs=k, max_tokens=0)
+                               for k in (0, 2))
+    assert s1 == s2 == 200
+    a, b = light["choices"][0]["logprobs"], full["choices"][0]["logprobs"]
+    assert a["tokens"] == b["tokens"] and a["token_logprobs"][0] is None
+    assert a["token_logprobs"][1:] == pytest.approx(b["token_logprobs"][1:], abs=1e-9)
+    assert all(len(t) == 1 for t in a["top_logprobs"][1:])  # only the chosen token
+
+
 def test_a_failing_job_does_not_fail_its_batch_mates():
     model = toy_model()
     worker = ModelWorker(model.backend)

@@ -117,6 +117,15 @@ class PositionScores:
         )
 
     @staticmethod
+    def values_only(logprob: torch.Tensor) -> "PositionScores":
+        """Scores that carry log-probs alone: rank 0 and entropy NaN mean "not computed"."""
+        n = len(logprob)
+        return PositionScores(logprob=logprob.double(), rank=torch.zeros(n, dtype=torch.long),
+                              entropy=torch.full((n,), float("nan"), dtype=torch.float64),
+                              top_ids=torch.zeros(n, 0, dtype=torch.long),
+                              top_logprobs=torch.zeros(n, 0, dtype=torch.float64))
+
+    @staticmethod
     def concat(parts: list["PositionScores"]) -> "PositionScores":
         return PositionScores(*(torch.cat([getattr(p, f) for p in parts]) for f in
                                 ("logprob", "rank", "entropy", "top_ids", "top_logprobs")))
@@ -187,6 +196,11 @@ class Backend(ABC):
         """Σ -log p(seq[t] | seq[:t]) over t >= start, per sequence, in float64 (perplexity's
         hot path: no ranks, entropies or top-k). Default: through score_positions."""
         return [-float(s.logprob.sum()) for s in self.score_positions(sequences, starts, 0)]
+
+    def token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[torch.Tensor]:
+        """log p(seq[t] | seq[:t]) for t >= start, per sequence: (len(seq) - start,) float64 each —
+        the values alone, no ranks, entropies or top-k. Default: through score_positions."""
+        return [s.logprob for s in self.score_positions(sequences, starts, 0)]
 
     # -- incremental decoding -------------------------------------------------
     def prefill(self, ids: list[int]) -> DecodeState:

@@ -168,10 +168,25 @@ class HFBackend(Backend):
         The last id of a sequence is only a target, so it is not fed; only hidden
         rows of scored positions reach the LM head (see ``_target_nll``).
         """
+        sums = torch.zeros(len(sequences), dtype=torch.float64)
+        for owner, nll in self._target_nlls(sequences, starts):
+            sums.index_add_(0, owner, nll.double())  # pads never gathered
+        return sums.tolist()
+
+    @torch.inference_mode()
+    def token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[torch.Tensor]:
+        """Per-token log-probs through the blocked NLL path (``_target_nll``): values only."""
+        parts: list[list[torch.Tensor]] = [[] for _ in sequences]
+        for owner, nll in self._target_nlls(sequences, starts):
+            for i, chunk in zip(*_runs(owner, nll)):
+                parts[i].append(-chunk.double())
+        return [torch.cat(p) if p else torch.zeros(0, dtype=torch.float64) for p in parts]
+
+    def _target_nlls(self, sequences: list[list[int]], starts: list[int]):
+        """Yield (owner (N,), nll (N,)) per forward batch: the NLL of every scored target, in sequence order."""
         for seq, start in zip(sequences, starts):
             check_start(seq, start)
             self._check_length(seq[:-1])
-        sums = torch.zeros(len(sequences), dtype=torch.float64)
         live = [i for i, (seq, start) in enumerate(zip(sequences, starts)) if start < len(seq)]
         inputs = [sequences[i][:-1] for i in live]  # feed ids[:-1]: row t predicts target t+1
         for batch in _batches(inputs, TOKEN_BUDGET):
@@ -179,8 +194,7 @@ class HFBackend(Backend):
             rows = torch.cat([hidden[r, starts[live[b]] - 1: len(inputs[b])] for r, b in enumerate(batch)])  # (N, H)
             targets = torch.cat([torch.tensor(sequences[live[b]][starts[live[b]]:]) for b in batch])  # (N,)
             owner = torch.cat([torch.full((len(inputs[b]) + 1 - starts[live[b]],), live[b]) for b in batch])
-            sums.index_add_(0, owner, self._target_nll(rows, targets).double())  # pads never gathered
-        return sums.tolist()
+            yield owner, self._target_nll(rows, targets)
 
     @torch.inference_mode()
     def _target_nll(self, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -372,3 +386,10 @@ def _batches(seqs: list[list[int]], budget: int) -> list[list[int]]:
     if current:
         batches.append(current)
     return batches
+
+
+def _runs(owner: torch.Tensor, values: torch.Tensor) -> tuple[list[int], list[torch.Tensor]]:
+    """Split ``values`` into consecutive runs of equal ``owner``: (owners, chunks)."""
+    ids, counts = torch.unique_consecutive(owner, return_counts=True)
+    return ids.tolist(), list(torch.split(values, counts.tolist()))
+

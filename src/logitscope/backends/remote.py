@@ -261,7 +261,13 @@ class RemoteBackend(Backend):
         return self._score(sequences, starts, k, lambda rows, seq, s: position_scores(rows, seq, s, k, top_k))
 
     def nll_sums(self, sequences: list[list[int]], starts: list[int]) -> list[float]:
-        return self._score(sequences, starts, 0, lambda rows, seq, s: -math.fsum(r[0] for r in rows))
+        return self._score(sequences, starts, 0, lambda rows, seq, s: -math.fsum(r[0] for r in rows),
+                           values_only=True)
+
+    def token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[torch.Tensor]:
+        return self._score(sequences, starts, 0,
+                           lambda rows, seq, s: torch.tensor([r[0] for r in rows], dtype=torch.float64),
+                           values_only=True)
 
     def next_top_k(self, prefixes: list[list[int]], k: int) -> tuple[torch.Tensor, torch.Tensor]:
         check_top_k(self, k)
@@ -283,7 +289,7 @@ class RemoteBackend(Backend):
                               hint=f"ask for fewer (the server's cap looks like {len(top)})")
         return top[:k]
 
-    def _score(self, sequences, starts, k: int, reduce) -> list:
+    def _score(self, sequences, starts, k: int, reduce, values_only: bool = False) -> list:
         caps = self.capabilities
         if not (caps.prompt_logprobs or caps.echo):
             raise CapabilityError(NO_PROMPT_SCORES.format(name=self.name),
@@ -293,7 +299,7 @@ class RemoteBackend(Backend):
             check_start(seq, start)
         groups = self._plan(sequences)
         done = self.http.map(lambda g: self._score_request([sequences[i] for i in g], [starts[i] for i in g],
-                                                           k, reduce), groups)
+                                                           k, reduce, values_only), groups)
         return [r for part in done for r in part]
 
     def _plan(self, sequences) -> list[list[int]]:
@@ -308,16 +314,18 @@ class RemoteBackend(Backend):
             size += len(seq)
         return groups if groups[0] else []
 
-    def _score_request(self, seqs, starts, k: int, reduce) -> list:
+    def _score_request(self, seqs, starts, k: int, reduce, values_only: bool = False) -> list:
         caps = self.capabilities
         prompts = seqs if caps.token_id_prompts else [self.text_prompt(s) for s in seqs]
-        extra = {"prompt_logprobs": k} if caps.prompt_logprobs else {"echo": True, "logprobs": k}
+        # values alone: echo asks the server for no ranks (vLLM's prompt_logprobs always ranks)
+        use_prompt_logprobs = caps.prompt_logprobs and not (values_only and caps.echo)
+        extra = {"prompt_logprobs": k} if use_prompt_logprobs else {"echo": True, "logprobs": k}
         body = self.completion_body(prompts, max_tokens=0 if caps.max_tokens_zero else 1, **extra)
         choices = choices_in_order(self.http.post(f"{self.api}/completions", body), len(seqs))
         out = []
         for choice, seq, start in zip(choices, seqs, starts):
             texts = None if caps.token_id_labels else self.token_texts(seq)  # the round trip, checked
-            rows = (prompt_logprob_rows(choice, seq, start) if caps.prompt_logprobs
+            rows = (prompt_logprob_rows(choice, seq, start) if use_prompt_logprobs
                     else echo_rows(choice, seq, start, self.label_to_id, texts))
             out.append(reduce(rows, seq, start))
         return out

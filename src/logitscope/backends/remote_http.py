@@ -9,6 +9,7 @@ bounded number of requests in flight. Every failure becomes one ``RemoteError`` 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from .remote_protocol import RemoteError, error_message
 
 RETRY_STATUS = {429, 502, 503, 504}
+VALIDATION = re.compile(r"\b\d+ validation errors?\b")  # pydantic's summary line
 POOL_NAME = "logitscope-remote"
 
 
@@ -89,11 +91,12 @@ class Http:
         except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
             body = None
         status = response.status_code
-        if 400 <= status < 500 and status not in RETRY_STATUS:
-            raise Refused(status, error_message(status, body if body is not None else response.text), path)
+        message = error_message(status, body if body is not None else response.text)
+        if (400 <= status < 500 and status not in RETRY_STATUS) or (status == 500 and VALIDATION.search(message)):
+            # llama-cpp-python answers a request its schema rejects with 500 "N validation errors"
+            raise Refused(status, message, path)
         if status >= 400:
-            raise RemoteError(f"{self.root}{path} failed with HTTP {status}: "
-                              f"{error_message(status, body if body is not None else response.text)}",
+            raise RemoteError(f"{self.root}{path} failed with HTTP {status}: {message}",
                               hint="the server is failing or overloaded; check its log, lower --concurrency")
         if not isinstance(body, dict):
             raise RemoteError(f"{self.root}{path} answered with something other than a JSON object",

@@ -183,11 +183,31 @@ def _prompt_scores(backend, prompt, n: int, as_ids: bool, notes: list[str]) -> d
                                         return_tokens_as_token_ids=as_ids), 1)[0]
         out["echo"] = len((choice.get("logprobs") or {}).get("token_logprobs") or []) >= n
         reason = "the echoed log-probs do not cover the prompt"
+        if out["echo"] and not _echo_aligned(backend, prompt, choice, n, as_ids):
+            out["echo"] = False
+            reason = ("its echoed log-probs are shifted by one position (the value given for a prompt token "
+                      "is the distribution after it, not before: llama-cpp-python does this)")
     except Refused as exc:
         reason = exc.detail
     if not out["echo"] and not out["prompt_logprobs"]:
         notes.append(f"no prompt log-probs: echo refused or ignored ({reason}); only next-token tables work")
     return out
+
+
+def _echo_aligned(backend, prompt, choice: dict, n: int, as_ids: bool) -> bool:
+    """Does the echo's entry for the last prompt token describe the distribution *before* it? Its best
+    alternative must match the best next token after the prompt without its last token."""
+    echoed = ((choice.get("logprobs") or {}).get("top_logprobs") or [None] * n)[n - 1]
+    shorter = prompt[:-1] if isinstance(prompt, list) else backend.detokenize(backend.probe_ids[:-1])
+    try:
+        after = choices_in_order(_post(backend, [shorter], max_tokens=1, logprobs=1,
+                                       return_tokens_as_token_ids=as_ids), 1)[0]
+        best = max(lp for _, lp in generated_top(after, backend.label_to_id))
+    except (Refused, RemoteError, ValueError):
+        return True  # nothing to compare with: keep what the server says
+    if not isinstance(echoed, dict) or not echoed:
+        return True
+    return math.isclose(max(echoed.values()), best, abs_tol=1e-3)
 
 
 LIMIT = re.compile(r"(?:max(?:imum)? allowed|limit(?: of| is)?|at most|<=|maximum(?: of| is)?)\D{0,12}(\d+)",

@@ -55,6 +55,7 @@ class ScoreTask:
     seq: list[int]
     start: int
     top_k: int = 0
+    values_only: bool = False  # only log p of each target is read (no rank, entropy or alternatives)
 
 
 class Stepper:
@@ -230,8 +231,7 @@ class ModelWorker:
 
     def _score_jobs(self, batch: list[Job]) -> list[list[PositionScores]]:
         tasks = [t for job in batch for t in job.prepared]
-        top_k = max((t.top_k for t in tasks), default=0)
-        scores = self.backend.score_positions([t.seq for t in tasks], [t.start for t in tasks], top_k) if tasks else []
+        scores = _score_tasks(self.backend, tasks)
         self.stats.batches += 1
         self.stats.batched_jobs += len(batch)
         self.stats.scored_sequences += len(tasks)
@@ -300,6 +300,24 @@ class ModelWorker:
             job.loop.call_soon_threadsafe(settle)
         except RuntimeError:  # the event loop is closed: nobody is waiting any more
             pass
+
+
+def _score_tasks(backend: Backend, tasks: list[ScoreTask]) -> list[PositionScores]:
+    """Scores of every task, in order: values-only tasks through ``token_logprobs`` (the blocked NLL path),
+    the others through one ``score_positions`` call with the largest top_k asked."""
+    light = [i for i, t in enumerate(tasks) if t.values_only and not t.top_k]
+    full = [i for i in range(len(tasks)) if i not in set(light)]
+    out: list[PositionScores | None] = [None] * len(tasks)
+    if light:
+        values = backend.token_logprobs([tasks[i].seq for i in light], [tasks[i].start for i in light])
+        for i, lp in zip(light, values):
+            out[i] = PositionScores.values_only(lp)
+    if full:
+        top_k = max(tasks[i].top_k for i in full)
+        for i, s in zip(full, backend.score_positions([tasks[i].seq for i in full], [tasks[i].start for i in full],
+                                                      top_k)):
+            out[i] = s
+    return out  # type: ignore[return-value]
 
 
 def _keep_top(s: PositionScores, k: int) -> PositionScores:
