@@ -198,3 +198,27 @@ def test_quantize_cli_empty_text_is_one_line(cli, tmp_path):
     path.write_text("  \n")
     out = cli(["quantize", str(path)])
     assert out.exit_code == 2 and "empty" in out.output and out.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("scheme", q.SCHEMES)
+def test_int8_path_quantizes_gpt2_conv1d_on_a_copy(scheme):
+    """quantize_dynamic only knows nn.Linear: GPT-2's Conv1D layers must be converted first,
+    or an "int8" GPT-2 runs its attention and MLP in float32."""
+    import logitscope
+    from tiny_models import naive_logprobs, tiny_model, tiny_tokenizer
+
+    model = tiny_model("gpt2")
+    convs = [m for m in model.modules() if type(m).__name__ == "Conv1D"]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    backend = logitscope.from_transformers(model, tiny_tokenizer(), name="tiny-gpt2").backend
+    qmodel = q.int8_dynamic_backend(backend, scheme).torch_module
+    assert not [m for m in qmodel.modules() if type(m).__name__ == "Conv1D"]
+    dynamic = [m for m in qmodel.modules() if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
+    assert len(convs) == 4 * 2 and len(dynamic) == len(convs) + 1  # + the LM head
+    assert backend.torch_module is model and all(type(m).__name__ == "Conv1D" for m in convs)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the float model is unchanged
+    ids = tiny_tokenizer()("The cat sat on the mat. To be or not to be")["input_ids"]
+    base, quantized = naive_logprobs(model, ids), naive_logprobs(qmodel, ids)  # (T, V)
+    assert not torch.equal(base, quantized)  # it really ran the int8 kernels
+    kl = (base.exp() * (base - quantized)).sum(-1)  # (T,) KL(float32 || int8) per position
+    assert float(kl.max()) < 0.05 and (base.argmax(-1) == quantized.argmax(-1)).float().mean() > 0.9

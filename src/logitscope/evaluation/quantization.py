@@ -11,7 +11,8 @@ Variants, each run on the same token ids as the float32 base:
   ``per-channel`` over each output row (what practical int4/int8 formats do).
   The weights are changed in place and restored afterwards: one copy at a time.
 * ``int8``: a real quantized execution path, PyTorch's dynamic int8 nn.Linear
-  (weights int8 per tensor, activations quantized on the fly), on a deep copy.
+  (weights int8 per tensor, activations quantized on the fly), on a deep copy; GPT-2's
+  Conv1D layers become the equivalent nn.Linear first, so they are quantized too.
 
 Statistics per variant follow llama.cpp's ``perplexity --kl-divergence``:
 perplexity, KL(base || variant) per token (mean, median, 99th percentile, max),
@@ -187,24 +188,41 @@ def dynamic_int8_bytes(qmodel: nn.Module) -> int:
 
 
 def int8_dynamic_backend(backend, scheme: str = "per-tensor"):
-    """A copy of an HF backend whose nn.Linear layers (tied LM head included) run as
-    PyTorch dynamic int8 kernels: symmetric int8 weights per tensor or per output row."""
+    """A copy of an HF backend whose nn.Linear layers (tied LM head included) and GPT-2
+    Conv1D layers run as PyTorch dynamic int8 kernels: symmetric int8 weights per tensor
+    or per output row. The backend's own model is left unchanged."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao deprecation notices
         from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
         qconfig = per_channel_dynamic_qconfig if check_scheme(scheme) == "per-channel" else default_dynamic_qconfig
-        qmodel = quantize_dynamic(_copy_sharing_linear_weights(backend.torch_module), {nn.Linear: qconfig},
-                                  dtype=torch.qint8, inplace=True)
+        qmodel = _conv1d_as_linear(_copy_sharing_linear_weights(backend.torch_module))
+        qmodel = quantize_dynamic(qmodel, {nn.Linear: qconfig}, dtype=torch.qint8, inplace=True)
     return backend.with_module(qmodel)
 
 
 def _copy_sharing_linear_weights(model: nn.Module) -> nn.Module:
-    """Deep copy whose nn.Linear weights/biases are the original tensors (not copied): the
-    int8 conversion only reads them, so the float model is never held twice."""
-    shared = {id(t): t for m in model.modules() if isinstance(m, nn.Linear)
+    """Deep copy whose nn.Linear and Conv1D weights/biases are the original tensors (not
+    copied): the int8 conversion only reads them, so the float model is never held twice."""
+    shared = {id(t): t for m in model.modules() if isinstance(m, nn.Linear) or _is_conv1d(m)
               for t in (m.weight, m.bias) if t is not None}
     return copy.deepcopy(model, memo=dict(shared))
+
+
+def _conv1d_as_linear(model: nn.Module) -> nn.Module:
+    """Replace every GPT-2 Conv1D of ``model`` (in place) by the equivalent nn.Linear, so
+    quantize_dynamic, which only knows nn.Linear, converts it too. Conv1D computes
+    x @ W + b with W (in, out); nn.Linear computes x @ W'.T + b, so W' = W.T (a view)."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if _is_conv1d(child):
+                in_features, out_features = child.weight.shape  # (in, out)
+                linear = nn.Linear(in_features, out_features, bias=child.bias is not None, device="meta")
+                linear.weight = nn.Parameter(child.weight.detach().t(), requires_grad=False)  # (out, in) view
+                if child.bias is not None:
+                    linear.bias = nn.Parameter(child.bias.detach(), requires_grad=False)
+                setattr(parent, name, linear)
+    return model
 
 
 # -- per-token distributions ----------------------------------------------------------------
