@@ -222,3 +222,28 @@ def test_int8_path_quantizes_gpt2_conv1d_on_a_copy(scheme):
     assert not torch.equal(base, quantized)  # it really ran the int8 kernels
     kl = (base.exp() * (base - quantized)).sum(-1)  # (T,) KL(float32 || int8) per position
     assert float(kl.max()) < 0.05 and (base.argmax(-1) == quantized.argmax(-1)).float().mean() > 0.9
+
+
+def test_impact_can_round_every_parameter_as_the_seed_sweep_does():
+    import logitscope
+    from tiny_models import tiny_model, tiny_tokenizer
+
+    model = tiny_model("gpt2")
+    tiny = logitscope.from_transformers(model, tiny_tokenizer(), name="tiny-gpt2")
+    text = "The cat sat on the mat. To be or not to be"
+    matrices = tiny.quantization_impact(text, bits=(2,), int8=False)
+    every = tiny.quantization_impact(text, bits=(2,), int8=False, which="all")
+    assert (matrices.which, every.which) == ("matrices", "all")
+    assert every.variants[0].kl_mean != pytest.approx(matrices.variants[0].kl_mean, rel=1e-3)  # norms and biases too
+    with q.simulated_quantization(model, 2, which="all"):
+        by_hand = tiny.score(text).perplexity
+    assert every.variants[0].perplexity == pytest.approx(by_hand, rel=1e-5)
+    n_vectors = sum(1 for p in q.quantizable_weights(model, "all") if p.dim() == 1)
+    assert every.variants[0].size_bytes < matrices.variants[0].size_bytes  # the vectors shrink too
+    # per-channel: one (scale, offset) per output row instead of per matrix; vectors keep one grid each.
+    # rows: wte 330 + wpe 96 + per layer c_attn 144 + c_proj 48 + c_fc 192 + c_proj 48, minus 1 per matrix (10)
+    rows = 330 + 96 + 2 * (144 + 48 + 192 + 48) - 10
+    assert q.simulated_bytes(model, 8, "per-channel", which="all") - q.simulated_bytes(model, 8, which="all") == 8 * rows
+    assert n_vectors > 0
+    with pytest.raises(InputError):
+        tiny.quantization_impact(text, bits=(2,), int8=False, which="some")
