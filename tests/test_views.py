@@ -322,3 +322,13 @@ def test_quantization_plot_says_which_parameters_were_rounded():
     report = quantization_report()
     assert "weight matrices" in report.plot().axes[0].get_title()
     assert "every parameter" in dataclasses.replace(report, which="all").plot().axes[0].get_title()
+    broken = dataclasses.replace(report.variants[2], perplexity=float("inf"), kl_mean=float("inf"),
+                                 kl_p99=float("inf"), kl_max=float("inf"))  # a token got probability 0
+    ppl, kl = dataclasses.replace(report, variants=(*report.variants[:2], broken, report.variants[3])).plot().axes
+    assert list(ppl.lines[0].get_xdata()) == [4, 8] and "1 infinite left out" in ppl.get_title()
+    assert list(kl.lines[0].get_xdata()) == [4, 8]
+    astronomical = dataclasses.replace(report.variants[2], perplexity=2.4e277)  # seed 003's 1-bit sweep
+    fig = dataclasses.replace(report, variants=(astronomical,)).plot()
+    fig.savefig(io.BytesIO(), format="png")  # a log axis over 277 decades fails here, when ticks are placed
+    ppl = fig.axes[0]
+    assert ppl.get_ylabel() == "log10 perplexity" and list(ppl.lines[0].get_ydata()) == pytest.approx([277.38], abs=0.01)

@@ -9,11 +9,12 @@
 # Runs in about 15 seconds.
 
 # %%
+%matplotlib inline
 import json
 import math
 
-import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 
 import logitscope as ls
 from logitscope import registry
@@ -85,13 +86,9 @@ checks["next_token_matches_last_row"] = model.next_token(text, top_k=1, bos=Fals
 # %%
 prompts = {"factual": "The capital of France is", "open": "My favourite thing to do on a Sunday is"}
 results = {k: model.next_token(p, top_k=8) for k, p in prompts.items()}
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-for ax, (kind, r) in zip(axes, results.items()):
-    df = r.to_dataframe()
-    ax.barh(df["text"].map(repr)[::-1], df["prob"][::-1])
-    ax.set(title=f"{kind}: {r.prompt!r}\nentropy {r.entropy_bits:.2f} bits", xlabel="probability")
-fig.tight_layout()
-plt.show()
+for kind, r in results.items():
+    print(f"{kind}: entropy {r.entropy_bits:.2f} bits")
+    display(r.plot())  # each result draws its own bar chart
 checks["factual_less_uncertain"] = results["factual"].entropy < results["open"].entropy
 
 # %% [markdown]

@@ -8,6 +8,7 @@ pair accuracy, ...) takes ``ax`` as one Axes per panel; a single Axes gets the m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -177,7 +178,8 @@ def _mass_curve(ax: Axes, logprobs, title: str) -> None:
         ax.plot([k], [float(cumulative[k - 1])], "o", color=ORANGE)
         ax.annotate(f"{mass:.0%}: top {k:,}", (k, float(cumulative[k - 1])), fontsize=SMALL,
                     xytext=(4, -10), textcoords="offset points")
-    ax.set(xscale="log", ylim=(0, 1.02), xlabel="top-k tokens (log scale)", ylabel="cumulative probability", title=title)
+    ax.set(xscale="log", ylim=(0, 1.02), xlabel="top-k tokens (log scale)", ylabel="cumulative probability")
+    ax.set_title(title, fontsize=9)
 
 
 def _token_probs(r, ax: Axes, threshold: float | None = None, flagged=()) -> None:
@@ -443,21 +445,33 @@ def quantization_picture(report) -> Picture:
     def simulated(r):
         return sorted((v for v in r.variants if v.bits is not None), key=lambda v: v.bits)
 
+    def finite(variants, value):  # a broken variant can give a token probability 0: perplexity and KL inf
+        return [v for v in variants if math.isfinite(value(v))]
+
+    def left_out(r) -> str:
+        n = sum(not math.isfinite(v.perplexity) for v in r.variants)
+        return f" ({n} infinite left out)" if n else ""
+
     def perplexity(r, ax):
-        sim = simulated(r)
-        ax.plot([v.bits for v in sim], [v.perplexity for v in sim], "o-", label="simulated")
-        ax.axhline(r.base_perplexity, color=GREY, linestyle="--", label="float32")
-        for v in (v for v in r.variants if v.bits is None):
-            ax.plot([8], [v.perplexity], "*", color=RED, markersize=12, label=v.label)
+        sim = finite(simulated(r), lambda v: v.perplexity)
+        real = finite((v for v in r.variants if v.bits is None), lambda v: v.perplexity)
+        # a broken model reaches 10^300: past ~10^100 matplotlib's log axis cannot place ticks, so plot log10
+        huge = max([v.perplexity for v in sim + real], default=0.0) > 1e100
+        y = math.log10 if huge else float
+        ax.plot([v.bits for v in sim], [y(v.perplexity) for v in sim], "o-", label="simulated")
+        ax.axhline(y(r.base_perplexity), color=GREY, linestyle="--", label="float32")
+        for v in real:
+            ax.plot([8], [y(v.perplexity)], "*", color=RED, markersize=12, label=v.label)
         rounded = "every parameter" if r.which == "all" else "weight matrices"
-        ax.set(xlabel="bits per weight", ylabel="perplexity", yscale="log", title=f"{r.scheme} quantization, {rounded}")
+        ax.set(xlabel="bits per weight", ylabel="log10 perplexity" if huge else "perplexity",
+               yscale="linear" if huge else "log", title=f"{r.scheme} quantization, {rounded}{left_out(r)}")
         ax.legend(fontsize=SMALL)
 
     def kl(r, ax):
-        sim = simulated(r)
+        sim = finite(simulated(r), lambda v: v.kl_p99)
         ax.plot([v.bits for v in sim], [max(v.kl_mean, 1e-12) for v in sim], "o-", label="mean KL")
         ax.plot([v.bits for v in sim], [max(v.kl_p99, 1e-12) for v in sim], "s:", label="99th pct KL")
-        for v in (v for v in r.variants if v.bits is None):
+        for v in finite((v for v in r.variants if v.bits is None), lambda v: v.kl_mean):
             ax.plot([8], [max(v.kl_mean, 1e-12)], "*", color=RED, markersize=12, label=v.label)
         ax.set(xlabel="bits per weight", ylabel="KL(base || quantized), nats", yscale="log",
                title=f"{r.num_tokens} tokens")
