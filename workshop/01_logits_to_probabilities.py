@@ -142,7 +142,8 @@ nxt.plot(temperatures=(0.5, 1.0, 2.0), mass=True)
 #    gains and which loses? Use `mathops.softmax(..., temperature=...)`.
 # 2. Find (by trying values) the temperature at which the top token of `base_logits` has
 #    probability 0.9.
-# 3. How many tokens cover 90 % of the mass after "The capital of France is"? Compare with "See you".
+# 3. How many tokens cover 90 % of the mass after "The first president of the United States was George"?
+#    Compare with "See you".
 #    Why is one so much smaller?
 # 4. Is `argmax(logits) == argmax(softmax(logits))` always true? Check it on `nxt.logprobs` and explain.
 
@@ -166,7 +167,7 @@ checks["tau_for_top_0_9"] = round(mid, 3)
 
 # %%
 # 3. A factual prompt concentrates the mass on few tokens; an open one spreads it.
-for p in ("The capital of France is", "See you"):
+for p in ("The first president of the United States was George", "See you"):
     lp = model.next_token(p, top_k=1).logprobs.double().exp().sort(descending=True).values
     print(f"{p!r}: top {int((lp.cumsum(0) < 0.9).sum()) + 1:,} tokens hold 90%")
 

@@ -22,6 +22,7 @@ import logitscope as ls
 from logitscope import registry
 from logitscope.core import mathops
 from logitscope.evaluation.quantization import simulated_quantization
+from logitscope.scoring.logits import text_ids
 
 checks = {}
 model, note = registry.load_preferred()
@@ -39,9 +40,9 @@ phrase = "This weekend I plan to"
 tokens = model.tokenize(phrase)
 print(tokens.ids)
 print([t.text for t in tokens.tokens])
-logits = model.logits(phrase)
+logits = model.logits(phrase, bos="auto")  # "auto": <bos> in front when the model was trained with one (Gemma)
 print(f"logits shape: {list(logits.shape)}")
-checks["logits_shape_ok"] = list(logits.shape) == [1, len(tokens.ids), model.backend.vocab_size]
+checks["logits_shape_ok"] = list(logits.shape) == [1, len(text_ids(model.backend, phrase, "auto")), model.backend.vocab_size]
 
 # %% [markdown]
 # **Q1.** The shape is `[batch, positions, vocabulary]`: 1 text in the batch, one row per input token
@@ -101,7 +102,7 @@ print("Actual last token:", repr(last.text))
 print(f"Token with highest probability: {last.alternatives[0].text!r}, with probability {last.alternatives[0].prob:.4f}")
 print(f"P(actual token | previous context): {last.prob:.4f}")
 print(f"Token loss = -log(P): {-last.logprob:.4f}")
-lp_by_hand = float(mathops.log_softmax(model.logits(text)[0, -2].double())[last.token_id])
+lp_by_hand = float(mathops.log_softmax(model.logits(text, bos="auto")[0, -2].double())[last.token_id])
 checks["token_loss_matches_logits"] = math.isclose(-last.logprob, -lp_by_hand, abs_tol=1e-4)
 
 # %% [markdown]
@@ -210,8 +211,8 @@ report.plot()  # perplexity and KL against bits, log scales (infinite values are
 # %%
 q5 = model.score(" Michigan", context="I visited Muskegon,")
 print(f"-log P = {-q5.total_logprob:.3f} nats over {q5.num_scored} token(s)")
-t = len(model.tokenize("I visited Muskegon,").ids)
-row = model.logits("I visited Muskegon, Michigan")[0, t - 1].double()
+t = len(text_ids(model.backend, "I visited Muskegon,", "auto"))  # <bos> included when the model uses one
+row = model.logits("I visited Muskegon, Michigan", bos="auto")[0, t - 1].double()
 first = q5.scored_tokens[0]
 by_formula = -(row[first.token_id] - torch.logsumexp(row, 0))
 print(f"by the formula, first token: {float(by_formula):.3f}  (library: {-first.logprob:.3f})")
