@@ -325,7 +325,10 @@ def test_quantization_plot_says_which_parameters_were_rounded():
     broken = dataclasses.replace(report.variants[2], perplexity=float("inf"), kl_mean=float("inf"),
                                  kl_p99=float("inf"), kl_max=float("inf"))  # a token got probability 0
     ppl, kl = dataclasses.replace(report, variants=(*report.variants[:2], broken, report.variants[3])).plot().axes
-    assert list(ppl.lines[0].get_xdata()) == [4, 8] and "1 infinite left out" in ppl.get_title()
+    assert list(ppl.lines[0].get_xdata()) == [4, 8] and "1 inf/NaN left out" in ppl.get_title()
+    nan = dataclasses.replace(broken, perplexity=float("nan"), kl_p99=float("nan"))  # the forward pass overflowed
+    ppl = dataclasses.replace(report, variants=(report.variants[0], nan)).plot().axes[0]
+    assert list(ppl.lines[0].get_xdata()) == [8] and "1 inf/NaN left out" in ppl.get_title()
     assert list(kl.lines[0].get_xdata()) == [4, 8]
     astronomical = dataclasses.replace(report.variants[2], perplexity=2.4e277)  # seed 003's 1-bit sweep
     fig = dataclasses.replace(report, variants=(astronomical,)).plot()

@@ -445,12 +445,12 @@ def quantization_picture(report) -> Picture:
     def simulated(r):
         return sorted((v for v in r.variants if v.bits is not None), key=lambda v: v.bits)
 
-    def finite(variants, value):  # a broken variant can give a token probability 0: perplexity and KL inf
+    def finite(variants, value):  # a broken variant: a token with probability 0 (inf) or overflow (NaN)
         return [v for v in variants if math.isfinite(value(v))]
 
     def left_out(r) -> str:
         n = sum(not math.isfinite(v.perplexity) for v in r.variants)
-        return f" ({n} infinite left out)" if n else ""
+        return f" ({n} inf/NaN left out)" if n else ""
 
     def perplexity(r, ax):
         sim = finite(simulated(r), lambda v: v.perplexity)
