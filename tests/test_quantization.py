@@ -198,3 +198,52 @@ def test_quantize_cli_empty_text_is_one_line(cli, tmp_path):
     path.write_text("  \n")
     out = cli(["quantize", str(path)])
     assert out.exit_code == 2 and "empty" in out.output and out.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("scheme", q.SCHEMES)
+def test_int8_path_quantizes_gpt2_conv1d_on_a_copy(scheme):
+    """quantize_dynamic only knows nn.Linear: GPT-2's Conv1D layers must be converted first,
+    or an "int8" GPT-2 runs its attention and MLP in float32."""
+    import logitscope
+    from tiny_models import naive_logprobs, tiny_model, tiny_tokenizer
+
+    model = tiny_model("gpt2")
+    convs = [m for m in model.modules() if type(m).__name__ == "Conv1D"]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    backend = logitscope.from_transformers(model, tiny_tokenizer(), name="tiny-gpt2").backend
+    qmodel = q.int8_dynamic_backend(backend, scheme).torch_module
+    assert not [m for m in qmodel.modules() if type(m).__name__ == "Conv1D"]
+    dynamic = [m for m in qmodel.modules() if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
+    assert len(convs) == 4 * 2 and len(dynamic) == len(convs) + 1  # + the LM head
+    assert backend.torch_module is model and all(type(m).__name__ == "Conv1D" for m in convs)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the float model is unchanged
+    ids = tiny_tokenizer()("The cat sat on the mat. To be or not to be")["input_ids"]
+    base, quantized = naive_logprobs(model, ids), naive_logprobs(qmodel, ids)  # (T, V)
+    assert not torch.equal(base, quantized)  # it really ran the int8 kernels
+    kl = (base.exp() * (base - quantized)).sum(-1)  # (T,) KL(float32 || int8) per position
+    assert float(kl.max()) < 0.05 and (base.argmax(-1) == quantized.argmax(-1)).float().mean() > 0.9
+
+
+def test_impact_can_round_every_parameter_as_the_seed_sweep_does():
+    import logitscope
+    from tiny_models import tiny_model, tiny_tokenizer
+
+    model = tiny_model("gpt2")
+    tiny = logitscope.from_transformers(model, tiny_tokenizer(), name="tiny-gpt2")
+    text = "The cat sat on the mat. To be or not to be"
+    matrices = tiny.quantization_impact(text, bits=(2,), int8=False)
+    every = tiny.quantization_impact(text, bits=(2,), int8=False, which="all")
+    assert (matrices.which, every.which) == ("matrices", "all")
+    assert every.variants[0].kl_mean != pytest.approx(matrices.variants[0].kl_mean, rel=1e-3)  # norms and biases too
+    with q.simulated_quantization(model, 2, which="all"):
+        by_hand = tiny.score(text).perplexity
+    assert every.variants[0].perplexity == pytest.approx(by_hand, rel=1e-5)
+    n_vectors = sum(1 for p in q.quantizable_weights(model, "all") if p.dim() == 1)
+    assert every.variants[0].size_bytes < matrices.variants[0].size_bytes  # the vectors shrink too
+    # per-channel: one (scale, offset) per output row instead of per matrix; vectors keep one grid each.
+    # rows: wte 330 + wpe 96 + per layer c_attn 144 + c_proj 48 + c_fc 192 + c_proj 48, minus 1 per matrix (10)
+    rows = 330 + 96 + 2 * (144 + 48 + 192 + 48) - 10
+    assert q.simulated_bytes(model, 8, "per-channel", which="all") - q.simulated_bytes(model, 8, which="all") == 8 * rows
+    assert n_vectors > 0
+    with pytest.raises(InputError):
+        tiny.quantization_impact(text, bits=(2,), int8=False, which="some")

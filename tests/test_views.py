@@ -254,3 +254,104 @@ def test_analysis_modules_and_results_import_no_rich_and_no_matplotlib():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'matplotlib'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["[]", "[]"]
+
+
+# -- the teaching views: the softmax, temperature, cumulative mass, reliability -------------------------
+def softmax64(z, tau=1.0):
+    import numpy as np
+
+    z = np.asarray(z, dtype=float) / tau
+    return np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+
+
+def bar_heights(ax):
+    return [p.get_height() for p in ax.patches]
+
+
+def test_softmax_steps_draws_logits_exp_and_probabilities():
+    from logitscope.views.plots import softmax_steps
+
+    logits, exp, probs = softmax_steps([2.0, 1.0, 0.1], ["A", "B", "C"]).axes
+    assert bar_heights(logits) == pytest.approx([2.0, 1.0, 0.1])
+    assert bar_heights(exp) == pytest.approx([7.389056, 2.718282, 1.105171], rel=1e-6)
+    assert "sum 11.21" in exp.get_title()
+    assert bar_heights(probs) == pytest.approx(softmax64([2.0, 1.0, 0.1]).tolist())
+    assert [t.get_text() for t in probs.get_xticklabels()] == ["A", "B", "C"]
+    stable = softmax_steps([1002.0, 1001.0, 999.0, 995.0]).axes  # exp(1002) overflows: shifted by the max
+    assert "max" in stable[1].get_title() and bar_heights(stable[1])[0] == 1.0
+    assert bar_heights(stable[2]) == pytest.approx([0.704931, 0.259330, 0.035096, 0.000643], abs=1e-6)
+
+
+def test_temperature_sweep_draws_softmax_at_each_tau_with_its_entropy():
+    import numpy as np
+
+    from logitscope.views.plots import temperature_sweep
+
+    z, temps = [3.0, 2.0, 1.0, 0.0, -1.0], [0.4, 1.0, 2.5]
+    ax = temperature_sweep(z, temps).axes[0]
+    for line, tau in zip(ax.lines, temps):
+        p = softmax64(z, tau)
+        assert list(line.get_ydata()) == pytest.approx(p.tolist())
+        assert f"H={-(p * np.log(p)).sum():.2f} nats" in line.get_label() and f"τ={tau:g}" in line.get_label()
+    assert len(ax.lines) == 3
+
+
+def test_next_token_plot_adds_a_temperature_sweep_and_the_cumulative_mass(results):
+    import dataclasses
+
+    nxt = results["NextTokenResult"]
+    bars, sweep, mass = nxt.plot(temperatures=(0.5, 2.0), mass=True).axes
+    ids = [c.token_id for c in nxt.top]
+    for line, tau in zip(sweep.lines, (0.5, 2.0)):
+        assert list(line.get_ydata()) == pytest.approx(softmax64(nxt.logprobs.double().numpy(), tau)[ids].tolist())
+    curve = list(mass.lines[0].get_ydata())
+    assert curve[0] == pytest.approx(nxt.top[0].prob) and curve[-1] == pytest.approx(1.0)
+    assert curve == sorted(curve) and len(curve) == nxt.logprobs.numel()
+    assert len(nxt.plot().axes) == 1  # the default picture is unchanged
+    with pytest.raises(CapabilityError, match="full-vocabulary"):
+        dataclasses.replace(nxt, logprobs=None).plot(mass=True)
+
+
+def test_generation_plot_can_show_the_running_product(results):
+    import math
+
+    gen = results["GenerationResult"]
+    trace = gen.plot(running=True).axes[0]
+    running = [math.exp(sum(s.logprob for s in gen.steps[: i + 1])) for i in range(len(gen.steps))]
+    assert list(trace.lines[2].get_ydata()) == pytest.approx(running)
+    assert trace.get_yscale() == "log" and len(gen.plot().axes[0].lines) == 2
+
+
+def test_reliability_diagram_of_bins_shows_accuracy_and_confidence():
+    from logitscope.core.calibration_math import reliability_bins
+    from logitscope.views.plots import reliability_diagram
+
+    conf = [0.95, 0.90, 0.85, 0.80, 0.75, 0.70, 0.60, 0.55, 0.45, 0.30]
+    correct = [1, 1, 0, 1, 0, 1, 0, 0, 0, 0]
+    bins = reliability_bins(conf, correct, bins=5)
+    ax = reliability_diagram(bins, title="ten predictions").axes[0]
+    assert bar_heights(ax) == pytest.approx([0.0, 0.0, 0.0, 2 / 3, 2 / 3])  # (0.6,0.8]: 0.8 and 0.7 right of 3
+    dots = ax.lines[0]
+    assert list(dots.get_ydata()) == pytest.approx([b.confidence for b in bins if b.count])
+    assert ax.get_title() == "ten predictions"
+
+
+def test_quantization_plot_says_which_parameters_were_rounded():
+    import dataclasses
+
+    report = quantization_report()
+    assert "weight matrices" in report.plot().axes[0].get_title()
+    assert "every parameter" in dataclasses.replace(report, which="all").plot().axes[0].get_title()
+    broken = dataclasses.replace(report.variants[2], perplexity=float("inf"), kl_mean=float("inf"),
+                                 kl_p99=float("inf"), kl_max=float("inf"))  # a token got probability 0
+    ppl, kl = dataclasses.replace(report, variants=(*report.variants[:2], broken, report.variants[3])).plot().axes
+    assert list(ppl.lines[0].get_xdata()) == [4, 8] and "1 inf/NaN left out" in ppl.get_title()
+    nan = dataclasses.replace(broken, perplexity=float("nan"), kl_p99=float("nan"))  # the forward pass overflowed
+    ppl = dataclasses.replace(report, variants=(report.variants[0], nan)).plot().axes[0]
+    assert list(ppl.lines[0].get_xdata()) == [8] and "1 inf/NaN left out" in ppl.get_title()
+    assert list(kl.lines[0].get_xdata()) == [4, 8]
+    astronomical = dataclasses.replace(report.variants[2], perplexity=2.4e277)  # seed 003's 1-bit sweep
+    fig = dataclasses.replace(report, variants=(astronomical,)).plot()
+    fig.savefig(io.BytesIO(), format="png")  # a log axis over 277 decades fails here, when ticks are placed
+    ppl = fig.axes[0]
+    assert ppl.get_ylabel() == "log10 perplexity" and list(ppl.lines[0].get_ydata()) == pytest.approx([277.38], abs=0.01)

@@ -14,16 +14,17 @@
 # Runs in about 15 seconds on a laptop CPU (most of it loading the model once).
 
 # %%
+%matplotlib inline
 import json
 import math
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
 import logitscope as ls
 from logitscope import registry
 from logitscope.core import mathops
+from logitscope.views import plots  # pictures of logits and of every result (result.plot())
 
 checks = {}  # numbers the test suite compares with the seed notebooks
 
@@ -40,13 +41,12 @@ steps["mathops.softmax"] = mathops.softmax(logits)
 print("sum of exp:", float(logits.exp().sum()))
 steps
 
+# %% [markdown]
+# The same three steps as pictures: the logits, their exponentials (all positive), and each divided by
+# the sum.
+
 # %%
-fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3))
-a.bar(["A", "B", "C"], logits.numpy(), color="grey")
-a.set(title="logits (any real number)")
-b.bar(["A", "B", "C"], mathops.softmax(logits).numpy())
-b.set(title="softmax: probabilities summing to 1", ylim=(0, 1))
-plt.show()
+plots.softmax_steps(logits, ["A", "B", "C"])
 
 # %% [markdown]
 # Softmax only cares about *differences* between logits: adding the same number to every logit
@@ -72,6 +72,7 @@ print("log probs:    ", log_probs.numpy().round(6))
 print("exp(log probs)", log_probs.exp().numpy().round(6))
 checks["stable_softmax"] = [round(float(p), 6) for p in stable]
 checks["stable_log_softmax"] = [round(float(p), 6) for p in log_probs]
+plots.softmax_steps(big)  # exp(1002) is inf, so the picture shifts by the max too (its middle title says so)
 
 # %% [markdown]
 # ## 3. Temperature
@@ -83,18 +84,16 @@ checks["stable_log_softmax"] = [round(float(p), 6) for p in log_probs]
 temps = [0.4, 0.7, 1.0, 1.5, 2.5]
 base_logits = torch.tensor([3.0, 2.0, 1.0, 0.0, -1.0], dtype=torch.float64)
 rows = []
-fig, ax = plt.subplots(figsize=(7, 4))
 for tau in temps:
     lp = mathops.log_softmax(base_logits, temperature=tau)
-    ax.plot(range(5), lp.exp().numpy(), marker="o", label=f"τ={tau}")
     rows.append({"tau": tau, "entropy (nats)": float(mathops.entropy(lp)), "top prob": float(lp.exp().max())})
-ax.set(title="Temperature reshapes a next-token distribution", xlabel="token index", ylabel="probability")
-ax.legend()
-plt.show()
 sweep = pd.DataFrame(rows)
 checks["entropy_by_tau"] = [round(r["entropy (nats)"], 3) for r in rows]
 checks["top_prob_by_tau"] = [round(r["top prob"], 3) for r in rows]
 sweep
+
+# %%
+plots.temperature_sweep(base_logits, temps)  # one line per τ; the legend repeats each entropy
 
 # %% [markdown]
 # ## 4. A real vocabulary
@@ -126,14 +125,15 @@ sorted_p = probs.sort(descending=True).values
 cumulative = sorted_p.cumsum(0)
 for mass in (0.5, 0.9, 0.99):
     print(f"{mass:.0%} of the mass: top {int((cumulative < mass).sum()) + 1:,} tokens")
-fig, ax = plt.subplots(figsize=(7, 3.5))
-ax.plot(range(1, len(cumulative) + 1), cumulative.numpy())
-ax.set(xscale="log", xlabel="top-k tokens (log scale)", ylabel="cumulative probability",
-       title=f"Where the mass sits after {prompt!r}")
-ax.axvline(10, color="grey", linestyle=":")
-plt.show()
 checks["real_probs_sum"] = round(float(probs.sum()), 6)
 checks["top10_total_matches"] = abs(float(cumulative[9]) - float(top10["prob"].sum())) < 1e-6
+
+# %% [markdown]
+# The result draws itself: the top 10 as bars, the same distribution at other temperatures, and the
+# cumulative mass (the dots mark 50 %, 90 % and 99 %).
+
+# %%
+nxt.plot(temperatures=(0.5, 1.0, 2.0), mass=True)
 
 # %% [markdown]
 # ## Exercises
@@ -142,7 +142,8 @@ checks["top10_total_matches"] = abs(float(cumulative[9]) - float(top10["prob"].s
 #    gains and which loses? Use `mathops.softmax(..., temperature=...)`.
 # 2. Find (by trying values) the temperature at which the top token of `base_logits` has
 #    probability 0.9.
-# 3. How many tokens cover 90 % of the mass after "The capital of France is"? Compare with "See you".
+# 3. How many tokens cover 90 % of the mass after "The first president of the United States was George"?
+#    Compare with "See you".
 #    Why is one so much smaller?
 # 4. Is `argmax(logits) == argmax(softmax(logits))` always true? Check it on `nxt.logprobs` and explain.
 
@@ -166,7 +167,7 @@ checks["tau_for_top_0_9"] = round(mid, 3)
 
 # %%
 # 3. A factual prompt concentrates the mass on few tokens; an open one spreads it.
-for p in ("The capital of France is", "See you"):
+for p in ("The first president of the United States was George", "See you"):
     lp = model.next_token(p, top_k=1).logprobs.double().exp().sort(descending=True).values
     print(f"{p!r}: top {int((lp.cumsum(0) < 0.9).sum()) + 1:,} tokens hold 90%")
 

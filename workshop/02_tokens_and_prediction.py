@@ -9,15 +9,17 @@
 # Runs in about 15 seconds.
 
 # %%
+%matplotlib inline
 import json
 import math
 
-import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 
 import logitscope as ls
 from logitscope import registry
 from logitscope.core import mathops
+from logitscope.scoring.logits import text_ids
 
 checks = {}
 model, note = registry.load_preferred()
@@ -41,12 +43,14 @@ tokens.to_dataframe()
 # ## 2. The logits tensor
 #
 # `model.logits(text)` runs one forward pass and returns every position's scores:
-# shape `[batch = 1, T tokens, V vocabulary entries]`.
+# shape `[batch = 1, T tokens, V vocabulary entries]`. `bos="auto"` puts the tokenizer's
+# beginning-of-sequence token in front when the model was trained with one: Gemma was (`<bos>`),
+# GPT-2 and SmolLM2 were not. Without it Gemma's first predictions are poor.
 
 # %%
 text = "The capital of France is Paris"
-logits = model.logits(text)
-ids = model.tokenize(text).ids
+logits = model.logits(text, bos="auto")
+ids = text_ids(model.backend, text, "auto")  # the ids the model saw, <bos> included when there is one
 print("shape:", list(logits.shape), f"= [1 text, {len(ids)} tokens, {model.backend.vocab_size:,} vocabulary entries]")
 checks["logits_shape"] = list(logits.shape) == [1, len(ids), model.backend.vocab_size]
 
@@ -71,11 +75,11 @@ pd.DataFrame(rows)
 # (it projects only the rows it needs):
 
 # %%
-scored = model.score(text, bos=False)
+scored = model.score(text, bos="auto")
 same = all(math.isclose(tk.logprob, float(logp[tk.position - 1, tk.token_id]), abs_tol=1e-4) for tk in scored.scored_tokens)
 print("score() equals the logits rows:", same)
-checks["score_matches_rows"] = same
-checks["next_token_matches_last_row"] = model.next_token(text, top_k=1, bos=False).top[0].token_id == int(logp[-1].argmax())
+checks["score_matches_rows"] = same and list(scored.input_ids) == ids  # the same ids, <bos> and all
+checks["next_token_matches_last_row"] = model.next_token(text, top_k=1, bos="auto").top[0].token_id == int(logp[-1].argmax())
 
 # %% [markdown]
 # ## 3. Factual versus open-ended prompts
@@ -83,15 +87,11 @@ checks["next_token_matches_last_row"] = model.next_token(text, top_k=1, bos=Fals
 # A factual prompt has one right continuation; an open one many. Entropy (in bits) measures the spread.
 
 # %%
-prompts = {"factual": "The capital of France is", "open": "My favourite thing to do on a Sunday is"}
+prompts = {"factual": "The first president of the United States was George", "open": "My favourite food is"}
 results = {k: model.next_token(p, top_k=8) for k, p in prompts.items()}
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-for ax, (kind, r) in zip(axes, results.items()):
-    df = r.to_dataframe()
-    ax.barh(df["text"].map(repr)[::-1], df["prob"][::-1])
-    ax.set(title=f"{kind}: {r.prompt!r}\nentropy {r.entropy_bits:.2f} bits", xlabel="probability")
-fig.tight_layout()
-plt.show()
+for kind, r in results.items():
+    print(f"{kind}: entropy {r.entropy_bits:.2f} bits")
+    display(r.plot())  # each result draws its own bar chart
 checks["factual_less_uncertain"] = results["factual"].entropy < results["open"].entropy
 
 # %% [markdown]

@@ -11,6 +11,7 @@
 # Runs in about 20 seconds.
 
 # %%
+%matplotlib inline
 import json
 import math
 
@@ -64,6 +65,9 @@ combined = SamplerConfig(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05)
 chain = model.chain(prompt, combined, top=5)
 pd.DataFrame([{"stage": s.stage, "survivors": s.survivors, "entropy": round(s.entropy, 3),
                "top": ", ".join(f"{c.text!r} {c.prob:.2f}" for c in s.top)} for s in chain.stages])
+
+# %%
+chain.plot()  # the same stages as pictures: each filter renormalises over fewer tokens
 
 # %% [markdown]
 # Each strategy, 500 seeded draws: how many tokens can still be picked, and what was picked.
@@ -133,6 +137,7 @@ for b in beam.beams:
 print(f"greedy {beam.greedy.text!r:8} log p = {beam.greedy.logprob:.3f}  p = {beam.greedy.prob:.3f}")
 checks["beam_best"] = [beam.best.text, round(beam.best.logprob, 3)]
 checks["greedy"] = [beam.greedy.text, round(beam.greedy.logprob, 3)]
+beam.plot()  # log p of each beam and of greedy (α = 0: the raw sum)
 
 # %% [markdown]
 # ## 5. The class slides' questions

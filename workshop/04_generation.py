@@ -13,11 +13,11 @@
 # Runs in about 30 seconds.
 
 # %%
+%matplotlib inline
 import json
 import math
 import time
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 import logitscope as ls
@@ -41,15 +41,12 @@ trace = pd.DataFrame([{"step": s.step, "token": s.text, "prob": s.prob, "rank": 
 checks["greedy_ranks_all_1"] = bool((trace["rank"] == 1).all())
 trace
 
+# %% [markdown]
+# Each step's probability, the probability of the whole text so far (their running product, on a log
+# axis: it only falls), and each step's entropy:
+
 # %%
-cum = [math.exp(sum(s.logprob for s in greedy.steps[: i + 1])) for i in range(len(greedy.steps))]
-fig, ax = plt.subplots(figsize=(8, 3))
-ax.bar(range(len(greedy.steps)), [s.prob for s in greedy.steps], label="p(token)")
-ax.plot(range(len(greedy.steps)), cum, "r.-", label="p(whole text so far)")
-ax.set_xticks(range(len(greedy.steps)), [repr(s.text) for s in greedy.steps], rotation=60)
-ax.set(ylabel="probability", yscale="log", title="Each step's probability and the running product")
-ax.legend()
-plt.show()
+greedy.plot(running=True)
 
 # %% [markdown]
 # Sampling instead of greedy: the chosen token is no longer always rank 1, and a seed makes it
@@ -88,31 +85,8 @@ tree = model.tree("See you", depth=3, branch=3)
 print(tree_text(tree))
 
 # %%
-def draw(nodes, x, ax, leaves):
-    """Leaves go top to bottom in order; a parent sits at the mean height of its children."""
-    ys = []
-    for node in nodes:
-        if node.children:
-            y = draw(node.children, x + 1, ax, leaves)
-        else:
-            y = len(leaves)
-            leaves.append(node)
-        ax.text(x, y, repr(node.text), va="center", fontsize=8, bbox=dict(boxstyle="round", fc="white", alpha=0.9))
-        ax.text(x + 0.02, y - 0.35, f"{node.prob:.2f}", fontsize=7, color="grey")
-        ys.append(y)
-    mid = sum(ys) / len(ys)
-    for y in ys:
-        ax.plot([x - 1 + 0.45, x], [mid, y], color="steelblue", lw=0.8)
-    return mid
-
-
-fig, ax = plt.subplots(figsize=(9, 7))
-root_y = draw(tree.children, 1, ax, [])
-ax.text(0, root_y, repr(tree.prompt), va="center", fontsize=9, bbox=dict(boxstyle="round", fc="#eee"))
-ax.set(xlim=(-0.2, 4), ylim=(len(list(tree.nodes())) * 0.75, -1))
-ax.axis("off")
-plt.show()
 checks["tree_nodes"] = len(list(tree.nodes()))
+tree.plot()  # line width grows with the probability of each branch
 
 # %% [markdown]
 # ## 4. Scoring existing text

@@ -16,13 +16,13 @@
 # Runs in about 40 seconds.
 
 # %%
+%matplotlib inline
 import json
 import math
 import tempfile
 from importlib import resources
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, display
 
@@ -77,6 +77,7 @@ flags = model.uncertain("Marie Curie won the Nobel Prize in Physics in 1903 and 
 for span in flags.spans:
     print(f"{span.text!r:18} min p = {span.min_prob:.3f}, max entropy = {span.max_entropy:.2f} nats")
 checks["flags_inside_text"] = all(flags.scored.text[s.start:s.end] == s.text for s in flags.spans)
+flags.plot()  # flagged tokens in red, with the two thresholds
 
 # %% [markdown]
 # ## 4. True versus false statements
@@ -100,7 +101,8 @@ ranked = model.rank("The capital of France is", [" Paris", " Lyon", " London", "
 rank_table = pd.DataFrame([{"candidate": c.candidate, "log p": c.result.total_logprob, "tokens": c.result.num_scored,
                             "per token": c.result.mean_logprob} for c in ranked.candidates])
 checks["paris_first"] = rank_table.sort_values("log p", ascending=False)["candidate"].iloc[0] == " Paris"
-rank_table
+display(rank_table)
+ranked.plot()
 
 # %% [markdown]
 # Longer candidates pay for every token: compare the total with the per-token column.
@@ -132,15 +134,8 @@ mcq_file.write_text("\n".join(lines[:30]) + "\n", encoding="utf-8")
 report = model.calibrate(mcq_file, bins=5)
 m = report.metrics
 print(f"accuracy {m.accuracy:.2f}, ECE {m.ece:.3f}, Brier {m.brier:.3f}, NLL {m.nll:.3f}")
-fig, ax = plt.subplots(figsize=(4.5, 4.5))
-full = [b for b in m.bins if b.count]
-ax.bar([(b.low + b.high) / 2 for b in full], [b.accuracy for b in full], width=0.18, label="accuracy")
-ax.plot([(b.low + b.high) / 2 for b in full], [b.confidence for b in full], "ro", label="mean confidence")
-ax.plot([0, 1], [0, 1], "k:")
-ax.set(xlabel="confidence", ylabel="accuracy", title=f"Reliability diagram (ECE {m.ece:.3f})", xlim=(0, 1), ylim=(0, 1))
-ax.legend()
-plt.show()
 checks["calibration_n"] = m.n == 30
+report.plot()  # the reliability diagram (bars: accuracy, dots: mean confidence) over the count per bin
 
 # %% [markdown]
 # ## Exercises

@@ -16,10 +16,10 @@
 # Runs in about 20 seconds (the bundled model is loaded once, for parts 4, 6 and 7).
 
 # %%
+%matplotlib inline
 import json
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -28,6 +28,7 @@ import logitscope as ls
 from logitscope.backends import toydata
 from logitscope.core import calibration_math, mathops
 from logitscope.sampling.beam import normalized_score
+from logitscope.views import plots
 
 checks = {}
 
@@ -134,7 +135,7 @@ E = net.get_input_embeddings().weight  # (V, H)
 print("same tensor:", net.get_output_embeddings().weight is E, tuple(E.shape))
 with torch.no_grad():
     h = net.get_decoder()(torch.tensor([model.tokenize("The cat sat").ids])).last_hidden_state[0, -1]  # (H,)
-by_hand = h @ E.T  # (V,)
+    by_hand = h @ E.T  # (V,)
 print("max |h·Eᵀ - model.logits| =", float((by_hand - model.logits("The cat sat")[0, -1]).abs().max()))
 checks["tied"] = net.get_output_embeddings().weight is E
 checks["tied_logits_match"] = float((by_hand - model.logits("The cat sat")[0, -1]).abs().max()) < 1e-3
@@ -168,14 +169,7 @@ checks["ece_bins"] = [[b.count, None if b.count == 0 else round(b.accuracy, 3), 
 pd.DataFrame([{"bin": f"({b.low:.1f}, {b.high:.1f}]", "n": b.count, "accuracy": b.accuracy, "confidence": b.confidence} for b in bins])
 
 # %%
-fig, ax = plt.subplots(figsize=(4.5, 4.5))
-full_bins = [b for b in bins if b.count]
-ax.bar([(b.low + b.high) / 2 for b in full_bins], [b.accuracy for b in full_bins], width=0.18, label="accuracy")
-ax.plot([(b.low + b.high) / 2 for b in full_bins], [b.confidence for b in full_bins], "ro", label="mean confidence")
-ax.plot([0, 1], [0, 1], "k:", label="perfect calibration")
-ax.set(xlabel="confidence", ylabel="accuracy", title=f"Reliability diagram, ECE = {ece:.3f}", xlim=(0, 1), ylim=(0, 1))
-ax.legend()
-plt.show()
+plots.reliability_diagram(bins, title=f"Reliability diagram, ECE = {ece:.3f}")
 
 # %% [markdown]
 # ## 6. Perplexity depends on the tokenizer; bits per byte does not

@@ -195,10 +195,12 @@ class Model:
 
     def quantization_impact(self, text: str, bits=(16, 8, 4, 3, 2), scheme: str = "per-tensor",
                             symmetric: bool = False, int8: bool = True, top_k: int = 256, window: int = 1024,
-                            bos: str | bool = "auto", progress: bool = False) -> "QuantizationReport":
-        """Perplexity and KL/same-top/Δp against this model for quantized weights (llama.cpp's statistics)."""
+                            bos: str | bool = "auto", progress: bool = False,
+                            which: str = "matrices") -> "QuantizationReport":
+        """Perplexity and KL/same-top/Δp against this model for quantized weights (llama.cpp's statistics);
+        ``which="all"`` rounds every parameter, not only the weight matrices (seed 003's sweep)."""
         from .evaluation.quantization import quantization_impact
 
         return quantization_impact(self.backend, text, bits=bits, scheme=scheme, symmetric=symmetric, int8=int8,
                                    top_k=top_k, window=min(window, self.backend.capabilities.context_length),
-                                   bos=bos, progress=progress)
+                                   bos=bos, progress=progress, which=which)

@@ -11,7 +11,8 @@ Variants, each run on the same token ids as the float32 base:
   ``per-channel`` over each output row (what practical int4/int8 formats do).
   The weights are changed in place and restored afterwards: one copy at a time.
 * ``int8``: a real quantized execution path, PyTorch's dynamic int8 nn.Linear
-  (weights int8 per tensor, activations quantized on the fly), on a deep copy.
+  (weights int8 per tensor, activations quantized on the fly), on a deep copy; GPT-2's
+  Conv1D layers become the equivalent nn.Linear first, so they are quantized too.
 
 Statistics per variant follow llama.cpp's ``perplexity --kl-divergence``:
 perplexity, KL(base || variant) per token (mean, median, 99th percentile, max),
@@ -162,13 +163,14 @@ def model_bytes(model: nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in _unique_params(model))
 
 
-def simulated_bytes(model: nn.Module, bits: int, scheme: str = "per-tensor", symmetric: bool = False) -> int:
-    """Bytes if the quantizable weights were stored at ``bits`` bits, plus float32 scale
-    (and, for affine, offset) per tensor or per row; other parameters as stored."""
-    qw = quantizable_weights(model)
+def simulated_bytes(model: nn.Module, bits: int, scheme: str = "per-tensor", symmetric: bool = False,
+                    which: str = "matrices") -> int:
+    """Bytes if the quantizable weights (``which``) were stored at ``bits`` bits, plus float32
+    scale (and, for affine, offset) per tensor or per row; other parameters as stored."""
+    qw = quantizable_weights(model, which)
     ids, transposed = {id(w) for w in qw}, _input_major_ids(model)
     per_group = 4 if symmetric else 8
-    groups = sum(1 if scheme == "per-tensor" else w.shape[1 if id(w) in transposed else 0] for w in qw)
+    groups = sum(1 if scheme == "per-tensor" or w.dim() < 2 else w.shape[1 if id(w) in transposed else 0] for w in qw)
     packed = sum((w.numel() * bits + 7) // 8 for w in qw)
     rest = sum(p.numel() * p.element_size() for p in _unique_params(model) if id(p) not in ids)
     return packed + groups * per_group + rest
@@ -187,24 +189,41 @@ def dynamic_int8_bytes(qmodel: nn.Module) -> int:
 
 
 def int8_dynamic_backend(backend, scheme: str = "per-tensor"):
-    """A copy of an HF backend whose nn.Linear layers (tied LM head included) run as
-    PyTorch dynamic int8 kernels: symmetric int8 weights per tensor or per output row."""
+    """A copy of an HF backend whose nn.Linear layers (tied LM head included) and GPT-2
+    Conv1D layers run as PyTorch dynamic int8 kernels: symmetric int8 weights per tensor
+    or per output row. The backend's own model is left unchanged."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao deprecation notices
         from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
         qconfig = per_channel_dynamic_qconfig if check_scheme(scheme) == "per-channel" else default_dynamic_qconfig
-        qmodel = quantize_dynamic(_copy_sharing_linear_weights(backend.torch_module), {nn.Linear: qconfig},
-                                  dtype=torch.qint8, inplace=True)
+        qmodel = _conv1d_as_linear(_copy_sharing_linear_weights(backend.torch_module))
+        qmodel = quantize_dynamic(qmodel, {nn.Linear: qconfig}, dtype=torch.qint8, inplace=True)
     return backend.with_module(qmodel)
 
 
 def _copy_sharing_linear_weights(model: nn.Module) -> nn.Module:
-    """Deep copy whose nn.Linear weights/biases are the original tensors (not copied): the
-    int8 conversion only reads them, so the float model is never held twice."""
-    shared = {id(t): t for m in model.modules() if isinstance(m, nn.Linear)
+    """Deep copy whose nn.Linear and Conv1D weights/biases are the original tensors (not
+    copied): the int8 conversion only reads them, so the float model is never held twice."""
+    shared = {id(t): t for m in model.modules() if isinstance(m, nn.Linear) or _is_conv1d(m)
               for t in (m.weight, m.bias) if t is not None}
     return copy.deepcopy(model, memo=dict(shared))
+
+
+def _conv1d_as_linear(model: nn.Module) -> nn.Module:
+    """Replace every GPT-2 Conv1D of ``model`` (in place) by the equivalent nn.Linear, so
+    quantize_dynamic, which only knows nn.Linear, converts it too. Conv1D computes
+    x @ W + b with W (in, out); nn.Linear computes x @ W'.T + b, so W' = W.T (a view)."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if _is_conv1d(child):
+                in_features, out_features = child.weight.shape  # (in, out)
+                linear = nn.Linear(in_features, out_features, bias=child.bias is not None, device="meta")
+                linear.weight = nn.Parameter(child.weight.detach().t(), requires_grad=False)  # (out, in) view
+                if child.bias is not None:
+                    linear.bias = nn.Parameter(child.bias.detach(), requires_grad=False)
+                setattr(parent, name, linear)
+    return model
 
 
 # -- per-token distributions ----------------------------------------------------------------
@@ -319,6 +338,7 @@ class QuantizationReport(ResultMixin):
     variants: tuple[VariantStats, ...]
     token_ids: tuple[int, ...] = field(default=(), repr=False, compare=False)  # the scored tokens
     token_texts: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    which: str = "matrices"  # the parameters the simulated variants rounded: "matrices" or "all"
 
     def _rows(self) -> list[dict]:
         return [v.to_dict() for v in self.variants]
@@ -333,29 +353,32 @@ class QuantizationReport(ResultMixin):
 
 def quantization_impact(backend, text: str, bits=(16, 8, 4, 3, 2), scheme: str = "per-tensor",
                         symmetric: bool = False, int8: bool = True, top_k: int = 256, window: int = 1024,
-                        bos: str | bool = "auto", progress: bool = False) -> QuantizationReport:
-    """Run every variant on ``text`` and compare it token by token with the float32 model."""
+                        bos: str | bool = "auto", progress: bool = False, which: str = "matrices") -> QuantizationReport:
+    """Run every variant on ``text`` and compare it token by token with the float32 model;
+    the simulated variants round ``which`` parameters ("matrices" or "all")."""
     bits = [check_bits(b) for b in bits]
     check_scheme(scheme)
+    quantizable_weights(backend.torch_module, which)  # rejects an unknown selection before any work
     check_range("top_k", top_k, 1, None)
     require(backend, "weights", "quantization")
     window = check_range("window", window, 2, backend.capabilities.context_length)
     enc = encode(backend, text, None, bos)  # rejects an empty text
     base = capture_base(backend, enc.ids, enc.score_from, window, top_k)
-    variants = [_run(backend, enc, window, base, b, scheme, symmetric) for b in progress_bar(bits, progress, "bit widths")]
+    variants = [_run(backend, enc, window, base, b, scheme, symmetric, which)
+                for b in progress_bar(bits, progress, "bit widths")]
     if int8:
         variants.append(_run_int8(backend, enc, window, base, scheme))
     scored = enc.ids[enc.score_from:]
     return QuantizationReport(backend.name, scheme, symmetric, len(scored), top_k, model_bytes(backend.torch_module),
                               float(np.exp(-base.target_logprob.mean())), base.nbytes, tuple(variants),
-                              tuple(scored), tuple(backend.token_text(i) for i in scored))
+                              tuple(scored), tuple(backend.token_text(i) for i in scored), which)
 
 
-def _run(backend, enc, window, base, bits, scheme, symmetric) -> VariantStats:
+def _run(backend, enc, window, base, bits, scheme, symmetric, which) -> VariantStats:
     start = time.perf_counter()
-    with simulated_quantization(backend.torch_module, bits, scheme, symmetric):
+    with simulated_quantization(backend.torch_module, bits, scheme, symmetric, which):
         cmp = compare_to_base(backend, enc.ids, enc.score_from, window, base)
-    size = simulated_bytes(backend.torch_module, bits, scheme, symmetric)
+    size = simulated_bytes(backend.torch_module, bits, scheme, symmetric, which)
     return variant_stats(f"{bits}-bit", bits, size, cmp, time.perf_counter() - start)
 
 

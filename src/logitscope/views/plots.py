@@ -8,11 +8,13 @@ pair accuracy, ...) takes ``ax`` as one Axes per panel; a single Axes gets the m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -42,10 +44,14 @@ def plot(result, ax: Axes | Sequence[Axes] | None = None, save_to: str | Path | 
     make = lookup(PICTURES, result)
     if make is None:
         raise CapabilityError(f"{type(result).__name__} has no plot", hint="use to_dataframe() or the table view")
-    picture = make(result, **options)
+    return _render(make(result, **options), result, ax, save_to)
+
+
+def _render(picture: Picture, data, ax, save_to) -> Figure:
+    """Draw every panel of ``picture`` with ``data`` into ``ax`` (or a new Figure); save when asked."""
     fig, axes = _axes(ax, picture)
     for panel, target in zip(picture.panels, axes):
-        panel(result, target)
+        panel(data, target)
     if ax is None:
         fig.tight_layout()
     if save_to is not None:
@@ -83,10 +89,97 @@ def _candidate_bars(ax: Axes, cands, title: str) -> None:
     ax.tick_params(labelsize=SMALL)
 
 
-def next_token_picture(result) -> Picture:
+def next_token_picture(result, temperatures: Sequence[float] = (), mass: bool = False) -> Picture:
+    """The top candidates as bars; ``temperatures`` adds a panel of the top candidates'
+    probabilities re-softmaxed at each τ, ``mass`` one of the cumulative probability of the
+    top-k tokens (both need the full distribution, ``result.logprobs``)."""
     def bars(r, ax):
         _candidate_bars(ax, r.top, f"next token after {r.prompt!r} ({entropy_label(r)} {r.entropy:.2f} nats)")
-    return Picture([bars], (6, 1 + 0.35 * len(result.top)))
+
+    def sweep(r, ax):
+        _sweep_lines(ax, _full_logprobs(r), temperatures, [c.token_id for c in r.top], [repr(c.text) for c in r.top])
+        ax.set_title("the same distribution at other temperatures (softmax(log p / τ))", fontsize=9)
+
+    def cumulative(r, ax):
+        _mass_curve(ax, _full_logprobs(r), f"where the mass sits after {r.prompt!r}")
+    panels = [bars] + ([sweep] if temperatures else []) + ([cumulative] if mass else [])
+    return Picture(panels, (6 * len(panels), max(3.5, 1 + 0.35 * len(result.top))))
+
+
+def _full_logprobs(result):
+    if result.logprobs is None:
+        raise CapabilityError("this result has no full-vocabulary distribution",
+                              hint="use a local model (a remote top-k backend returns only the top tokens)")
+    return result.logprobs
+
+
+# -- distributions of raw logits: the softmax and temperature, for teaching --------------------------
+def _as_logits(logits):
+    import torch
+
+    return torch.as_tensor(logits, dtype=torch.float64).reshape(-1)  # (V,)
+
+
+def _labels(labels, n: int) -> list[str]:
+    return list(labels) if labels is not None else [str(i) for i in range(n)]
+
+
+def softmax_steps(logits, labels: Sequence[str] | None = None, ax: Axes | Sequence[Axes] | None = None,
+                  save_to: str | Path | None = None) -> Figure:
+    """The softmax walked through as three bar charts: the logits, exp(logit) with its sum,
+    and exp / sum, the probabilities. ``logits``: a 1-D sequence or tensor. Logits too large
+    for exp are shifted by their maximum first (the stable softmax; the result is the same)."""
+    z = _as_logits(logits)  # (V,)
+    shifted = bool(z.exp().isinf().any())
+    e = (z - z.max()).exp() if shifted else z.exp()  # (V,)
+    names = _labels(labels, len(z))
+
+    def step(values, title, colours, r, ax):
+        ax.bar(names, values.tolist(), color=colours)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=SMALL)
+    probs = (e / e.sum()).tolist()
+    return _render(Picture([partial(step, z, "logits (any real number)", GREY),
+                            partial(step, e, f"{'exp(logit - max)' if shifted else 'exp(logit)'}, sum {float(e.sum()):.4g}",
+                                    BLUE),
+                            partial(step, e / e.sum(), "exp / sum: probabilities, sum 1", [prob_colour(p) for p in probs])],
+                           (10, 3)), None, ax, save_to)
+
+
+def temperature_sweep(logits, temperatures: Sequence[float], labels: Sequence[str] | None = None,
+                      ax: Axes | None = None, save_to: str | Path | None = None) -> Figure:
+    """softmax(logits / τ) for each τ: one line per temperature over the tokens, with the
+    distribution's entropy (nats) in the legend. ``logits``: a 1-D sequence or tensor."""
+    z = _as_logits(logits)
+
+    def draw(_, ax):
+        _sweep_lines(ax, z, temperatures, list(range(len(z))), _labels(labels, len(z)))
+        ax.set_title("temperature reshapes the distribution", fontsize=9)
+    return _render(Picture([draw], (7, 4)), None, ax, save_to)
+
+
+def _sweep_lines(ax: Axes, logits, temperatures: Sequence[float], ids: list[int], labels: list[str]) -> None:
+    from ..core import mathops
+
+    for tau in temperatures:
+        lp = mathops.log_softmax(logits.double(), temperature=tau)  # (V,)
+        ax.plot(range(len(ids)), lp[ids].exp().tolist(), marker="o", label=f"τ={tau:g}, H={float(mathops.entropy(lp)):.2f} nats")
+    ax.set(ylabel="probability", ylim=(0, 1))
+    ax.set_xticks(range(len(ids)))
+    ax.set_xticklabels(labels, rotation=60 if max(map(len, labels)) > 3 else 0, fontsize=SMALL)
+    ax.legend(fontsize=SMALL)
+
+
+def _mass_curve(ax: Axes, logprobs, title: str) -> None:
+    cumulative = logprobs.double().exp().sort(descending=True).values.cumsum(0)  # (V,): mass of the top k
+    ax.plot(range(1, len(cumulative) + 1), cumulative.tolist(), color=BLUE)
+    for mass in (0.5, 0.9, 0.99):
+        k = int((cumulative < mass).sum()) + 1
+        ax.plot([k], [float(cumulative[k - 1])], "o", color=ORANGE)
+        ax.annotate(f"{mass:.0%}: top {k:,}", (k, float(cumulative[k - 1])), fontsize=SMALL,
+                    xytext=(4, -10), textcoords="offset points")
+    ax.set(xscale="log", ylim=(0, 1.02), xlabel="top-k tokens (log scale)", ylabel="cumulative probability")
+    ax.set_title(title, fontsize=9)
 
 
 def _token_probs(r, ax: Axes, threshold: float | None = None, flagged=()) -> None:
@@ -166,13 +259,19 @@ def sample_picture(result) -> Picture:
     return Picture([bars], (_width(len(result.rows)), 4))
 
 
-def generation_picture(result) -> Picture:
+def generation_picture(result, running: bool = False) -> Picture:
+    """Each step's probability (raw and processed) and entropy; ``running`` adds the
+    probability of the whole new text so far (the running product, on a log axis)."""
     def probs(r, ax):
         steps = range(len(r.steps))
         ax.plot(steps, [s.prob for s in r.steps], "o-", color=BLUE, label="p raw")
         ax.plot(steps, [s.processed_prob for s in r.steps], "s:", color=ORANGE, label="p processed")
         ax.set(ylim=(0, 1.05), ylabel="p(chosen token)",
                title=f"generation trace, stopped: {r.stop_reason}{top_k_note(r)}")
+        if running:
+            so_far = np.exp(np.cumsum([s.logprob for s in r.steps]))  # (steps,)
+            ax.plot(steps, so_far, ".-", color=RED, label="p(text so far)")
+            ax.set(yscale="log", ylim=(max(float(so_far.min()), 1e-300) / 2, 1.5))
         ax.legend(fontsize=SMALL)
         _token_labels(ax, [show_token(s.text) for s in r.steps])
 
@@ -301,21 +400,38 @@ def truth_picture(result) -> Picture:
 
 
 # -- calibration and quantization ------------------------------------------------------------------------
+def reliability_diagram(bins, ax: Axes | None = None, save_to: str | Path | None = None,
+                        title: str = "reliability diagram") -> Figure:
+    """Accuracy per confidence bin (bars), each bin's mean confidence (dots) and the diagonal
+    of perfect calibration; ``bins``: calibration_math.reliability_bins(...)'s CalibrationBins."""
+    def draw(_, ax):
+        _reliability(ax, list(bins))
+        ax.set(xlabel="confidence", xlim=(0, 1), title=title)
+        ax.legend(loc="upper left", fontsize=SMALL)
+    return _render(Picture([draw], (4.5, 4.5)), None, ax, save_to)
+
+
+def _reliability(ax: Axes, bins) -> None:
+    full = [b for b in bins if b.count]
+    width = bins[0].high - bins[0].low
+    ax.bar([(b.low + b.high) / 2 for b in bins], [0 if b.count == 0 else b.accuracy for b in bins], width=width * 0.9,
+           edgecolor="black", color=BLUE, label="accuracy")
+    ax.plot([(b.low + b.high) / 2 for b in full], [b.confidence for b in full], "o", color=RED, label="mean confidence")
+    ax.plot([0, 1], [0, 1], "--", color=GREY, label="perfect calibration")
+    ax.set(ylabel="accuracy", ylim=(0, 1))
+
+
 def calibration_picture(report) -> Picture:
     def centres(bins):
         return [(b.low + b.high) / 2 for b in bins], bins[0].high - bins[0].low
 
     def reliability(r, ax):
-        mids, width = centres(r.metrics.bins)
-        ax.bar(mids, [0 if b.count == 0 else b.accuracy for b in r.metrics.bins], width=width * 0.9,
-               edgecolor="black", color=BLUE, label="accuracy")
-        ax.plot([0, 1], [0, 1], "--", color=GREY, label="perfect calibration")
+        _reliability(ax, r.metrics.bins)
         if r.temperature is not None:
             after = [b for b in r.temperature.after.bins if b.count]
             ax.plot([b.confidence for b in after], [b.accuracy for b in after], "o-", color=ORANGE,
                     label=f"held-out, T={r.temperature.temperature:.2f}")
-        ax.set(ylabel="accuracy", ylim=(0, 1), title=f"{r.normalize}: acc {r.metrics.accuracy:.2f}, "
-                                                    f"ECE {r.metrics.ece:.3f}")
+        ax.set(title=f"{r.normalize}: acc {r.metrics.accuracy:.2f}, ECE {r.metrics.ece:.3f}")
         ax.legend(loc="upper left", fontsize=SMALL)
 
     def histogram(r, ax):
@@ -330,20 +446,33 @@ def quantization_picture(report) -> Picture:
     def simulated(r):
         return sorted((v for v in r.variants if v.bits is not None), key=lambda v: v.bits)
 
+    def finite(variants, value):  # a broken variant: a token with probability 0 (inf) or overflow (NaN)
+        return [v for v in variants if math.isfinite(value(v))]
+
+    def left_out(r) -> str:
+        n = sum(not math.isfinite(v.perplexity) for v in r.variants)
+        return f" ({n} inf/NaN left out)" if n else ""
+
     def perplexity(r, ax):
-        sim = simulated(r)
-        ax.plot([v.bits for v in sim], [v.perplexity for v in sim], "o-", label="simulated")
-        ax.axhline(r.base_perplexity, color=GREY, linestyle="--", label="float32")
-        for v in (v for v in r.variants if v.bits is None):
-            ax.plot([8], [v.perplexity], "*", color=RED, markersize=12, label=v.label)
-        ax.set(xlabel="bits per weight", ylabel="perplexity", yscale="log", title=f"{r.scheme} quantization")
+        sim = finite(simulated(r), lambda v: v.perplexity)
+        real = finite((v for v in r.variants if v.bits is None), lambda v: v.perplexity)
+        # a broken model reaches 10^300: past ~10^100 matplotlib's log axis cannot place ticks, so plot log10
+        huge = max([v.perplexity for v in sim + real], default=0.0) > 1e100
+        y = math.log10 if huge else float
+        ax.plot([v.bits for v in sim], [y(v.perplexity) for v in sim], "o-", label="simulated")
+        ax.axhline(y(r.base_perplexity), color=GREY, linestyle="--", label="float32")
+        for v in real:
+            ax.plot([8], [y(v.perplexity)], "*", color=RED, markersize=12, label=v.label)
+        rounded = "every parameter" if r.which == "all" else "weight matrices"
+        ax.set(xlabel="bits per weight", ylabel="log10 perplexity" if huge else "perplexity",
+               yscale="linear" if huge else "log", title=f"{r.scheme} quantization, {rounded}{left_out(r)}")
         ax.legend(fontsize=SMALL)
 
     def kl(r, ax):
-        sim = simulated(r)
+        sim = finite(simulated(r), lambda v: v.kl_p99)
         ax.plot([v.bits for v in sim], [max(v.kl_mean, 1e-12) for v in sim], "o-", label="mean KL")
         ax.plot([v.bits for v in sim], [max(v.kl_p99, 1e-12) for v in sim], "s:", label="99th pct KL")
-        for v in (v for v in r.variants if v.bits is None):
+        for v in finite((v for v in r.variants if v.bits is None), lambda v: v.kl_mean):
             ax.plot([8], [max(v.kl_mean, 1e-12)], "*", color=RED, markersize=12, label=v.label)
         ax.set(xlabel="bits per weight", ylabel="KL(base || quantized), nats", yscale="log",
                title=f"{r.num_tokens} tokens")
