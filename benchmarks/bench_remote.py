@@ -24,9 +24,9 @@ from bench_perplexity import corpus_text  # noqa: E402
 from servers import logitscope_serve, stop  # noqa: E402
 
 
-def timed_perplexity(model, text: str, window: int) -> tuple[float, float, int]:
+def timed_perplexity(model, text: str, window: int, convention: str) -> tuple[float, float, int]:
     t = time.perf_counter()
-    r = model.perplexity(texts=[text], window=window)
+    r = model.perplexity(texts=[text], window=window, convention=convention)
     return time.perf_counter() - t, r.total.perplexity, r.total.num_scored
 
 
@@ -34,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=100_000)
     ap.add_argument("--window", type=int, default=1024)
+    ap.add_argument("--convention", default="strided", choices=["strided", "disjoint", "llamacpp"])
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--port", type=int, default=18731)
     ap.add_argument("--out", default=None)
@@ -48,14 +49,14 @@ def main() -> None:
         ids = ids + ids
     text = local.backend.detokenize(ids[:args.tokens])
     rows = []
-    secs, ppl, n = timed_perplexity(local, text, args.window)
+    secs, ppl, n = timed_perplexity(local, text, args.window, args.convention)
     rows.append(("in-process", secs, ppl, n))
     print(f"in-process: {n / secs:.0f} tok/s ppl {ppl:.6f}", file=sys.stderr, flush=True)
     server = logitscope_serve(args.port, THREADS, "--max-batch-tokens", "8192", "--max-queue", "1024")
     try:
         for c in args.concurrency:
             remote = logitscope.from_backend(connect(f"http://127.0.0.1:{args.port}/v1", concurrency=c))
-            secs_r, ppl_r, n_r = timed_perplexity(remote, text, args.window)
+            secs_r, ppl_r, n_r = timed_perplexity(remote, text, args.window, args.convention)
             rows.append((f"remote, concurrency {c}", secs_r, ppl_r, n_r))
             print(f"concurrency {c}: {n_r / secs_r:.0f} tok/s ppl {ppl_r:.6f}", file=sys.stderr, flush=True)
             remote.backend.close()
@@ -74,7 +75,9 @@ def render(rows, args) -> str:
     for name, secs, ppl, n in rows:
         lines.append(f"| {name} | {secs:.1f} | {n / secs:.0f} | {base_secs / secs:.2f}× | {ppl:.6f} | "
                      f"{abs(ppl - base_ppl) / base_ppl:.1e} |")
-    return "\n".join([f"{rows[0][3]} scored tokens, strided window {args.window} (stride {args.window // 2}), "
+    how = f"strided window {args.window} (stride {args.window // 2})" if args.convention == "strided" else \
+        f"{args.convention} windows of {args.window}"
+    return "\n".join([f"{rows[0][3]} scored tokens, {how}, "
                       f"bundled SmolLM2-135M float32, LOGITSCOPE_THREADS={THREADS} on both sides.", "", *lines, ""])
 
 

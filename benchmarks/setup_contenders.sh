@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Contenders for benchmarks/bench_perplexity.py, kept out of the project venv.
 # torch first, so lm-eval resolves to the CPU build already installed; llama-cpp-python
-# builds llama.cpp from source (~6 min on 2 cores).
+# builds llama.cpp from source (~6 min on 2 cores when idle), with its OpenAI server.
 set -euo pipefail
 VENV=${VENV:-/work/venv-contenders}
 python3 -m venv "$VENV"
@@ -10,5 +10,5 @@ python3 -m venv "$VENV"
 # A native build (-march=native) enables AMX/AVX-512 paths that crash with a general protection
 # fault in libggml-cpu on this VM, so build for AVX2 explicitly.
 CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF" \
-  CMAKE_BUILD_PARALLEL_LEVEL=2 "$VENV/bin/pip" install --no-cache-dir llama-cpp-python
-"$VENV/bin/python" -c "import lm_eval, llama_cpp, transformers; print('contenders ready')"
+  CMAKE_BUILD_PARALLEL_LEVEL=2 "$VENV/bin/pip" install --no-cache-dir 'llama-cpp-python[server]'
+"$VENV/bin/python" -c "import lm_eval, llama_cpp, llama_cpp.server.app, transformers; print('contenders ready')"

@@ -376,6 +376,18 @@ def test_serve_refuses_a_public_address_without_a_key(cli, monkeypatch):
     assert result.exit_code == 2 and "without an API key" in result.output
 
 
+def test_serve_has_one_api_key_option_its_own(monkeypatch):
+    import click
+
+    from logitscope.cli import main
+
+    monkeypatch.delenv("LOGITSCOPE_API_KEY", raising=False)
+    serve = main.get_command(click.Context(main), "serve")
+    keys = [p for p in serve.params if "--api-key" in getattr(p, "opts", [])]
+    assert len(keys) == 1 and keys[0].expose_value  # the key clients must send, not a remote model's key
+    assert {"--concurrency", "--timeout"} <= {o for p in serve.params for o in getattr(p, "opts", [])}
+
+
 def test_bind_rule_and_banner():
     from logitscope.server.launch import banner, check_bind, is_loopback
 

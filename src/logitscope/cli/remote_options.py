@@ -31,8 +31,9 @@ OPTIONS = [
 
 
 def add_remote_options(command: click.Command) -> click.Command:
-    """Append the options to ``command`` when it has a --model option (once)."""
+    """Append the options to ``command`` when it has a --model option (once); an option the command
+    defines itself (``serve --api-key``: the key clients must send) is left to the command."""
     names = {p.name for p in command.params}
     if names & {"model", "models"} and "concurrency" not in names:
-        command.params.extend(OPTIONS)
+        command.params.extend(o for o in OPTIONS if o.name not in names)
     return command
