@@ -131,6 +131,16 @@ def full_and_topk():
     return full, logitscope.from_backend(TopKBackend(full.backend, 5))
 
 
+def test_uncertainty_flags_keep_what_a_small_top_k_backend_has(full_and_topk):
+    full, _ = full_and_topk
+    three = logitscope.from_backend(TopKBackend(full.backend, 3))
+    a, b = full.uncertain(TEXTS[0], bos=True), three.uncertain(TEXTS[0], bos=True)
+    assert [t.logprob for t in b.scored.scored_tokens] == pytest.approx([t.logprob for t in a.scored.scored_tokens],
+                                                                        abs=1e-9)
+    assert all(len(t.alternatives) == 3 for t in b.scored.scored_tokens)
+    assert all(len(t.alternatives) == 5 for t in a.scored.scored_tokens)
+
+
 def test_top_k_scores_keep_log_probs_and_label_what_they_lost(full_and_topk):
     full, topk = full_and_topk
     a, b = full.score(TEXTS[0], bos=True, top_k=3), topk.score(TEXTS[0], bos=True, top_k=3)

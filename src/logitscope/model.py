@@ -156,10 +156,14 @@ class Model:
                             min_lift=DEFAULT_MIN_LIFT if min_lift is None else min_lift, bos=bos)
 
     def uncertain(self, text: str, max_prob_below: float | None = 0.1, entropy_above: float | None = 4.0,
-                  bos: str | bool = "auto", top_k: int = 5) -> "UncertaintyResult":
-        """Flag tokens where the model was unsure, merged into word/phrase spans."""
+                  bos: str | bool = "auto", top_k: int | None = None) -> "UncertaintyResult":
+        """Flag tokens where the model was unsure, merged into word/phrase spans. ``top_k``
+        alternatives are kept per token (default 5, or all a top-k-only backend has when fewer)."""
         from .confidence.uncertainty import flag_uncertain
 
+        if top_k is None:
+            cap = self.backend.capabilities.top_k_only
+            top_k = 5 if cap is None else min(5, cap)
         return flag_uncertain(self.score(text, top_k=top_k, bos=bos), max_prob_below=max_prob_below,
                               entropy_above=entropy_above)
 
