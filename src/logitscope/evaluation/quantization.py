@@ -358,9 +358,9 @@ def quantization_impact(backend, text: str, bits=(16, 8, 4, 3, 2), scheme: str =
     the simulated variants round ``which`` parameters ("matrices" or "all")."""
     bits = [check_bits(b) for b in bits]
     check_scheme(scheme)
-    quantizable_weights(backend.torch_module, which)  # rejects an unknown selection before any work
     check_range("top_k", top_k, 1, None)
     require(backend, "weights", "quantization")
+    quantizable_weights(backend.torch_module, which)  # rejects an unknown selection before any work
     window = check_range("window", window, 2, backend.capabilities.context_length)
     enc = encode(backend, text, None, bos)  # rejects an empty text
     base = capture_base(backend, enc.ids, enc.score_from, window, top_k)
