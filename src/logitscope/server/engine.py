@@ -306,7 +306,7 @@ def _score_tasks(backend: Backend, tasks: list[ScoreTask]) -> list[PositionScore
     """Scores of every task, in order: values-only tasks through ``token_logprobs`` (the blocked NLL path),
     the others through one ``score_positions`` call with the largest top_k asked."""
     light = [i for i, t in enumerate(tasks) if t.values_only and not t.top_k]
-    full = [i for i in range(len(tasks)) if i not in set(light)]
+    full = [i for i, t in enumerate(tasks) if not (t.values_only and not t.top_k)]
     out: list[PositionScores | None] = [None] * len(tasks)
     if light:
         values = backend.token_logprobs([tasks[i].seq for i in light], [tasks[i].start for i in light])
