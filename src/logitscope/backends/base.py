@@ -149,7 +149,12 @@ class DecodeState:
 
 class Backend(ABC):
     """Base class for model backends. Subclasses set the attributes and implement
-    the abstract methods; the defaults below are correct but slow fallbacks."""
+    the abstract methods; the defaults below are correct but slow fallbacks.
+
+    Every tensor the contract hands out lives on the CPU (logits, scores, decode-state
+    logits), whatever device computes it, so analyses and samplers never see a device.
+    The exceptions are ``hidden_states`` and ``project``: they stay on the model's device
+    for the hot loops that chain them; a caller moves what it keeps with ``.cpu()``."""
 
     name: str = "backend"
     capabilities: Capabilities = Capabilities()
@@ -219,12 +224,12 @@ class Backend(ABC):
 
     # -- the network itself (capabilities.weights) ---------------------------------
     def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
-        """Final-layer hidden states (B, T, H) of a right-padded id batch (B, T)."""
+        """Final-layer hidden states (B, T, H) of a right-padded id batch (B, T), on the model's device."""
         require(self, "weights", "hidden states")
         raise NotImplementedError
 
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(N, H) hidden rows -> (N, V) float32 logits through the LM head."""
+        """(N, H) hidden rows -> (N, V) float32 logits through the LM head, on the rows' device."""
         require(self, "weights", "the LM head")
         raise NotImplementedError
 

@@ -104,6 +104,7 @@ class HFBackend(Backend):
         The fast decoder belongs to the original model, so the copy uses ``module``'s own forward."""
         clone = copy.copy(self)
         clone.model = module.eval()
+        clone.device = next(module.parameters()).device  # e.g. the CPU for int8 kernels of a CUDA model
         return clone
 
     def _cap(self, logits: torch.Tensor, in_place: bool = False) -> torch.Tensor:
@@ -260,7 +261,7 @@ class HFBackend(Backend):
             cache = fast.new_cache(len(ids) + 64)
             return DecodeState(tuple(ids), fast.project(fast.step(cache, list(ids))[-1:])[0], cache)
         out = self.model(input_ids=torch.tensor([list(ids)], device=self.device), use_cache=True, logits_to_keep=1)
-        return DecodeState(tuple(ids), out.logits[0, -1].float(), self.cache_of(out))
+        return DecodeState(tuple(ids), out.logits[0, -1].float().cpu(), self.cache_of(out))
 
     @torch.inference_mode()
     def extend(self, state: DecodeState, new_ids: list[int]) -> DecodeState:
@@ -287,7 +288,7 @@ class HFBackend(Backend):
             return DecodeState(ids, logits[-1], state.cache), logits
         out = self.model(input_ids=torch.tensor([list(new_ids)], device=self.device),
                          **{self.cache_arg: state.cache}, use_cache=True, logits_to_keep=0 if all_rows else 1)
-        logits = out.logits[0].float()  # (T or 1, V)
+        logits = out.logits[0].float().cpu()  # (T or 1, V)
         return DecodeState(ids, logits[-1], self.cache_of(out)), logits
 
     def rewind(self, state: DecodeState, length: int, logits: torch.Tensor) -> DecodeState:
@@ -334,7 +335,8 @@ class HFBackend(Backend):
             hidden = self._hidden_after(state, [continuations[s] for s in batch])  # (B, W, H)
             for row, s in enumerate(batch):
                 cont = continuations[s]
-                logits = torch.cat([state.logits.float()[None], self.project(hidden[row, : len(cont) - 1])])  # (n, V)
+                logits = torch.cat([state.logits.float()[None].to(hidden.device),
+                                    self.project(hidden[row, : len(cont) - 1])])  # (n, V)
                 results[s] = PositionScores.from_logits(logits, torch.tensor(cont, dtype=torch.long), top_k)
         return results  # type: ignore[return-value]
 

@@ -197,9 +197,17 @@ def int8_dynamic_backend(backend, scheme: str = "per-tensor"):
         from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
         qconfig = per_channel_dynamic_qconfig if check_scheme(scheme) == "per-channel" else default_dynamic_qconfig
-        qmodel = _conv1d_as_linear(_copy_sharing_linear_weights(backend.torch_module))
+        qmodel = _conv1d_as_linear(_cpu_copy(backend.torch_module))
         qmodel = quantize_dynamic(qmodel, {nn.Linear: qconfig}, dtype=torch.qint8, inplace=True)
     return backend.with_module(qmodel)
+
+
+def _cpu_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` on the CPU, where PyTorch's dynamic int8 kernels run (a CUDA model's
+    int8 variant runs there too); a CPU model's matrices are shared, not copied."""
+    if all(p.device.type == "cpu" for p in model.parameters()):
+        return _copy_sharing_linear_weights(model)
+    return copy.deepcopy(model).cpu()
 
 
 def _copy_sharing_linear_weights(model: nn.Module) -> nn.Module:
@@ -238,7 +246,7 @@ def iter_logprobs(backend, ids: list[int], score_from: int, window: int):
         rows = hidden[w.first_target - 1 - w.begin: w.end - 1 - w.begin]  # (n, H): row t-1 predicts t
         targets = torch.tensor(ids[w.first_target:w.end], dtype=torch.long)
         for i in range(0, len(targets), PROJECT_ROWS):
-            yield mathops.log_softmax(backend.project(rows[i:i + PROJECT_ROWS])), targets[i:i + PROJECT_ROWS]
+            yield mathops.log_softmax(backend.project(rows[i:i + PROJECT_ROWS])).cpu(), targets[i:i + PROJECT_ROWS]
 
 
 @dataclass
