@@ -9,7 +9,8 @@ Variants, each run on the same token ids as the float32 base:
   a grid symmetric around 0, ±(2^(b-1) - 1) steps of max|w| / (2^(b-1) - 1) (at
   1 bit: ±max|w|). ``per-tensor`` takes min/max over the whole matrix,
   ``per-channel`` over each output row (what practical int4/int8 formats do).
-  The weights are changed in place and restored afterwards: one copy at a time.
+  The weights are replaced by rounded copies and the originals put back afterwards: one extra
+  copy at a time, the originals never written.
 * ``int8``: a real quantized execution path, PyTorch's dynamic int8 nn.Linear
   (weights int8 per tensor, activations quantized on the fly), on a deep copy; GPT-2's
   Conv1D layers become the equivalent nn.Linear first, so they are quantized too.
@@ -137,20 +138,22 @@ def _quantize_param(w: torch.Tensor, transposed: bool, bits: int, scheme: str, s
 @contextlib.contextmanager
 def simulated_quantization(model: nn.Module, bits: int, scheme: str = "per-tensor", symmetric: bool = False,
                            which: str = "matrices"):
-    """Quantize the weights in place for the duration of the block, then restore them."""
+    """The weights replaced by rounded copies for the duration of the block, then the originals put back.
+
+    The originals are never written: a checkpoint the light start memory-maps stays shared with
+    the page cache, where writing into it would copy every page it touched (copy-on-write) on top
+    of the one extra copy a sweep needs (benchmarks/quantization.md)."""
     weights = quantizable_weights(model, which)
     transposed = _input_major_ids(model)
-    backup = [w.detach().clone() for w in weights]  # the one extra copy
+    originals = [w.data for w in weights]
     try:
         with torch.no_grad():
             for w in weights:
-                w.copy_(_quantize_param(w, id(w) in transposed, bits, scheme, symmetric))
+                w.data = _quantize_param(w.data, id(w) in transposed, bits, scheme, symmetric).contiguous()
         yield model
     finally:
-        with torch.no_grad():
-            for w, saved in zip(weights, backup):
-                w.copy_(saved)
-        del backup
+        for w, original in zip(weights, originals):
+            w.data = original
 
 
 # -- model sizes ---------------------------------------------------------------------------
