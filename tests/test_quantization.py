@@ -247,3 +247,16 @@ def test_impact_can_round_every_parameter_as_the_seed_sweep_does():
     assert n_vectors > 0
     with pytest.raises(InputError):
         tiny.quantization_impact(text, bits=(2,), int8=False, which="some")
+
+
+def test_quantize_cli_rounds_every_parameter_with_which_all(cli, tmp_path):
+    from tiny_models import tiny_model, tiny_tokenizer
+
+    tiny_model("gpt2").save_pretrained(tmp_path / "m")
+    tiny_tokenizer().save_pretrained(tmp_path / "m")
+    (tmp_path / "t.txt").write_text("The cat sat on the mat. To be or not to be")
+    runs = {which: json.loads(cli(["quantize", str(tmp_path / "t.txt"), "--bits", "2", "--no-int8", "--which", which,
+                                   "-m", str(tmp_path / "m"), "--json"]).output) for which in ("matrices", "all")}
+    assert [runs[w]["which"] for w in runs] == ["matrices", "all"]
+    assert runs["all"]["variants"][0]["size_bytes"] < runs["matrices"]["variants"][0]["size_bytes"]
+    assert "Invalid value for '--which'" in cli(["quantize", str(tmp_path / "t.txt"), "--which", "some"]).output

@@ -57,6 +57,8 @@ def calibrate_cmd(dataset, normalize, bins, template, delimiter, skip_bad, plot,
               help="Bit widths (1-32): '--bits 16 8 4' or '--bits 16,8,4'.")
 @click.option("--scheme", type=click.Choice(["per-tensor", "per-channel"]), default="per-tensor", show_default=True)
 @click.option("--symmetric", is_flag=True, help="Grid symmetric around 0 instead of the min-max (affine) grid.")
+@click.option("--which", type=click.Choice(["matrices", "all"]), default="matrices", show_default=True,
+              help="Round the weight matrices only, or every parameter (biases and norm scales too).")
 @click.option("--no-int8", is_flag=True, help="Skip the real PyTorch dynamic-int8 path.")
 @click.option("--base-top-k", "base_top_k", default=256, show_default=True,
               help="Keep the base distribution as its N likeliest tokens + the remaining mass.")
@@ -65,7 +67,7 @@ def calibrate_cmd(dataset, normalize, bins, template, delimiter, skip_bad, plot,
 @bos_option
 @model_option
 @json_option
-def quantize_cmd(args, bits, scheme, symmetric, no_int8, base_top_k, plot, bos, model, as_json):
+def quantize_cmd(args, bits, scheme, symmetric, which, no_int8, base_top_k, plot, bos, model, as_json):
     """How much does quantizing the weights change the model's predictions on FILE?
 
     \b
@@ -73,12 +75,13 @@ def quantize_cmd(args, bits, scheme, symmetric, no_int8, base_top_k, plot, bos, 
       logitscope quantize notes.txt
       logitscope quantize notes.txt --bits 16 8 4 3 2 --scheme per-channel --plot quant.png
       logitscope quantize - --bits 8,4 --json < notes.txt
+      logitscope quantize notes.txt --bits 8 4 --which all --no-int8
     """
     path, widths = split_file_and_bits(args, bits)
     text = read_file(path)  # before the model loads
     report = load_model(model).quantization_impact(
         text, bits=widths, scheme=scheme, symmetric=symmetric, int8=not no_int8, top_k=base_top_k,
-        bos=bos_value(bos), progress=not as_json and sys.stderr.isatty())
+        bos=bos_value(bos), progress=not as_json and sys.stderr.isatty(), which=which)
     if plot is not None:
         report.plot(save_to=plot)
     show(report, as_json)
