@@ -2,6 +2,7 @@
 
     python benchmarks/decode_probes.py matvec          # every weight of a step read once, cold, per row count
     python benchmarks/decode_probes.py drafter [T]     # an int8 weight-only copy as a drafter: step cost, verify cost
+    python benchmarks/decode_probes.py verify [T]      # fastdecode steps of 1..7 rows, x @ W.T against W @ x.T
 
 ``matvec`` multiplies 1, 2 and 6 rows by 30 layers' worth of SmolLM2-135M-shaped random float32
 matrices plus the 49,152 x 576 head (540 MB: more than any cache, as in a real decode step) as
@@ -107,6 +108,33 @@ def drafter(threads: int) -> None:
         print(f"threads={threads}: float32 verification of {rows} rows {min(_timed(verify) for _ in range(5)) * 1000:.1f} ms")
 
 
+def verify(threads: int) -> None:
+    """One fastdecode step of 1, 2, 4 and 7 rows after a 40-token prompt, with the few-row
+    W @ x.T products (fastdecode.FEW_ROWS = 16) and without (FEW_ROWS = 1), interleaved."""
+    import logitscope
+    from logitscope.backends import fastdecode
+
+    torch.set_num_threads(threads)
+    backend = logitscope.load().backend
+    decoder = fastdecode.FastDecode.for_model(backend.torch_module)
+    ids = backend.tokenize("The history of the printing press begins with movable type in " * 4).ids[:40]
+    cache = decoder.new_cache(64)
+    decoder.step(cache, ids)
+    for rows in (1, 2, 4, 7):
+        cells = {}
+        for _ in range(3):
+            for few in (1, 16):
+                fastdecode.FEW_ROWS = few
+
+                def step():
+                    decoder.project(decoder.step(cache, ids[:rows]))
+                    cache.truncate(len(ids))
+                step()
+                cells[few] = min(cells.get(few, float("inf")), _timed(step))
+        print(f"threads={threads} rows={rows}: x @ W.T {cells[1] * 1000:6.1f} ms   W @ x.T {cells[16] * 1000:6.1f} ms "
+              f"({cells[1] / cells[16]:.2f}x)")
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -116,6 +144,8 @@ def _timed(fn) -> float:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["matvec"]:
         matvec()
+    elif sys.argv[1:2] == ["verify"]:
+        verify(int(sys.argv[2]) if len(sys.argv) > 2 else 1)
     elif sys.argv[1:2] == ["drafter"]:
         drafter(int(sys.argv[2]) if len(sys.argv) > 2 else 1)
     else:

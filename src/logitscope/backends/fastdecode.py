@@ -34,11 +34,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import settings
-from .fastllama import FastDecoder, _mlp, _rms, _rotate_
+from .fastllama import FastDecoder, _rms, _rotate_
 
 QUERY_BLOCK = 64  # query rows per attention call when a step feeds many tokens (a prefill)
 MIN_CAPACITY = 256  # cache rows allocated at least for a new sequence; capacity doubles from there
 FORK_ROOM = 64  # free rows a forked copy starts with: beams and tree branches fork often and grow little
+FEW_ROWS = 16  # steps of 2..FEW_ROWS tokens (verifying drafts) multiply as W @ x.T, see _linear
 
 
 def enabled() -> bool:
@@ -134,27 +135,27 @@ class FastDecode:
         cos, sin = cos[start:start + width, None], sin[start:start + width, None]  # (T, 1, D/2)
         for index, layer in enumerate(self.inner.layers):
             x.add_(self._attention(layer.self_attn, _rms(layer.input_layernorm, x), cos, sin, cache, index))
-            x.add_(_mlp(layer.mlp, _rms(layer.post_attention_layernorm, x)))
+            x.add_(_mlp_rows(layer.mlp, _rms(layer.post_attention_layernorm, x)))
         cache.length = start + width
         return _rms(self.inner.norm, x)
 
     @torch.inference_mode()
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
         """(T, H) -> (T, V) float32 logits through the LM head."""
-        return self.head(hidden).float()
+        return _linear(self.head, hidden).float()
 
     def _attention(self, attn: nn.Module, h: torch.Tensor, cos, sin, cache: StaticCache, index: int) -> torch.Tensor:
         width, start = h.shape[0], cache.length
-        q = attn.q_proj(h).view(width, self.n_heads, self.head_dim)
-        k = attn.k_proj(h).view(width, self.n_kv, self.head_dim)
-        v = attn.v_proj(h).view(width, self.n_kv, self.head_dim)
+        q = _linear(attn.q_proj, h).view(width, self.n_heads, self.head_dim)
+        k = _linear(attn.k_proj, h).view(width, self.n_kv, self.head_dim)
+        v = _linear(attn.v_proj, h).view(width, self.n_kv, self.head_dim)
         _rotate_(q, cos, sin)
         _rotate_(k, cos, sin)
         cache.keys[index, :, start:start + width] = k.transpose(0, 1)  # (n_kv, T, D) written in place
         cache.values[index, :, start:start + width] = v.transpose(0, 1)
         keys, values = cache.layer(index, start + width)  # (n_kv, P + T, D) views
         out = self._attend(q.transpose(0, 1), keys, values, start, attn.scaling)  # (nq, T, D)
-        return attn.o_proj(out.transpose(0, 1).reshape(width, -1))
+        return _linear(attn.o_proj, out.transpose(0, 1).reshape(width, -1))
 
     def _attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, start: int,
                 scale: float) -> torch.Tensor:
@@ -183,6 +184,20 @@ class FastDecode:
             half = self.head_dim // 2
             self._cos, self._sin = cos[0, :, :half].contiguous(), sin[0, :, :half].contiguous()
         return self._cos, self._sin
+
+
+def _linear(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` for (T, in) rows. For 2..FEW_ROWS rows it is computed as W @ x.T: with so few
+    rows MKL's x @ W.T runs at about half the speed here (benchmarks/generation.md, decode_probes)."""
+    if not 1 < x.shape[0] <= FEW_ROWS:
+        return module(x)
+    y = torch.mm(module.weight, x.t()).t().contiguous()  # (T, out)
+    return y if module.bias is None else y.add_(module.bias)
+
+
+def _mlp_rows(mlp: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """``fastllama._mlp`` through ``_linear``."""
+    return _linear(mlp.down_proj, F.silu(_linear(mlp.gate_proj, h), inplace=True).mul_(_linear(mlp.up_proj, h)))
 
 
 def _causal_mask(rows: int, keys: int, like: torch.Tensor) -> torch.Tensor:
