@@ -189,7 +189,7 @@ class FastDecode:
 def _linear(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """``module(x)`` for (T, in) rows. For 2..FEW_ROWS rows it is computed as W @ x.T: with so few
     rows MKL's x @ W.T runs at about half the speed here (benchmarks/generation.md, decode_probes)."""
-    if not 1 < x.shape[0] <= FEW_ROWS or type(module) is not nn.Linear:  # a subclass may compute otherwise
+    if not 1 < x.shape[0] <= FEW_ROWS or type(module).forward is not nn.Linear.forward:  # e.g. an int8 drafter
         return module(x)
     y = torch.mm(module.weight, x.t()).t().contiguous()  # (T, out)
     return y if module.bias is None else y.add_(module.bias)
