@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import settings
-from .fastllama import FastDecoder, _rms, _rotate_
+from .fastllama import FastDecoder, _mlp, _rms, _rotate_
 
 QUERY_BLOCK = 64  # query rows per attention call when a step feeds many tokens (a prefill)
 MIN_CAPACITY = 256  # cache rows allocated at least for a new sequence; capacity doubles from there
@@ -135,7 +135,7 @@ class FastDecode:
         cos, sin = cos[start:start + width, None], sin[start:start + width, None]  # (T, 1, D/2)
         for index, layer in enumerate(self.inner.layers):
             x.add_(self._attention(layer.self_attn, _rms(layer.input_layernorm, x), cos, sin, cache, index))
-            x.add_(_mlp_rows(layer.mlp, _rms(layer.post_attention_layernorm, x)))
+            x.add_(_mlp(layer.mlp, _rms(layer.post_attention_layernorm, x), _linear))
         cache.length = start + width
         return _rms(self.inner.norm, x)
 
@@ -193,11 +193,6 @@ def _linear(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
         return module(x)
     y = torch.mm(module.weight, x.t()).t().contiguous()  # (T, out)
     return y if module.bias is None else y.add_(module.bias)
-
-
-def _mlp_rows(mlp: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    """``fastllama._mlp`` through ``_linear``."""
-    return _linear(mlp.down_proj, F.silu(_linear(mlp.gate_proj, h), inplace=True).mul_(_linear(mlp.up_proj, h)))
 
 
 def _causal_mask(rows: int, keys: int, like: torch.Tensor) -> torch.Tensor:

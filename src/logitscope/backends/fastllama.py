@@ -120,9 +120,10 @@ class FastDecoder:
         return tpl[QUERY_BLOCK - rows:, width - end:]
 
 
-def _mlp(mlp: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    """down(silu(gate h) * up h), the element-wise part in place."""
-    return mlp.down_proj(F.silu(mlp.gate_proj(h), inplace=True).mul_(mlp.up_proj(h)))
+def _mlp(mlp: nn.Module, h: torch.Tensor, linear=nn.Module.__call__) -> torch.Tensor:
+    """down(silu(gate h) * up h), the element-wise part in place; ``linear(module, x)`` applies a
+    projection (fastdecode passes its few-row product)."""
+    return linear(mlp.down_proj, F.silu(linear(mlp.gate_proj, h), inplace=True).mul_(linear(mlp.up_proj, h)))
 
 
 def _rms(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:

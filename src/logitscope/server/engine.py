@@ -305,8 +305,9 @@ class ModelWorker:
 def _score_tasks(backend: Backend, tasks: list[ScoreTask]) -> list[PositionScores]:
     """Scores of every task, in order: values-only tasks through ``token_logprobs`` (the blocked NLL path),
     the others through one ``score_positions`` call with the largest top_k asked."""
-    light = [i for i, t in enumerate(tasks) if t.values_only and not t.top_k]
-    full = [i for i, t in enumerate(tasks) if not (t.values_only and not t.top_k)]
+    values_only = [t.values_only and not t.top_k for t in tasks]
+    light = [i for i, v in enumerate(values_only) if v]
+    full = [i for i, v in enumerate(values_only) if not v]
     out: list[PositionScores | None] = [None] * len(tasks)
     if light:
         values = backend.token_logprobs([tasks[i].seq for i in light], [tasks[i].start for i in light])
