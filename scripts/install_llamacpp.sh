@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Install the optional llama.cpp engine (llama-cpp-python, built from source for this CPU) into .venv.
+#   bash scripts/install_llamacpp.sh           # native build; AVX2 build if the native one crashes
+#   bash scripts/install_llamacpp.sh --avx2    # skip the native try (portable to any AVX2 x86 CPU)
+# Run scripts/setup.sh first. The version is the one pinned by the `llamacpp` extra in pyproject.toml.
+#
+# A build takes ~6-10 min on 2 cores; each built wheel is kept under
+# $LOGITSCOPE_CACHE/wheels (default ~/.cache/logitscope/wheels), keyed by version, build flags
+# and (native builds only) the CPU's feature flags, so a second install takes seconds.
+# Every install is checked by a smoke test in a child process (load the bundled GGUF, evaluate
+# a few tokens): a native build whose AVX-512/AMX paths crash on this CPU (seen on a VM of this
+# project's kind) is replaced by the AVX2 build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+PIP="$PY -m pip --disable-pip-version-check -q"
+[ -x "$PY" ] || { echo "install_llamacpp: run 'bash scripts/setup.sh --no-demo' first" >&2; exit 2; }
+VERSION=$(sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
+[ -n "$VERSION" ] || { echo "install_llamacpp: no llama-cpp-python pin in pyproject.toml" >&2; exit 2; }
+CACHE=$($PY -c 'from logitscope.settings import cache_dir; print(cache_dir())')/wheels
+
+COMMON="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF"
+NATIVE="-DGGML_NATIVE=ON $COMMON"
+AVX2="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+-DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF $COMMON"
+
+# The folder that holds (or will hold) the wheel for one flavour: version + flags (+ CPU flags when native).
+wheel_dir() {
+  local flavour=$1 flags=$2 cpu=""
+  [ "$flavour" = native ] && cpu=$(grep -m1 '^flags' /proc/cpuinfo || true)
+  echo "$CACHE/llama_cpp_python-$VERSION-$flavour-$(printf '%s|%s' "$flags" "$cpu" | sha256sum | cut -c1-12)"
+}
+
+# Build the wheel into its cache folder unless it is already there (nice: the build is CPU-heavy).
+build() {
+  local dir=$1 flags=$2
+  if ls "$dir"/*.whl >/dev/null 2>&1; then echo "install_llamacpp: cached wheel in $dir" >&2; return; fi
+  echo "install_llamacpp: building llama-cpp-python $VERSION ($flags); several minutes" >&2
+  local tmp="$dir.tmp$$"
+  rm -rf "$tmp"; mkdir -p "$tmp" || return 1
+  CMAKE_ARGS="$flags" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) nice -n 10 \
+    $PIP wheel --no-deps --no-binary llama-cpp-python "llama-cpp-python==$VERSION" -w "$tmp" || return 1
+  rm -rf "$dir" && mv "$tmp" "$dir"
+}
+
+# Load the bundled GGUF and evaluate a few tokens in a child process: a crash shows as a non-zero exit.
+smoke() {
+  timeout 300 "$PY" - <<'EOF'
+import math
+import llama_cpp
+from logitscope.loading import bundled_gguf_path
+llm = llama_cpp.Llama(str(bundled_gguf_path()), n_ctx=64, n_threads=1, logits_all=True, verbose=False)
+llm.eval(llm.tokenize(b"To be or not to", add_bos=False))
+assert all(math.isfinite(x) for x in llm.scores[llm.n_tokens - 1]), "non-finite logits"
+print("install_llamacpp: smoke test passed (llama-cpp-python", llama_cpp.__version__ + ")")
+EOF
+}
+
+# Build (or take from the cache) one flavour, install it, and smoke-test it.
+try_flavour() {
+  local flavour=$1 flags=$2 dir
+  dir=$(wheel_dir "$flavour" "$flags")
+  # (called inside `if`, where set -e is off: every step checks its own status)
+  build "$dir" "$flags" || return 1
+  $PIP install --force-reinstall --no-deps "$dir"/*.whl || return 1
+  $PIP install "$dir"/*.whl || return 1  # its small pure-Python dependencies (numpy, jinja2, diskcache, ...)
+  echo "install_llamacpp: testing the $flavour build" >&2
+  smoke
+}
+
+if [ "${1:-}" != "--avx2" ] && try_flavour native "$NATIVE"; then exit 0; fi
+[ "${1:-}" = "--avx2" ] || echo "install_llamacpp: the native build failed its smoke test; using the AVX2 build" >&2
+try_flavour avx2 "$AVX2"
