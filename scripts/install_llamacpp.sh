@@ -31,7 +31,8 @@ wheel_dir() {
   echo "$CACHE/llama_cpp_python-$VERSION-$flavour-$(printf '%s|%s' "$flags" "$cpu" | sha256sum | cut -c1-12)"
 }
 
-# Build the wheel into its cache folder unless it is already there (nice: the build is CPU-heavy).
+# Build the wheel into its cache folder unless it is already there (nice: the build is CPU-heavy;
+# --no-cache-dir: pip's own wheel cache would hand back a wheel built with other flags).
 build() {
   local dir=$1 flags=$2
   if ls "$dir"/*.whl >/dev/null 2>&1; then echo "install_llamacpp: cached wheel in $dir" >&2; return; fi
@@ -39,16 +40,19 @@ build() {
   local tmp="$dir.tmp$$"
   rm -rf "$tmp"; mkdir -p "$tmp" || return 1
   CMAKE_ARGS="$flags" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) nice -n 10 \
-    $PIP wheel --no-deps --no-binary llama-cpp-python "llama-cpp-python==$VERSION" -w "$tmp" || return 1
+    $PIP wheel --no-cache-dir --no-deps --no-binary llama-cpp-python "llama-cpp-python==$VERSION" -w "$tmp" || return 1
   rm -rf "$dir" && mv "$tmp" "$dir"
 }
 
 # Load the bundled GGUF and evaluate a few tokens in a child process: a crash shows as a non-zero exit.
+# $1: a CPU feature the build must not use ("" for none), to check that the flags took effect.
 smoke() {
-  timeout 300 "$PY" - <<'EOF'
-import math
+  timeout 300 "$PY" - "$1" <<'EOF'
+import math, sys
 import llama_cpp
 from logitscope.loading import bundled_gguf_path
+features = llama_cpp.llama_print_system_info().decode()
+assert not sys.argv[1] or f"{sys.argv[1]} = 1" not in features, f"built with {sys.argv[1]}: {features}"
 llm = llama_cpp.Llama(str(bundled_gguf_path()), n_ctx=64, n_threads=1, logits_all=True, verbose=False)
 llm.eval(llm.tokenize(b"To be or not to", add_bos=False))
 assert all(math.isfinite(x) for x in llm.scores[llm.n_tokens - 1]), "non-finite logits"
@@ -56,18 +60,25 @@ print("install_llamacpp: smoke test passed (llama-cpp-python", llama_cpp.__versi
 EOF
 }
 
-# Build (or take from the cache) one flavour, install it, and smoke-test it.
+# Build (or take from the cache) one flavour, install it, and smoke-test it; a flavour that
+# failed its smoke test on this CPU is marked and not tried again (delete the mark to retry).
 try_flavour() {
-  local flavour=$1 flags=$2 dir
+  local flavour=$1 flags=$2 forbidden=$3 dir
   dir=$(wheel_dir "$flavour" "$flags")
+  if [ -e "$dir/failed" ]; then
+    echo "install_llamacpp: the $flavour build failed its smoke test on this CPU before ($dir/failed)" >&2
+    return 1
+  fi
   # (called inside `if`, where set -e is off: every step checks its own status)
   build "$dir" "$flags" || return 1
   $PIP install --force-reinstall --no-deps "$dir"/*.whl || return 1
   $PIP install "$dir"/*.whl || return 1  # its small pure-Python dependencies (numpy, jinja2, diskcache, ...)
   echo "install_llamacpp: testing the $flavour build" >&2
-  smoke
+  smoke "$forbidden" && return 0
+  touch "$dir/failed"
+  return 1
 }
 
-if [ "${1:-}" != "--avx2" ] && try_flavour native "$NATIVE"; then exit 0; fi
+if [ "${1:-}" != "--avx2" ] && try_flavour native "$NATIVE" ""; then exit 0; fi
 [ "${1:-}" = "--avx2" ] || echo "install_llamacpp: the native build failed its smoke test; using the AVX2 build" >&2
-try_flavour avx2 "$AVX2"
+try_flavour avx2 "$AVX2" AVX512

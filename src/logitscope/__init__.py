@@ -49,15 +49,16 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-def load(path=None, *, device: str | None = None, threads: int | None = None) -> "Model":
+def load(path=None, *, device: str | None = None, threads: int | None = None, engine: str = "torch") -> "Model":
     """Load a model: None/'bundled' (SmolLM2-135M-Instruct), 'toy', a local HF directory or a .gguf file.
 
-    The default comes from $LOGITSCOPE_MODEL when set.
+    The default comes from $LOGITSCOPE_MODEL when set. ``engine="llamacpp"`` runs a .gguf file
+    with llama.cpp, quantized as stored (needs scripts/install_llamacpp.sh).
     """
     from .loading import load_backend
     from .model import Model
 
-    return Model(load_backend(path, device=device, threads=threads))
+    return Model(load_backend(path, device=device, threads=threads, engine=engine))
 
 
 def from_backend(backend: "Backend") -> "Model":

@@ -112,9 +112,15 @@ def convert_gguf(gguf: Path) -> Path:
     return target
 
 
-def load_backend(spec=None, *, device: str | None = None, threads: int | None = None):
-    """Load a backend for ``spec`` (path, 'bundled', 'toy' or None)."""
+def load_backend(spec=None, *, device: str | None = None, threads: int | None = None, engine: str = "torch"):
+    """Load a backend for ``spec`` (path, 'bundled', 'toy' or None); ``engine="llamacpp"`` runs a .gguf
+    file with llama.cpp (backends/llamacpp.py) instead of dequantizing it for torch."""
     path = resolve_model_path(spec)
+    if engine == "llamacpp":
+        from .backends.llamacpp import load_llamacpp
+
+        p = Path(path)
+        return load_llamacpp(p, threads or settings.threads(), name=_gguf_name(p))
     if path.lower().startswith(("http://", "https://")):
         from .backends.remote import connect
 
@@ -126,12 +132,15 @@ def load_backend(spec=None, *, device: str | None = None, threads: int | None = 
     _set_threads(threads)
     p = Path(path)
     if p.is_file() and p.suffix.lower() == ".gguf":
-        name = BUNDLED_NAME if p == bundled_gguf_path_or_none() else p.stem
-        return _load_hf_dir(convert_gguf(p), device, name=name)
+        return _load_hf_dir(convert_gguf(p), device, name=_gguf_name(p))
     if p.is_dir():
         return _load_hf_dir(p, device, name=p.name)
     raise ModelLoadError(f"{path} is neither a model directory nor a .gguf file",
                          hint="give a local Hugging Face model directory or a .gguf file")
+
+
+def _gguf_name(p: Path) -> str:
+    return BUNDLED_NAME if p == bundled_gguf_path_or_none() else p.stem
 
 
 def bundled_gguf_path_or_none() -> Path | None:
