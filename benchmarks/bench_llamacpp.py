@@ -205,6 +205,80 @@ def perplexity_speed(path: Path, threads: int, window: int, repeats: int) -> dic
     return {name: min(r, key=lambda x: x["seconds"]) for name, r in runs.items()}
 
 
+# -- a larger model: memory and speed of every kind of analysis, each context size in a fresh process ----------
+SCALE = """
+import inspect, json, time
+import logitscope, textwrap
+from logitscope.backends.llamacpp import load_llamacpp
+from logitscope.core.processors import SamplerConfig
+from logitscope.loading import resolve_model_path
+from logitscope.sampling.generation import generate
+import torch
+torch.set_num_threads({threads})
+def rss():
+    return {{k: int(v.split()[0]) / 1024 for k, v in (l.split(":", 1) for l in open("/proc/self/status"))
+            if k in ("VmRSS", "VmHWM")}}
+out = {{"before_load": rss()}}
+t0 = time.perf_counter()
+backend = load_llamacpp(resolve_model_path({name!r}), threads={threads}, n_ctx={n_ctx})
+out["load_s"], out["after_load"] = time.perf_counter() - t0, rss()
+model = logitscope.from_backend(backend)
+import json as j, collections, argparse, pathlib, textwrap
+code = "\\n\\n".join(inspect.getsource(m) for m in (j.decoder, j.encoder, collections, argparse, pathlib, textwrap))
+ids = backend.tokenize(code).ids[:{ppl_tokens}]
+code = backend.detokenize(ids)
+t0 = time.perf_counter(); r = model.score(backend.detokenize(ids[:500]), bos=True); out["score_500_s"] = time.perf_counter() - t0
+t0 = time.perf_counter(); p = model.perplexity(texts=[code], convention="llamacpp", window=512)
+out["ppl_s"], out["ppl"], out["ppl_scored"] = time.perf_counter() - t0, p.total.perplexity, p.total.num_scored
+t0 = time.perf_counter(); g = generate(backend, "def quicksort(arr):", 64, SamplerConfig.greedy(), top_alternatives=10)
+out["trace_s"], out["trace_tokens"] = time.perf_counter() - t0, len(g.token_ids)
+out["trace_text"] = g.text[:120]
+nt = model.next_token("def fibonacci(n):", top_k=5)
+out["next"] = [(c.text, round(c.logprob, 3)) for c in nt.top]
+out["peak"] = rss()
+out["dtype"], out["n_ctx"], out["n_batch"], out["params"] = backend.dtype, backend.context.n_ctx, backend.context.n_batch, int(backend.context.lib.llama_model_n_params(backend.context.model))
+print(json.dumps(out))
+"""
+
+SCALE_THEIRS = """
+import json, time
+from llama_cpp import Llama
+from logitscope.loading import resolve_model_path
+llm = Llama(str(resolve_model_path({name!r})), n_ctx={n_ctx}, n_threads={threads}, n_threads_batch={threads}, verbose=False)
+tokens = llm.tokenize(b"def quicksort(arr):", add_bos=False)
+t0 = time.perf_counter(); made = []
+for t in llm.generate(tokens, temp=0.0, reset=True):
+    made.append(t)
+    if len(made) == 64 or t == llm.token_eos():
+        break
+print(json.dumps({{"generate_s": time.perf_counter() - t0, "tokens": len(made), "peak_mb": peak_mb()}}))
+"""
+
+
+def scale(name: str, threads: int, contexts: list[int], ppl_tokens: int) -> str:
+    import os as _os
+    from logitscope.loading import resolve_model_path
+
+    size = _os.path.getsize(resolve_model_path(name)) / 2**20
+    lines = [f"{name}: GGUF {size:.0f} MB, {threads} thread(s).", "",
+             "| n_ctx | load s | RSS after load (MB) | score 500 tok (tok/s) | perplexity tok/s (scored) | "
+             "traced greedy tok/s | llama-cpp-python generate tok/s | peak RSS (MB) | peak / GGUF | "
+             "llama-cpp-python peak (MB) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for n_ctx in contexts:
+        fmt = dict(name=name, threads=threads, n_ctx=n_ctx, ppl_tokens=ppl_tokens)
+        r = child(SCALE.format(**fmt), threads)
+        theirs = child(SCALE_THEIRS.format(**fmt), threads)
+        lines.append(f"| {r['n_ctx']} | {r['load_s']:.1f} | {r['after_load']['VmRSS']:.0f} | {500 / r['score_500_s']:.0f} | "
+                     f"{r['ppl_scored'] / r['ppl_s']:.0f} | {r['trace_tokens'] / r['trace_s']:.1f} | "
+                     f"{theirs['tokens'] / theirs['generate_s']:.1f} | {r['peak']['VmHWM']:.0f} | "
+                     f"{r['peak']['VmHWM'] / size:.2f}× | {theirs['peak_mb']:.0f} |")
+        print(lines[-1], flush=True)
+    lines += ["", f"{r['params'] / 1e9:.2f}B parameters, {r['dtype']}, n_batch {r['n_batch']}; perplexity "
+              f"{r['ppl']:.3f} over {r['ppl_scored']} scored tokens of Python stdlib source (llama.cpp convention, "
+              f"window 512); next token after 'def fibonacci(n):' {r['next']}; greedy trace: {r['trace_text']!r}", ""]
+    return "\n".join(lines)
+
+
 # -- report ------------------------------------------------------------------------------------------
 def report(args, facts: dict) -> str:
     p, g = facts["parity"], facts["gap"]
@@ -255,7 +329,14 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="/tmp/bench_llamacpp.md")
+    ap.add_argument("--scale", help="a named or local GGUF model: memory and speed per --n-ctx, nothing else")
+    ap.add_argument("--n-ctx", type=int, nargs="+", default=[2048, 8192])
     args = ap.parse_args()
+    if args.scale:
+        report_text = scale(args.scale, args.threads[0], args.n_ctx, args.ppl_tokens)
+        print(report_text)
+        Path(args.out).write_text(report_text)
+        return
     gguf = str(bundled_gguf_path())
     facts = {"cpu": _cpu(), "version": llama_cpp.__version__, "load": os.getloadavg()[0],
              "build": "AVX-512" if b"AVX512 = 1" in llama_cpp.llama_print_system_info() else "AVX2"}

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Install the optional llama.cpp engine (llama-cpp-python, built from source for this CPU) into .venv.
-#   bash scripts/install_llamacpp.sh           # native build; AVX2 build if the native one crashes
-#   bash scripts/install_llamacpp.sh --avx2    # skip the native try (portable to any AVX2 x86 CPU)
+#   bash scripts/install_llamacpp.sh           # the first build that passes its smoke test:
+#                                              #   native, then AVX-512 without AMX (CPUs with AVX-512), then AVX2
+#   bash scripts/install_llamacpp.sh --avx2    # straight to the AVX2 build (portable to any AVX2 x86 CPU)
+#   bash scripts/install_llamacpp.sh --cached-only  # install a cached wheel if one passes, never build
+#                                              #   (scripts/test.sh: the engine's tests run when it is there)
 # Run scripts/setup.sh first. The version is the one pinned by the `llamacpp` extra in pyproject.toml.
 #
 # A build takes ~6-10 min on 2 cores; each built wheel is kept under
 # $LOGITSCOPE_CACHE/wheels (default ~/.cache/logitscope/wheels), keyed by version, build flags
 # and (native builds only) the CPU's feature flags, so a second install takes seconds.
 # Every install is checked by a smoke test in a child process (load the bundled GGUF, evaluate
-# a few tokens): a native build whose AVX-512/AMX paths crash on this CPU (seen on a VM of this
-# project's kind) is replaced by the AVX2 build.
+# a few tokens). On the VMs of this project's kind the native build crashes in its AMX matmul
+# (SIGSEGV at ldtilecfg in an OpenMP worker: the guest may not use AMX tiles), so the next
+# flavour is AVX-512 with AMX off, then AVX2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -21,8 +25,11 @@ CACHE=$($PY -c 'from logitscope.settings import cache_dir; print(cache_dir())')/
 
 COMMON="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF"
 NATIVE="-DGGML_NATIVE=ON $COMMON"
-AVX2="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
--DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF $COMMON"
+NO_AMX="-DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF"
+AVX2="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF \
+$NO_AMX $COMMON"
+AVX512="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX_VNNI=ON \
+-DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON $NO_AMX $COMMON"
 
 # The folder that holds (or will hold) the wheel for one flavour: version + flags (+ CPU flags when native).
 wheel_dir() {
@@ -36,6 +43,7 @@ wheel_dir() {
 build() {
   local dir=$1 flags=$2
   if ls "$dir"/*.whl >/dev/null 2>&1; then echo "install_llamacpp: cached wheel in $dir" >&2; return; fi
+  [ "$MODE" != --cached-only ] || return 1
   echo "install_llamacpp: building llama-cpp-python $VERSION ($flags); several minutes" >&2
   local tmp="$dir.tmp$$"
   rm -rf "$tmp"; mkdir -p "$tmp" || return 1
@@ -79,6 +87,25 @@ try_flavour() {
   return 1
 }
 
-if [ "${1:-}" != "--avx2" ] && try_flavour native "$NATIVE" ""; then exit 0; fi
-[ "${1:-}" = "--avx2" ] || echo "install_llamacpp: the native build failed its smoke test; using the AVX2 build" >&2
-try_flavour avx2 "$AVX2" AVX512
+has_avx512() {
+  local f
+  for f in avx512f avx512bw avx512vl avx512dq avx512cd avx512_vnni avx512vbmi avx512_bf16 avx_vnni; do
+    grep -qw "$f" /proc/cpuinfo || return 1
+  done
+}
+
+MODE=${1:-}
+if [ "$MODE" != --avx2 ]; then
+  try_flavour native "$NATIVE" "" && exit 0
+  if has_avx512; then
+    echo "install_llamacpp: trying AVX-512 without AMX" >&2
+    try_flavour avx512 "$AVX512" AMX_INT8 && exit 0
+  fi
+  echo "install_llamacpp: trying the AVX2 build" >&2
+fi
+try_flavour avx2 "$AVX2" AVX512 && exit 0
+if [ "$MODE" = --cached-only ]; then
+  echo "install_llamacpp: no cached wheel passed its smoke test; not building (--cached-only)" >&2
+  exit 0
+fi
+exit 1

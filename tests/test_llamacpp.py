@@ -259,8 +259,9 @@ def test_engine_facts_and_what_it_cannot_do(lcpp):
     c = lcpp.capabilities
     assert c.full_vocab and c.kv_cache and not c.weights
     assert not c.verify_rows  # generation decodes one token at a time, as llama.cpp does (see the backend)
-    with pytest.raises(CapabilityError, match="quantization needs weights"):
+    with pytest.raises(CapabilityError, match="quantization needs weights") as err:
         logitscope.from_backend(lcpp).quantization_impact("To be or not to be")
+    assert "--engine torch" in err.value.hint
 
 
 @needs_engine

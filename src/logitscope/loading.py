@@ -119,6 +119,7 @@ def load_backend(spec=None, *, device: str | None = None, threads: int | None = 
     if engine == "llamacpp":
         from .backends.llamacpp import load_llamacpp
 
+        _set_threads(threads)  # torch's threads too: the engine's per-token maths runs in torch
         p = Path(path)
         return load_llamacpp(p, threads or settings.threads(), name=_gguf_name(p))
     if path.lower().startswith(("http://", "https://")):

@@ -66,7 +66,8 @@ class Capabilities:
 
 _NEEDS_HINT = {
     "full_vocab": "use a local model, or a server that returns full distributions (e.g. vLLM with logprobs=-1)",
-    "weights": "load a local Hugging Face directory or .gguf file (not a toy or remote model)",
+    "weights": "load a local Hugging Face directory or .gguf file on the torch engine (--engine torch; "
+               "not a toy, remote or llama.cpp model)",
     "kv_cache": "use a backend with a KV cache (a local transformers model)",
 }
 
