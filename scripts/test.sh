@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --no-demo
+# The llama.cpp engine's tests (tests/test_llamacpp.py) run when a wheel built earlier is cached
+# (seconds); a build from source (~10-15 min on 2 cores) is not CI's job, so they skip otherwise.
+bash scripts/install_llamacpp.sh --cached-only
 # Browser tests drive Debian's chromium; install it when missing and we may (root + apt).
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test: installing chromium for the browser tests" >&2
