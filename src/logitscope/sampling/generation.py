@@ -28,7 +28,7 @@ from ..core import mathops
 from ..backends.base import Backend, DecodeState, as_float, require
 from ..core.boundary import check_fits, prompt_ids
 from ..errors import InputError, check_range, check_sequence
-from ..core.processors import Sampler, SamplerConfig, chi_square_gof, run_chain
+from ..core.processors import NEG_INF, Sampler, SamplerConfig, chi_square_gof, run_chain
 from ..results import ResultMixin, TokenCandidate, jsonable, prob_of
 from ..scoring.score import candidates
 from .speculative import DRAFT_TOKENS, PromptLookup, accepts, draw
@@ -336,11 +336,13 @@ def _record(raw: torch.Tensor, processed: torch.Tensor, token: int, k: int) -> t
     entropy = (total.log() - spread / total).clamp_min(0)  # H = log Z - E_p[z]
     value = raw[token]
     beaten = top.values if value >= top.values[-1] else raw  # every larger logit is in the top k, or look at all
-    lse_processed = torch.logsumexp(processed, dim=-1)
+    untouched = processed.data_ptr() == raw.data_ptr()  # no stage of the chain changed the logits
+    kept = processed if untouched else processed[processed > NEG_INF]  # the chain's survivors (and +inf)
+    lse_processed = lse if untouched else torch.logsumexp(kept, dim=-1)
     chosen = (processed[token] - lse_processed if torch.isfinite(lse_processed)
               else mathops.log_softmax(processed)[token])  # processed log-prob; +inf bias: certain or shared
     return (token, value - lse, chosen, (beaten > value).sum() + 1, entropy,
-            torch.isfinite(processed).sum(), top.indices[:k], top.values[:k] - lse)
+            torch.isfinite(kept).sum(), top.indices[:k], top.values[:k] - lse)
 
 
 class _Stream:

@@ -67,7 +67,7 @@ class PromptLookup:
 def accepts(sampler: Sampler, processed: torch.Tensor, draft: int) -> bool:
     """The acceptance test for a drafted token under processed logits (V,)."""
     if sampler.config.is_greedy:
-        return int(processed.argmax()) == draft
+        return int(processed.max(dim=-1).indices) == draft
     p = float(mathops.softmax(processed.double())[draft])
     return p > 0 and float(torch.rand((), dtype=torch.float64, generator=sampler.generator)) < p
 
