@@ -41,9 +41,10 @@ MAX_DEFAULT_CONTEXT = 8192  # KV-cache cells are allocated up front: longer cont
 
 
 def load_llamacpp(path: str | os.PathLike, threads: int | None = None, n_ctx: int | None = None,
-                  name: str | None = None) -> "LlamaCppBackend":
+                  name: str | None = None, use_mmap: bool = False) -> "LlamaCppBackend":
     """A llama.cpp backend for the GGUF file ``path``: ``threads`` CPU threads (default: all cores),
-    a context of ``n_ctx`` tokens (default: the model's own, at most MAX_DEFAULT_CONTEXT)."""
+    a context of ``n_ctx`` tokens (default: the model's own, at most MAX_DEFAULT_CONTEXT); the file
+    is read into memory unless ``use_mmap`` (see ``LlamaCppContext``)."""
     try:
         import llama_cpp  # noqa: F401  (only to fail early with the install hint)
     except ImportError as exc:
@@ -53,7 +54,7 @@ def load_llamacpp(path: str | os.PathLike, threads: int | None = None, n_ctx: in
     if not (os.path.isfile(path) and path.lower().endswith(".gguf")):
         raise ModelLoadError(f"the llama.cpp engine runs .gguf files, and {path} is not one",
                              hint="use the torch engine (--engine torch) for Hugging Face directories, toy and remote models")
-    context = LlamaCppContext(path, n_ctx or MAX_DEFAULT_CONTEXT, threads or os.cpu_count() or 1)
+    context = LlamaCppContext(path, n_ctx or MAX_DEFAULT_CONTEXT, threads or os.cpu_count() or 1, use_mmap=use_mmap)
     return LlamaCppBackend(context, name or os.path.splitext(os.path.basename(path))[0])
 
 

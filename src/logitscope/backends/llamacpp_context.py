@@ -94,9 +94,14 @@ class LlamaCppContext:
     """A GGUF model loaded by llama.cpp (memory-mapped) and one single-sequence context over it."""
 
     def __init__(self, path: str, n_ctx: int | None, threads: int, n_batch: int | None = None,
-                 flash_attn: bool = False):
+                 flash_attn: bool = False, use_mmap: bool = False):
         lib = self.lib = _lib()
-        self.model = lib.llama_model_load_from_file(path.encode(), lib.llama_model_default_params())
+        params = lib.llama_model_default_params()
+        # Read, not memory-mapped, by default: llama.cpp repacks most weights for its CPU kernels, and
+        # with mmap the file's pages stay resident beside the repacked copy (Qwen2.5-Coder-1.5B Q4_K_M:
+        # 1.71x the file's size resident after load, 1.15x read; same speed and numbers)
+        params.load_mode = lib.LLAMA_LOAD_MODE_MMAP if use_mmap else lib.LLAMA_LOAD_MODE_NONE
+        self.model = lib.llama_model_load_from_file(path.encode(), params)
         if not self.model:
             raise ModelLoadError(f"llama.cpp cannot load {path}",
                                  hint="check that the file is a complete GGUF of a model this llama.cpp supports")
