@@ -38,6 +38,7 @@ from .llamacpp_context import LlamaCppContext, Sequence
 
 INSTALL_HINT = "install the llama.cpp engine: bash scripts/install_llamacpp.sh (or pip install 'logitscope[llamacpp]')"
 MAX_DEFAULT_CONTEXT = 8192  # KV-cache cells are allocated up front: longer contexts are asked for with n_ctx
+REDUCE_FLOATS = 1 << 21  # logits reduced at once in scoring (rows x V): a few 8 MB temporaries, whatever V
 
 
 def load_llamacpp(path: str | os.PathLike, threads: int | None = None, n_ctx: int | None = None,
@@ -120,11 +121,15 @@ class LlamaCppBackend(Backend):
         for seq, start in zip(sequences, starts):
             check_start(seq, start)
             self._check_length(len(seq))
+        step = max(1, REDUCE_FLOATS // self.vocab_size)  # rows reduced at once: bounded temporaries
         parts: list[list] = []
         for seq, start in zip(sequences, starts):
             pieces = []
             for first, rows in self._rows(seq[:-1] if start < len(seq) else [], start - 1):
-                pieces.append(reduce(torch.from_numpy(rows), torch.tensor(seq[first + 1:first + 1 + len(rows)])))
+                for a in range(0, len(rows), step):
+                    block = rows[a:a + step]  # (n, V); row i predicts seq[first + a + i + 1]
+                    targets = torch.tensor(seq[first + a + 1:first + a + 1 + len(block)])
+                    pieces.append(reduce(torch.from_numpy(block), targets))
             parts.append(pieces)
         return parts
 
