@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 import logitscope
 from logitscope import CapabilityError, ModelLoadError
-from logitscope.backends.llamacpp import common_prefix, piece_offsets
+from logitscope.backends.base import PositionScores
+from logitscope.backends.llamacpp import common_prefix, piece_offsets, position_scores
 from logitscope.core import mathops
 
 HAVE_ENGINE = importlib.util.find_spec("llama_cpp") is not None
@@ -91,6 +92,17 @@ def test_piece_offsets_of_any_byte_split_are_ordered_spans_that_cover_the_text(t
 def test_piece_offsets_drop_the_leading_space_a_sentencepiece_tokenizer_adds():
     assert piece_offsets("Hi there", [b" Hi", b" there"]) == [(0, 2), (2, 8)]
     assert piece_offsets("é!", [b"\xc3", b"\xa9", b"!"]) == [(0, 1), (0, 1), (1, 2)]
+
+
+@given(st.integers(1, 6), st.integers(2, 300), st.integers(0, 5), st.floats(0.1, 30), st.integers(0, 2**31 - 1))
+def test_lean_position_scores_equal_the_generic_path(rows, vocab, top_k, scale, seed):
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(rows, vocab, generator=gen) * scale
+    targets = torch.randint(0, vocab, (rows,), generator=gen)
+    ours, ref = position_scores(logits, targets, top_k), PositionScores.from_logits(logits, targets, top_k)
+    for name in ("logprob", "entropy", "top_logprobs"):
+        torch.testing.assert_close(getattr(ours, name), getattr(ref, name), atol=1e-5, rtol=1e-5)
+    assert ours.rank.tolist() == ref.rank.tolist() and ours.top_ids.tolist() == ref.top_ids.tolist()
 
 
 def test_common_prefix():

@@ -134,8 +134,9 @@ class LlamaCppBackend(Backend):
         return parts
 
     def score_positions(self, sequences: list[list[int]], starts: list[int], top_k: int = 0) -> list[PositionScores]:
-        empty = PositionScores.from_logits(torch.zeros(0, self.vocab_size), torch.zeros(0, dtype=torch.long), top_k)
-        parts = self._reduce(sequences, starts, lambda rows, targets: PositionScores.from_logits(rows, targets, top_k))
+        empty = position_scores(torch.zeros(0, self.vocab_size), torch.zeros(0, dtype=torch.long), top_k)
+        workspace = Workspace(max(1, REDUCE_FLOATS // self.vocab_size), self.vocab_size)
+        parts = self._reduce(sequences, starts, lambda rows, targets: position_scores(rows, targets, top_k, workspace))
         return [PositionScores.concat(p) if p else empty for p in parts]
 
     def token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[torch.Tensor]:
@@ -229,6 +230,37 @@ class LlamaCppBackend(Backend):
             out.append(PositionScores.from_logits(torch.cat(rows), torch.tensor(cont, dtype=torch.long), top_k))
         sequence.ids = state.ids
         return out
+
+
+class Workspace:
+    """Two float32 buffers and a mask of ``rows`` x V, reused by every ``position_scores`` of a call."""
+
+    def __init__(self, rows: int, vocab: int):
+        self.shifted, self.weights = torch.empty(rows, vocab), torch.empty(rows, vocab)
+        self.mask = torch.empty(rows, vocab, dtype=torch.bool)
+
+
+def position_scores(logits: torch.Tensor, targets: torch.Tensor, top_k: int,
+                    workspace: Workspace | None = None) -> PositionScores:
+    """``PositionScores.from_logits`` for finite logits (n, V), computed in a reused ``workspace``.
+
+    The generic path, safe for ±inf, makes a dozen (n, V) temporaries; freed and made again
+    block after block they grew a 1.5B model's resident memory by 0.5-1.4 GB (glibc keeps the
+    holes). Here: z = logits - max, w = exp(z), log Z = max + log Σw, H = log Σw - Σwz / Σw,
+    log p(target) = z[target] - log Σw, rank = 1 + #{z > z[target]}. Tested equal to the generic path."""
+    n = len(logits)
+    ws = workspace or Workspace(n, logits.shape[-1])
+    z = torch.sub(logits, logits.amax(dim=-1, keepdim=True), out=ws.shifted[:n])  # (n, V), max 0
+    w = torch.exp(z, out=ws.weights[:n])  # (n, V) unnormalised probabilities
+    total = w.sum(dim=-1)  # (n,)
+    log_total = total.log()  # log Z - max
+    spread = torch.mul(w, z, out=w).sum(dim=-1)  # Σ w z
+    chosen = z.gather(-1, targets[:, None])  # (n, 1)
+    top = z.topk(min(top_k, z.shape[-1]), dim=-1)  # (n, k), k may be 0
+    return PositionScores(logprob=(chosen[:, 0] - log_total).double(),
+                          rank=torch.gt(z, chosen, out=ws.mask[:n]).sum(dim=-1) + 1,
+                          entropy=(log_total - spread / total).clamp_min(0).double(), top_ids=top.indices,
+                          top_logprobs=(top.values - log_total[:, None]).double())
 
 
 def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
