@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_perplexity import corpus_text  # noqa: E402  (deterministic text from this machine)
+from bench_perplexity import LLAMACPP, corpus_text  # noqa: E402  (the contender's loop; text from this machine)
 
 import logitscope  # noqa: E402
 from logitscope.backends.llamacpp import load_llamacpp  # noqa: E402
@@ -140,34 +140,9 @@ def generation(ours, llm, n: int, repeats: int) -> dict:
 
 
 # -- perplexity throughput and memory, each in a fresh process -------------------------------------------
-THEIRS = """
-import json, math, time
-import numpy as np
-from llama_cpp import Llama, llama_cpp
-text = open({path!r}).read()
-n_ctx = {window}
-llm = Llama(model_path={gguf!r}, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, logits_all=True, n_threads={threads},
-            n_threads_batch={threads}, verbose=False)
-add_bos = bool(llama_cpp.llama_vocab_get_add_bos(llama_cpp.llama_model_get_vocab(llm.model)))
-tokens = llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=False)
-first, nll, count, eval_s = n_ctx // 2, 0.0, 0, 0.0
-t0 = time.perf_counter()
-for start in range(0, len(tokens) - n_ctx + 1, n_ctx):
-    chunk = list(tokens[start:start + n_ctx])
-    if add_bos:
-        chunk[0] = llm.token_bos()
-    llm.reset()
-    e0 = time.perf_counter()
-    llm.eval(chunk)
-    eval_s += time.perf_counter() - e0
-    logits = np.asarray(llm.scores[first:n_ctx - 1], dtype=np.float64)  # (n_ctx/2 - 1, V)
-    m = logits.max(-1, keepdims=True)
-    lse = (m[:, 0] + np.log(np.exp(logits - m).sum(-1)))
-    nll -= float((logits[np.arange(len(lse)), chunk[first + 1:]] - lse).sum())
-    count += len(lse)
-dt = time.perf_counter() - t0
-print(json.dumps({{"ppl": math.exp(nll / count), "scored": count, "seconds": dt, "eval_seconds": eval_s,
-                  "peak_mb": peak_mb()}}))
+# llama-cpp-python's eval loop as bench_perplexity.py runs it (the llama.cpp perplexity rule), plus its peak
+THEIRS = LLAMACPP + """
+print(json.dumps({{"peak_mb": peak_mb()}}))
 """
 
 OURS = """
@@ -192,18 +167,25 @@ def peak_mb():
 
 
 def child(script: str, threads: int) -> dict:
+    """Run ``script`` in a fresh interpreter; the JSON lines it prints, merged."""
     proc = subprocess.run([sys.executable, "-c", PEAK + script], capture_output=True, text=True,
                           env=os.environ | {"OMP_NUM_THREADS": str(threads)})
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            out.update(json.loads(line))
+    return out
 
 
 def perplexity_speed(path: Path, threads: int, window: int, repeats: int) -> dict:
     fmt = dict(path=str(path), gguf=str(bundled_gguf_path()), threads=threads, window=window)
     runs = {"llama-cpp-python eval loop": [], "logitscope llamacpp engine": []}
     for _ in range(repeats):
-        runs["llama-cpp-python eval loop"].append(child(THEIRS.format(**fmt), threads))
+        theirs = child(THEIRS.format(**fmt), threads)
+        theirs.update(ppl=math.exp(theirs["nll"] / theirs["tokens_scored"]), scored=theirs["tokens_scored"])
+        runs["llama-cpp-python eval loop"].append(theirs)
         runs["logitscope llamacpp engine"].append(child(OURS.format(**fmt), threads))
     return {name: min(r, key=lambda x: x["seconds"]) for name, r in runs.items()}
 
@@ -324,11 +306,10 @@ def speed_lines(args, facts: dict) -> list[str]:
     for threads, runs in facts["perplexity"].items():
         lines += [f"Perplexity of {facts['ppl_tokens']} tokens, llama.cpp convention, window {args.window}, "
                   f"{threads} thread(s), fresh process each, best of {args.repeats}:", "",
-                  "| run | perplexity | scored | tok/s (scored) | eval-only tok/s | peak RSS (MB) |", "|---|---|---|---|---|---|"]
+                  "| run | perplexity | scored | tok/s (scored) | peak RSS (MB) |", "|---|---|---|---|---|"]
         for name, r in runs.items():
-            eval_rate = f"{r['scored'] / r['eval_seconds']:.0f}" if "eval_seconds" in r else ""
             lines.append(f"| {name} | {r['ppl']:.4f} | {r['scored']} | {r['scored'] / r['seconds']:.0f} | "
-                         f"{eval_rate} | {r['peak_mb']:.0f} |")
+                         f"{r['peak_mb']:.0f} |")
         lines += [""]
     return lines
 

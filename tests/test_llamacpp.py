@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import logitscope
 from logitscope import CapabilityError, ModelLoadError
 from logitscope.backends.base import PositionScores
-from logitscope.backends.llamacpp import common_prefix, piece_offsets, position_scores
+from logitscope.backends.llamacpp import common_prefix, piece_offsets, position_scores, target_logprobs
 from logitscope.core import mathops
 
 HAVE_ENGINE = importlib.util.find_spec("llama_cpp") is not None
@@ -95,7 +95,7 @@ def test_piece_offsets_drop_the_leading_space_a_sentencepiece_tokenizer_adds():
 
 
 @given(st.integers(1, 6), st.integers(2, 300), st.integers(0, 5), st.floats(0.1, 30), st.integers(0, 2**31 - 1))
-def test_lean_position_scores_equal_the_generic_path(rows, vocab, top_k, scale, seed):
+def test_lean_position_scores_and_target_logprobs_equal_the_generic_path(rows, vocab, top_k, scale, seed):
     gen = torch.Generator().manual_seed(seed)
     logits = torch.randn(rows, vocab, generator=gen) * scale
     targets = torch.randint(0, vocab, (rows,), generator=gen)
@@ -103,6 +103,7 @@ def test_lean_position_scores_equal_the_generic_path(rows, vocab, top_k, scale, 
     for name in ("logprob", "entropy", "top_logprobs"):
         torch.testing.assert_close(getattr(ours, name), getattr(ref, name), atol=1e-5, rtol=1e-5)
     assert ours.rank.tolist() == ref.rank.tolist() and ours.top_ids.tolist() == ref.top_ids.tolist()
+    torch.testing.assert_close(target_logprobs(logits, targets), ref.logprob, atol=1e-5, rtol=1e-5)
 
 
 def test_common_prefix():

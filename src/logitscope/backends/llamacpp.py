@@ -38,7 +38,7 @@ from .llamacpp_context import LlamaCppContext, Sequence
 
 INSTALL_HINT = "install the llama.cpp engine: bash scripts/install_llamacpp.sh (or pip install 'logitscope[llamacpp]')"
 MAX_DEFAULT_CONTEXT = 8192  # KV-cache cells are allocated up front: longer contexts are asked for with n_ctx
-REDUCE_FLOATS = 1 << 21  # logits reduced at once in scoring (rows x V): a few 8 MB temporaries, whatever V
+REDUCE_FLOATS = 1 << 21  # logits reduced at once in scoring (rows x V): the size of the kept workspace
 
 
 def load_llamacpp(path: str | os.PathLike, threads: int | None = None, n_ctx: int | None = None,
@@ -79,6 +79,7 @@ class LlamaCppBackend(Backend):
         self.capabilities = Capabilities(full_vocab=True, context_length=context.n_ctx, kv_cache=True,
                                          weights=False, verify_rows=False)
         self.piece = lru_cache(maxsize=65536)(context.piece)
+        self._workspace: Workspace | None = None
         self.token_text = lru_cache(maxsize=65536)(self._token_text)
 
     def __repr__(self) -> str:
@@ -94,6 +95,13 @@ class LlamaCppBackend(Backend):
 
     def _token_text(self, token_id: int) -> str:
         return self.piece(int(token_id)).decode("utf-8", "replace")
+
+    @property
+    def workspace(self) -> "Workspace":
+        """Scoring's buffers, made on first use and kept (freeing and remaking them grows the heap)."""
+        if self._workspace is None:
+            self._workspace = Workspace(max(1, REDUCE_FLOATS // self.vocab_size), self.vocab_size)
+        return self._workspace
 
     def _check_length(self, n_tokens: int) -> None:
         check_fits(self, n_tokens, "a sequence", "score it in windows")
@@ -121,7 +129,7 @@ class LlamaCppBackend(Backend):
         for seq, start in zip(sequences, starts):
             check_start(seq, start)
             self._check_length(len(seq))
-        step = max(1, REDUCE_FLOATS // self.vocab_size)  # rows reduced at once: bounded temporaries
+        step = len(self.workspace.mask)  # rows reduced at once
         parts: list[list] = []
         for seq, start in zip(sequences, starts):
             pieces = []
@@ -135,12 +143,13 @@ class LlamaCppBackend(Backend):
 
     def score_positions(self, sequences: list[list[int]], starts: list[int], top_k: int = 0) -> list[PositionScores]:
         empty = position_scores(torch.zeros(0, self.vocab_size), torch.zeros(0, dtype=torch.long), top_k)
-        workspace = Workspace(max(1, REDUCE_FLOATS // self.vocab_size), self.vocab_size)
-        parts = self._reduce(sequences, starts, lambda rows, targets: position_scores(rows, targets, top_k, workspace))
+        ws = self.workspace
+        parts = self._reduce(sequences, starts, lambda rows, targets: position_scores(rows, targets, top_k, ws))
         return [PositionScores.concat(p) if p else empty for p in parts]
 
     def token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[torch.Tensor]:
-        parts = self._reduce(sequences, starts, target_logprobs)
+        ws = self.workspace
+        parts = self._reduce(sequences, starts, lambda rows, targets: target_logprobs(rows, targets, ws))
         return [torch.cat(p) if p else torch.zeros(0, dtype=torch.float64) for p in parts]
 
     def nll_sums(self, sequences: list[list[int]], starts: list[int]) -> list[float]:
@@ -263,9 +272,13 @@ def position_scores(logits: torch.Tensor, targets: torch.Tensor, top_k: int,
                           top_logprobs=(top.values - log_total[:, None]).double())
 
 
-def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log p(target) per row of raw logits (n, V): (n,) float64."""
-    return (logits.gather(-1, targets[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)).double()
+def target_logprobs(logits: torch.Tensor, targets: torch.Tensor, workspace: Workspace | None = None) -> torch.Tensor:
+    """log p(target) per row of raw logits (n, V): (n,) float64, computed in ``workspace``."""
+    n = len(logits)
+    ws = workspace or Workspace(n, logits.shape[-1])
+    z = torch.sub(logits, logits.amax(dim=-1, keepdim=True), out=ws.shifted[:n])  # (n, V), max 0
+    log_total = torch.exp(z, out=ws.weights[:n]).sum(dim=-1).log()  # log Z - max
+    return (z.gather(-1, targets[:, None])[:, 0] - log_total).double()
 
 
 def common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
