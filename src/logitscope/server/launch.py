@@ -7,6 +7,7 @@ import os
 import socket
 
 from ..errors import InputError
+from ..validation import api_key
 
 API_KEY_ENV = "LOGITSCOPE_API_KEY"
 
@@ -52,4 +53,20 @@ def serve(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warn
 
 
 def api_key_from_env(given: str | None) -> str | None:
-    return given or os.environ.get(API_KEY_ENV) or None
+    """--api-key, else $LOGITSCOPE_API_KEY (blank: unset), else None; a blank or padded key is refused."""
+    if given is not None:
+        return api_key("--api-key", given)
+    from_env = os.environ.get(API_KEY_ENV, "")
+    return api_key(API_KEY_ENV, from_env) if from_env.strip() else None
+
+
+def check_port_free(host: str, port: int) -> None:
+    """InputError when ``port`` on ``host`` cannot be bound (in use, or not allowed), before any banner."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            s.bind((host, port))
+    except OSError as exc:
+        why = (exc.strerror or str(exc)).lower()
+        raise InputError(f"cannot serve on {host}:{port} ({why})",
+                         hint="pick another --port (0 picks a free one), or stop what is using it") from None

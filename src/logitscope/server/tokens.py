@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from ..backends.base import Backend
 from ..errors import CapabilityError, InputError
 from ..sampling.generation import decode_ids
+from ..validation import token_ids
 
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")  # SentencePiece byte fallback
 
@@ -45,10 +46,7 @@ def id_prompt(backend: Backend, ids: list[int]) -> PromptIds:
 def check_ids(backend: Backend, ids: list[int], what: str) -> None:
     if not ids:
         raise InputError(f"the {what} is an empty list of token ids", hint="give at least one token id")
-    bad = next((i for i in ids if not 0 <= i < backend.vocab_size), None)
-    if bad is not None:
-        raise InputError(f"token id {bad} in the {what} is outside the vocabulary",
-                         hint=f"token ids must be in [0, {backend.vocab_size - 1}]")
+    token_ids(f"the {what}", ids, backend.vocab_size)
 
 
 def cumulative_offsets(backend: Backend, ids: list[int], base: int = 0) -> list[int]:

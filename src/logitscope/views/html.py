@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
+from ..output import write_text
 from . import lookup, tables, text
 from .colours import (COLOR_MODES, RANK_BUCKETS, check_mode, kl_colour, legend_swatches, prob_colour, text_colour,
                       token_colour)
@@ -227,8 +228,7 @@ def write_html(result, path: str | Path, color_by: str = "prob") -> Path:
     out = Path(path)
     if out.is_dir():
         raise InputError(f"{str(path)!r} is a directory", hint="give a file name such as out.html")
-    out.write_text(render_html(result, color_by), encoding="utf-8")
-    return out
+    return write_text(out, render_html(result, color_by))  # whole or not at all (output.py)
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}

@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..errors import CapabilityError
+from ..output import write_file
 from . import lookup
 from .colours import BLUE, GREEN, GREY, ORANGE, RED, entropy_colour, prob_colour
 from .text import entropy_label, show_token, top_k_note
@@ -54,8 +55,8 @@ def _render(picture: Picture, data, ax, save_to) -> Figure:
         panel(data, target)
     if ax is None:
         fig.tight_layout()
-    if save_to is not None:
-        fig.savefig(save_to, dpi=DPI)
+    if save_to is not None:  # whole or not at all, the format from the name (output.py)
+        write_file(save_to, lambda tmp: fig.savefig(tmp, dpi=DPI, format=Path(save_to).suffix[1:].lower() or None))
     return fig
 
 

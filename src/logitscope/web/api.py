@@ -33,6 +33,7 @@ from ..server.app import model_name, model_worker
 from ..server.decode import Decoding
 from ..server.engine import Job, Stepper
 from ..server.errors import RequestError, error_response
+from ..validation import token_ids
 from . import protocol as p
 from .lab import LogitsStore, lab_chain, lab_sample
 from .reading import WindowedRead, position_distribution, read_view
@@ -108,11 +109,13 @@ def _read_routes(router: APIRouter, state: WebState) -> None:
 
     @router.post("/api/position")
     async def position(body: p.PositionRequest, request: Request) -> dict:
-        return await model_worker(request, body.model).call(lambda b: position_distribution(b, body.ids, body.top))
+        return await model_worker(request, body.model).call(
+            lambda b: position_distribution(b, token_ids("ids", body.ids, b.vocab_size), body.top))
 
     @router.post("/api/continue")
     async def continue_from(body: p.ContinueRequest, request: Request) -> dict:
-        job = Job("generate", lambda b: Decoding(list(body.ids), body.max_new_tokens, SamplerConfig.greedy()),
+        job = Job("generate", lambda b: Decoding(token_ids("ids", body.ids, b.vocab_size), body.max_new_tokens,
+                                                 SamplerConfig.greedy()),
                   lambda b, d: {"text": d.text, "finish_reason": d.finish_reason})
         return await model_worker(request, body.model).run(job)
 

@@ -1,12 +1,25 @@
-"""The web API's request bodies: validated here, so out-of-range values are HTTP 422 with a message."""
+"""The web API's request bodies: validated here, so out-of-range values are HTTP 422 with a message.
+Every text passes the text gate (``Text``); an optional context is null or visible text."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..core.processors import SamplerConfig
+from ..server.protocol import Text
 
 MAX_TEXT = 2_000_000  # characters
+
+
+def _visible(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("give null for no context, or a context with visible text")
+    return value
+
+
+Context = Annotated[Text | None, AfterValidator(_visible)]
 
 
 class Body(BaseModel):
@@ -20,7 +33,7 @@ class SamplerFields(Body):
     top_p: float = Field(1.0, gt=0, le=1)
     min_p: float = Field(0.0, ge=0, le=1)
     repetition_penalty: float = Field(1.0, gt=0, le=100)
-    bias: list[tuple[int | str, float]] = Field(default_factory=list, max_length=256,
+    bias: list[tuple[int | Text, float]] = Field(default_factory=list, max_length=256,
                                                 description="[token id or string, value added to its logit]")
 
     def config(self) -> SamplerConfig:
@@ -29,8 +42,8 @@ class SamplerFields(Body):
 
 
 class ReadRequest(Body):
-    text: str = Field(max_length=MAX_TEXT)
-    context: str | None = Field(None, max_length=MAX_TEXT)
+    text: Text = Field(max_length=MAX_TEXT)
+    context: Context = Field(None, max_length=MAX_TEXT)
     top_k: int = Field(10, ge=0, le=50)
     max_prob_below: float | None = Field(0.1, ge=0, le=1)
     entropy_above: float | None = Field(4.0, ge=0)
@@ -49,18 +62,18 @@ class ContinueRequest(Body):
 
 
 class ChainRequest(SamplerFields):
-    prompt: str = Field(max_length=MAX_TEXT)
+    prompt: Text = Field(max_length=MAX_TEXT)
     top: int = Field(20, ge=1, le=200)
 
 
 class SampleRequest(SamplerFields):
-    prompt: str = Field(max_length=MAX_TEXT)
+    prompt: Text = Field(max_length=MAX_TEXT)
     n: int = Field(1000, ge=1, le=1_000_000)
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
 
 class StepStart(SamplerFields):
-    prompt: str = Field(max_length=MAX_TEXT)
+    prompt: Text = Field(max_length=MAX_TEXT)
     seed: int = Field(0, ge=0, le=2**31 - 1)
     top: int = Field(20, ge=1, le=200)
 
@@ -88,12 +101,12 @@ class TreeRequest(BaseModel):
 
 
 class BeamRequest(Body):
-    prompt: str = Field(max_length=MAX_TEXT)
+    prompt: Text = Field(max_length=MAX_TEXT)
     num_beams: int = Field(4, ge=1, le=16)
     max_new_tokens: int = Field(12, ge=1, le=64)
 
 
 class RankRequest(Body):
-    prompt: str = Field(max_length=MAX_TEXT)
-    candidates: list[str] = Field(min_length=1, max_length=64)
-    context: str | None = Field(None, max_length=MAX_TEXT, description="a retrieved context: also show the lift")
+    prompt: Text = Field(max_length=MAX_TEXT)
+    candidates: list[Text] = Field(min_length=1, max_length=64)
+    context: Context = Field(None, max_length=MAX_TEXT, description="a retrieved context: also show the lift")

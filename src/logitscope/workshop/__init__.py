@@ -8,11 +8,11 @@ folder by ``scripts/build_workshop.py`` and executed by ``tests/test_workshop.py
 
 from __future__ import annotations
 
-import shutil
 from importlib import resources
 from pathlib import Path
 
 from ..errors import InputError
+from ..output import copy_file, write_error
 
 LESSONS = (
     "01_logits_to_probabilities",
@@ -40,5 +40,8 @@ def copy_lessons(directory: str | Path, overwrite: bool = False) -> list[Path]:
     clashes = [p.name for p in notebook_paths() if (target / p.name).exists()]
     if clashes and not overwrite:
         raise InputError(f"{target} already has {clashes[0]}", hint="pass --force to overwrite, or pick another DIR")
-    target.mkdir(parents=True, exist_ok=True)
-    return [Path(shutil.copy2(p, target / p.name)) for p in notebook_paths()]
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(target, exc) from None
+    return [copy_file(p, target / p.name) for p in notebook_paths()]  # each whole or not at all
