@@ -14,6 +14,7 @@ from logitscope.backends.fastdecode import FastDecode, StaticCache
 from logitscope.core.processors import Sampler, SamplerConfig, chi_square_gof
 from logitscope.sampling.generation import generate
 from logitscope.sampling.speculative import PromptLookup, accepts, draw
+from tolerances import FLOAT32_TOKEN, FLOAT32_VALUES
 
 FAMILIES = [
     ("llama", {}),
@@ -50,7 +51,7 @@ def test_decode_equals_transformers(kind, overrides, cuts):
     ids = ids_of(300)
     fast = FastDecode.for_model(model)
     assert fast is not None
-    torch.testing.assert_close(decode_in_pieces(fast, ids, cuts), reference_logits(model, ids), rtol=1e-5, atol=1e-5)
+    FLOAT32_VALUES.assert_close(decode_in_pieces(fast, ids, cuts), reference_logits(model, ids))
 
 
 def test_fork_copies_and_truncate_rolls_back():
@@ -63,8 +64,8 @@ def test_fork_copies_and_truncate_rolls_back():
     fast.step(cache, [5, 6, 7])  # the original moves on; the fork must not see it
     cache.truncate(20)  # reject the three: back to the shared prefix
     ref = reference_logits(model, ids)[20:]
-    torch.testing.assert_close(fast.project(fast.step(fork, ids[20:])), ref, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(fast.project(fast.step(cache, ids[20:])), ref, rtol=1e-5, atol=1e-5)
+    FLOAT32_VALUES.assert_close(fast.project(fast.step(fork, ids[20:])), ref)
+    FLOAT32_VALUES.assert_close(fast.project(fast.step(cache, ids[20:])), ref)
     with pytest.raises(ValueError):
         cache.truncate(41)
 
@@ -76,7 +77,7 @@ def test_in_place_weight_edits_reach_the_decode_path():
         for layer in model.model.layers:
             layer.mlp.down_proj.weight.mul_(0.5)
     ids = ids_of(30)
-    torch.testing.assert_close(decode_in_pieces(fast, ids, [10]), reference_logits(model, ids), rtol=1e-5, atol=1e-5)
+    FLOAT32_VALUES.assert_close(decode_in_pieces(fast, ids, [10]), reference_logits(model, ids))
 
 
 def test_models_it_does_not_cover_get_none():
@@ -100,7 +101,7 @@ def test_sliding_window_backend_falls_back_past_the_window():
         state = backend.extend(state, [t])
     assert not isinstance(state.cache, StaticCache)  # past 16 tokens: transformers' cache
     expected = torch.log_softmax(reference_logits(backend.model, ids)[-1], -1)
-    torch.testing.assert_close(torch.log_softmax(state.logits, -1), expected, rtol=1e-4, atol=1e-4)
+    FLOAT32_TOKEN.assert_close(torch.log_softmax(state.logits, -1), expected)
 
 
 def test_environment_switch_turns_it_off(monkeypatch):
@@ -132,15 +133,15 @@ def test_backend_extend_rows_and_rewind(kind, overrides, fast, monkeypatch):
     ids = ids_of(50, seed=7)
     ref = reference_logits(backend.model, ids)  # (T, V)
     state = backend.prefill(ids[:30])
-    torch.testing.assert_close(state.logits, ref[29], rtol=1e-5, atol=1e-5)
+    FLOAT32_VALUES.assert_close(state.logits, ref[29])
     branch = backend.fork(state)
     state, rows = backend.extend_rows(state, ids[30:36])
-    torch.testing.assert_close(rows, ref[30:36], rtol=1e-5, atol=1e-5)
+    FLOAT32_VALUES.assert_close(rows, ref[30:36])
     state = backend.rewind(state, 33, rows[2])  # keep ids[:33]
     state = backend.extend(state, ids[33:50])
-    torch.testing.assert_close(state.logits, ref[49], rtol=1e-5, atol=1e-5)
+    FLOAT32_VALUES.assert_close(state.logits, ref[49])
     branch = backend.extend(branch, ids[30:40])
-    torch.testing.assert_close(branch.logits, ref[39], rtol=1e-5, atol=1e-5)
+    FLOAT32_VALUES.assert_close(branch.logits, ref[39])
 
 
 # -- prompt lookup and the acceptance rule ----------------------------------------------------------
@@ -192,8 +193,7 @@ def test_smol_decodes_through_the_static_cache(smol):
     state = b.prefill(ids)
     assert isinstance(state.cache, StaticCache)
     ref = reference_logits(b.model, ids)
-    torch.testing.assert_close(torch.log_softmax(state.logits, -1), torch.log_softmax(ref[-1], -1),
-                               rtol=1e-4, atol=1e-4)
+    FLOAT32_TOKEN.assert_close(torch.log_softmax(state.logits, -1), torch.log_softmax(ref[-1], -1))
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ def test_one_window_rule_for_score_and_perplexity(cli, tmp_path, window):
     a = cli(["score", "the cat sat", "-m", "toy", "--window", window])
     b = cli(["perplexity", str(f), "-m", "toy", "--window", window])
     assert a.exit_code == b.exit_code == 2
-    assert a.stderr == b.stderr == f"error: window={window} is out of range (hint: window must be in [2, 512])\n"
+    assert a.stderr == b.stderr == f"error: --window={window} is out of range (hint: --window must be in [2, 512])\n"
 
 
 def test_llamacpp_run_that_scores_nothing_fails(cli, tmp_path):

@@ -20,6 +20,7 @@ from logitscope.views.html import render_html  # noqa: E402
 from logitscope.web import create_ui_app  # noqa: E402
 from logitscope.web.api import STATIC  # noqa: E402
 from webapp import serve, toy  # noqa: E402
+from tolerances import FLOAT32_ROUNDING
 
 TEXT = "the cat sat on the mat"
 
@@ -87,9 +88,9 @@ def test_position_distribution_is_the_models_next_token_distribution(client, mod
     out = post(client, "/api/position", ids=ids[:3], top=5)
     expected = logitscope.from_backend(model.backend).next_token("the cat", top_k=5)
     assert [c["token_id"] for c in out["top"]] == [c.token_id for c in expected.top]
-    assert [c["prob"] for c in out["top"]] == pytest.approx([c.prob for c in expected.top], abs=1e-6)
-    assert out["top"][-1]["cumulative"] == pytest.approx(sum(c.prob for c in expected.top), abs=1e-6)
-    assert out["entropy"] == pytest.approx(expected.entropy, abs=1e-6)
+    assert [c["prob"] for c in out["top"]] == FLOAT32_ROUNDING.approx([c.prob for c in expected.top])
+    assert out["top"][-1]["cumulative"] == FLOAT32_ROUNDING.approx(sum(c.prob for c in expected.top))
+    assert out["entropy"] == FLOAT32_ROUNDING.approx(expected.entropy)
 
 
 def test_continue_is_greedy_generation_after_the_chosen_token(client, model):

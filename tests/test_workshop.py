@@ -21,6 +21,7 @@ import pytest
 
 import logitscope
 from logitscope.workshop import LESSONS, notebook_paths
+from tolerances import FLOAT64, printed
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -107,15 +108,15 @@ def lesson_params():
 # -- expected numbers per lesson ------------------------------------------------------------------
 def expect_01(c):
     big = [1002.0, 1001.0, 999.0, 995.0]
-    assert c["stable_softmax"] == pytest.approx(np.round(seed_softmax(big), 6).tolist(), abs=1e-6)
-    assert c["stable_softmax"] == pytest.approx([0.704931, 0.259330, 0.035096, 0.000643], abs=1e-6)
+    assert c["stable_softmax"] == printed(6).approx(np.round(seed_softmax(big), 6).tolist())
+    assert c["stable_softmax"] == printed(6).approx([0.704931, 0.259330, 0.035096, 0.000643])
     lse = max(big) + math.log(np.exp(np.array(big) - max(big)).sum())
-    assert c["stable_log_softmax"] == pytest.approx([b - lse for b in big], abs=1e-6)
+    assert c["stable_log_softmax"] == printed(6).approx([b - lse for b in big])
     base = [3.0, 2.0, 1.0, 0.0, -1.0]
     temps = [0.4, 0.7, 1.0, 1.5, 2.5]
-    assert c["entropy_by_tau"] == pytest.approx([seed_entropy(seed_softmax(base, t)) for t in temps], abs=1e-3)
-    assert c["top_prob_by_tau"] == pytest.approx([seed_softmax(base, t).max() for t in temps], abs=1e-3)
-    assert c["real_probs_sum"] == pytest.approx(1.0, abs=1e-5)
+    assert c["entropy_by_tau"] == printed(3).approx([seed_entropy(seed_softmax(base, t)) for t in temps])
+    assert c["top_prob_by_tau"] == printed(3).approx([seed_softmax(base, t).max() for t in temps])
+    assert c["real_probs_sum"] == printed(5).approx(1.0)
     assert c["top10_total_matches"] is True
     assert seed_softmax(base, c["tau_for_top_0_9"]).max() == pytest.approx(0.9, abs=2e-3)
 
@@ -132,8 +133,8 @@ def expect_07(c):
 
 
 def expect_06(c):
-    assert c["chain_rule_prob"] == pytest.approx(0.90 * 0.75 * 0.55 * 0.80, rel=1e-9)  # 0.297
-    assert c["chain_vs_independent_ratio"] == pytest.approx(0.297 / 0.0024, rel=1e-6)
+    assert c["chain_rule_prob"] == FLOAT64.approx(0.90 * 0.75 * 0.55 * 0.80)  # 0.297
+    assert c["chain_vs_independent_ratio"] == printed(6).approx(0.297 / 0.0024)
     alpha, vocab = 0.5, 7  # seed: (count + α) / (total + α·|V|), "the" seen 4 times
     assert c["bigram_after_the"]["cat"] == pytest.approx(round((3 + alpha) / (4 + alpha * vocab), 4))
     assert c["bigram_after_the"]["dog"] == pytest.approx(round((1 + alpha) / (4 + alpha * vocab), 4))
@@ -142,12 +143,12 @@ def expect_06(c):
     assert round(c["ppl"]["good"], 4) == 2.2458 and round(c["ppl"]["bad"], 4) == 4.2069
     assert c["h_plus_kl"] == pytest.approx(c["ce"])
     z = np.array([1.2, -0.3, 0.7, 2.1])
-    assert c["grad"] == pytest.approx(np.round(seed_softmax(z) - np.eye(4)[3], 5).tolist(), abs=1e-5)
+    assert c["grad"] == printed(5).approx(np.round(seed_softmax(z) - np.eye(4)[3], 5).tolist())
     assert c["grad_max_error"] < 1e-12
     assert (c["masked_mean"], c["unmasked_mean"]) == pytest.approx((1.1, 0.6875))
     assert c["answer_only_tokens"] == 1 and c["tied"] is True and c["tied_logits_match"] is True
-    assert c["length_norm"] == {"short": [-0.6, -0.3, pytest.approx(1.3499, abs=1e-4)],
-                                "long": [-2.0, -0.3333, pytest.approx(1.3956, abs=1e-4)]}
+    assert c["length_norm"] == {"short": [-0.6, -0.3, printed(4).approx(1.3499)],
+                                "long": [-2.0, -0.3333, printed(4).approx(1.3956)]}
     assert round(c["ece"], 3) == 0.285
     assert c["ece_bins"] == seed_reliability_bins()
     assert c["tokenizer_ppl"] == pytest.approx([math.exp(2.0), math.exp(1.2), 12 / math.log(2) / 32])
@@ -179,7 +180,7 @@ def expect_03(c):
     assert c["filters"]["top-k 3"] == np.round(seed_top_k_filter(probs, 3), 3).tolist()
     assert c["filters"]["top-p 0.82"] == np.round(seed_top_p_filter(probs, 0.82), 3).tolist()
     lg = np.array([2.0, 1.5, 1.2, 0.5])
-    assert c["bias_after"] == pytest.approx(seed_softmax(lg + np.array([0, 0, -20.0, 0])).tolist(), abs=1e-8)
+    assert c["bias_after"] == FLOAT64.approx(seed_softmax(lg + np.array([0, 0, -20.0, 0])).tolist())
     assert c["beam_best"] == ["B x", -0.904] and c["greedy"] == ["A x", -1.252]
     assert c["greedy_survivors"] == 1 and c["pure_survivors_is_vocab"] is True
     assert c["seeded_replay"] is True and c["argmax_equal"] is True and c["top10_share_close"] is True
