@@ -112,6 +112,7 @@ def test_tree_with_cache_reuse_equals_recomputation(smol):
     assert max(abs(a.logprob - b.logprob) for (_, a), (_, b) in pairs) < 1e-4
 
 
+@pytest.mark.parity
 @pytest.mark.slow
 def test_beam_scores_agree_with_scoring_the_beam(smol):
     result = smol.beam_search("The capital of France is", num_beams=2, max_new_tokens=4)

@@ -54,6 +54,7 @@ def test_blocks_equal_full_logits(monkeypatch, block, rows, top_k, bias, cap):
                 torch.log_softmax(logits, -1))
 
 
+@pytest.mark.parity
 def test_peaked_distributions_keep_tiny_entropies(monkeypatch):
     monkeypatch.setattr(blocked_head, "BLOCK", 100)
     x, w, b, t = case(1, scale=400.0)  # logits spread over hundreds: near one-hot rows
@@ -63,6 +64,7 @@ def test_peaked_distributions_keep_tiny_entropies(monkeypatch):
     assert_same(got, ref)
 
 
+@pytest.mark.parity
 def test_exact_ties_with_the_target_are_ranked_like_the_full_row(monkeypatch):
     monkeypatch.setattr(blocked_head, "BLOCK", 50)
     x, w, b, t = case(2, bias=False)

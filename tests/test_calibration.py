@@ -128,6 +128,7 @@ def test_temperature_report_never_worsens_its_own_split():
     assert rep.after.temperature == rep.temperature and rep.before.temperature == 1.0
 
 
+@pytest.mark.parity
 @pytest.mark.slow
 def test_smol_choice_scores_match_model_score(smol):
     item = cal.load_mcq().items[0]  # the capital of France

@@ -43,6 +43,7 @@ def decode_in_pieces(fast: FastDecode, ids: list[int], cuts: list[int]) -> torch
     return torch.cat(rows)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("kind, overrides", FAMILIES)
 @pytest.mark.parametrize("cuts", [[], [1], [70], [64, 65, 66, 130], list(range(1, 300, 1))])
 def test_decode_equals_transformers(kind, overrides, cuts):
@@ -122,6 +123,7 @@ class _FakeTokenizer:
 
 # -- the backend's decode contract on tiny models -------------------------------------------------
 
+@pytest.mark.parity
 @pytest.mark.parametrize("kind, overrides", FAMILIES)
 @pytest.mark.parametrize("fast", [True, False])  # False: transformers' DynamicCache, rewound by crop()
 def test_backend_extend_rows_and_rewind(kind, overrides, fast, monkeypatch):
@@ -185,6 +187,7 @@ def test_greedy_acceptance_is_the_argmax():
 PROMPT = "The history of the printing press begins"
 
 
+@pytest.mark.parity
 @pytest.mark.slow
 def test_smol_decodes_through_the_static_cache(smol):
     b = smol.backend

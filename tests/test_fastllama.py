@@ -45,6 +45,7 @@ def random_ids(batch: int, width: int) -> torch.Tensor:
     ("qwen2", {}),  # q/k/v biases
     ("mistral", {"sliding_window": None}),
 ])
+@pytest.mark.parity
 @pytest.mark.parametrize("width", [1, 2, 63, 64, 65, 200])
 def test_fast_forward_equals_transformers(kind, overrides, width):
     model = tiny(kind, **overrides)
@@ -67,6 +68,7 @@ def test_query_blocks_cover_every_position(monkeypatch):
         FLOAT32_VALUES.assert_close(fast(ids), expected)
 
 
+@pytest.mark.parity
 def test_right_padding_does_not_touch_real_rows():
     model = tiny("llama")
     fast = FastDecoder.for_model(model)
@@ -110,6 +112,7 @@ def test_models_it_does_not_cover_get_none():
 
 
 # -- in the transformers backend (bundled model) ----------------------------------------------
+@pytest.mark.parity
 @pytest.mark.slow
 def test_smol_backend_hidden_equals_transformers(smol):
     b = smol.backend
@@ -119,6 +122,7 @@ def test_smol_backend_hidden_equals_transformers(smol):
     FLOAT32_HIDDEN.assert_close(b.hidden_states(ids), reference(b.model, ids))
 
 
+@pytest.mark.parity
 @pytest.mark.slow
 def test_smol_blocked_target_nll_equals_full_logits(smol, monkeypatch):
     b = smol.backend

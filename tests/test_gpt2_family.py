@@ -78,6 +78,7 @@ def test_quantization_impact_runs_on_gpt2(gpt2):
     assert by_bits[1].perplexity != FLOAT32_RELATIVE.approx(report.base_perplexity)
 
 
+@pytest.mark.parity
 def test_logits_tensor_matches_the_transformers_forward(gpt2):
     text = "the cat sat on the mat"
     logits = gpt2.logits(text)

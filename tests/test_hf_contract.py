@@ -19,6 +19,8 @@ from logitscope.core import mathops
 from tiny_models import FAMILIES, naive_logprobs, tiny_model, tiny_tokenizer
 from tolerances import FLOAT32_TOKEN, FLOAT64
 
+pytestmark = pytest.mark.parity  # float32 paths against the naive forward: run again on AVX2 kernels
+
 TEXTS = ["The cat sat on the mat.", "To be or not to be", "Once upon a time there was a small model. " * 3]
 
 

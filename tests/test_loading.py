@@ -150,6 +150,7 @@ def test_families_with_their_own_tokenizer_class_take_the_transformers_path(tmp_
     assert type(m.backend) is HFBackend and m.backend._fast is not None
 
 
+@pytest.mark.parity
 def test_light_start_agrees_with_a_naive_forward(tiny_llama_dir):
     m = logitscope.load(tiny_llama_dir)
     assert m.backend.capabilities.context_length == 128

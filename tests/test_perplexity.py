@@ -141,6 +141,7 @@ def test_options_out_of_range(counting_model):
 
 
 # -- bundled model -------------------------------------------------------------------------
+@pytest.mark.parity
 @pytest.mark.slow
 def test_smol_one_window_matches_score_and_lm_eval_windows(smol):
     text = "The quick brown fox jumps over the lazy dog. It was not amused, and neither was the cat."
@@ -155,6 +156,7 @@ def test_smol_one_window_matches_score_and_lm_eval_windows(smol):
         assert r.total.num_scored == ppl.expected_scored(conv, n_text + 1, 6)
 
 
+@pytest.mark.parity
 @pytest.mark.slow
 def test_smol_padding_invariance(smol):
     """Adding a much longer document to the batch changes no other document's NLL beyond 1e-5."""

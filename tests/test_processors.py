@@ -89,6 +89,8 @@ def test_top_k_below_one_is_refused():
     (0.8001, [0, 1, 2]),    # just past it needs the third
     (0.5, [0]),             # the first token alone reaches 0.5
     (0.3, [0]),             # the smallest set is never empty
+    (1e-9, [0]),            # at the tolerance: still the most likely token (issue 22)
+    (1e-300, [0]),          # below it too
     (0.96, [0, 1, 2, 3]),
     (1.0, [0, 1, 2, 3]),
 ])

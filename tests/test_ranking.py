@@ -99,6 +99,7 @@ CANDIDATES = [" next spring.", " in the autumn of next year, after the roof is r
               " on Monday", " as soon as the money arrives from the city council."]
 
 
+@pytest.mark.parity
 @pytest.mark.slow
 def test_prefix_reuse_matches_full_forward_passes(smol):
     reused = smol.rank(PROMPT, CANDIDATES, top_k=3)

@@ -41,6 +41,7 @@ def test_capabilities_and_tokenizer_round_trip(remote, smol):
     assert got.ids == local.ids and got.offsets == local.offsets
 
 
+@pytest.mark.parity
 def test_score_is_the_top_20_variant_of_the_local_scores(remote, smol):
     a = logitscope.from_backend(TopKBackend(smol.backend, 20)).score(TEXT, top_k=5)
     full, b = smol.score(TEXT, top_k=5), remote.score(TEXT, top_k=5)
@@ -51,6 +52,7 @@ def test_score_is_the_top_20_variant_of_the_local_scores(remote, smol):
         assert y.alternatives[0].token_id == x.alternatives[0].token_id
 
 
+@pytest.mark.parity
 def test_perplexity_in_every_convention_equals_local(remote, smol):
     texts = [TEXT * 3, "A second document, shorter.", TEXT]
     for conv in ("strided", "disjoint", "llamacpp"):

@@ -49,6 +49,7 @@ def test_per_token_logprobs_match_naive_reference(smol, bos):
         assert FLOAT32_TOKEN.allclose(ours, ref.double()), text
 
 
+@pytest.mark.parity
 def test_chain_rule_on_token_boundary(smol):
     context, continuation = "The capital of France is", " Paris, a city on the Seine."
     whole = smol.score(context + continuation, bos=True)
@@ -72,6 +73,7 @@ def test_batched_equals_unbatched_in_any_order(smol):
             assert FLOAT32_TOKEN.allclose(ours, ref), text
 
 
+@pytest.mark.parity
 def test_trailing_space_of_context_moves_to_continuation(smol):
     a = smol.score("Paris", context="The capital of France is ")
     b = smol.score(" Paris", context="The capital of France is")

@@ -11,7 +11,7 @@ from logitscope.server import create_app  # noqa: E402
 from server_util import LiveServer  # noqa: E402
 from tolerances import FLOAT32_TOKEN
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.parity]
 
 PROMPTS = ["The capital of France is Paris.", "Water boils at 100 degrees Celsius at sea level, while ice melts at 0."]
 

@@ -48,7 +48,7 @@ def toy():
 # -- the chain on the known top k, against the processors over the whole vocabulary ----------------------
 
 CONFIGS = st.builds(SamplerConfig, temperature=st.sampled_from([0.0, 0.5, 1.0, 1.7]),
-                    top_k=st.sampled_from([None, 1, 2, 4, 6, 8]), top_p=st.sampled_from([1.0, 0.3, 0.7, 0.95]),
+                    top_k=st.sampled_from([None, 1, 2, 4, 6, 8]), top_p=st.sampled_from([1.0, 0.3, 0.7, 0.95, 1e-12]),
                     min_p=st.sampled_from([0.0, 0.02, 0.2, 0.6]))
 
 

@@ -47,7 +47,7 @@ FLOAT64 = Budget(1e-9, 0.0, "float64 arithmetic in another order: the toy models
                             "calibration and chi-square maths, values through JSON and the wire")
 FLOAT32_ROUNDING = Budget(1e-6, 1e-6, "a float64 value that went through float32 once: a server that sends "
                                       "float32 probabilities (llama.cpp), a float32 tensor of exact values")
-FLOAT32_TOKEN = Budget(1e-4, 0.0, "a per-token log-prob, entropy or top-k log-prob of a float32 model, computed "
+FLOAT32_TOKEN = Budget(1e-4, 1e-5, "a per-token log-prob, entropy or top-k log-prob of a float32 model, computed "
                                   "by two paths: alone or batched (padding), scoring or NLL head, fast or "
                                   "transformers forward, KV cache or full pass, server or in-process, AVX2 or "
                                   "AVX-512 kernels (3x the largest seen, 3.1e-5)")

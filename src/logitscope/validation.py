@@ -160,13 +160,14 @@ def api_key(name: str, value: str | None) -> str | None:
 
 
 def remote_settings(names: dict[str, str] | None = None, **values) -> dict:
-    """``api_key``, ``concurrency`` and ``timeout`` of a remote model (those given), each checked
-    and converted. ``names`` says how the user spelled each (``--timeout``, ``LOGITSCOPE_TIMEOUT``)
-    so the message names it; the CLI options and the environment both come through here."""
+    """The settings of a remote model (those given): ``api_key``, ``concurrency`` and ``timeout``
+    checked and converted, the others passed through. ``names`` says how the user spelled each
+    (``--timeout``, ``LOGITSCOPE_TIMEOUT``) so the message names it; the CLI options, the
+    environment and ``connect(url, **settings)`` all come through here."""
     names = names or {}
     rules = {"api_key": api_key, "concurrency": lambda n, v: check_range(n, whole(n, v), 1, 1024),
              "timeout": timeout}
-    return {key: rules[key](names.get(key, key), value) for key, value in values.items()}
+    return {key: rules.get(key, lambda n, v: v)(names.get(key, key), value) for key, value in values.items()}
 
 
 def server_url(url: str) -> str:

@@ -10,8 +10,8 @@ import click
 from ..errors import InputError
 from ..evaluation.calibration import DELIMITER, PROMPT_TEMPLATE, check_template, load_mcq
 from ..evaluation.quantization import check_bits
-from .common import (option_names, PLOT_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, json_option, load_model,
-                     model_option, read_file, report_problems, show)
+from .common import (PLOT_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, json_option, load_model,
+                     model_option, option_names, read_file, report_problems, show)
 
 
 @click.command("calibrate")

@@ -81,12 +81,14 @@ def _option_for(cmd: click.Command, callback, param: str | None) -> str | None:
 
 
 def _renamed(exc: LogitscopeError, param: str, option: str) -> LogitscopeError:
-    """The same error with the library's name ``param`` replaced by the CLI's ``option``."""
+    """The same error with the library's name ``param`` replaced by the CLI's ``option`` where it names
+    the argument (``top_k=0``, ``top_k must be``, ``give top_k as``), not where the word is prose."""
     import re
 
-    name = re.compile(rf"(?<![\w-]){re.escape(param)}(?![\w])")
-    return type(exc)(name.sub(option, exc.message), None if exc.hint is None else name.sub(option, exc.hint),
-                     exc.problems, param=option)
+    name = re.compile(rf"(?<![\w-]){re.escape(param)}(?=(=| must | as | holds |: ))")
+    shown = (lambda text: name.sub(option, text).replace(f"{option}=", f"{option} ")) if not option.startswith("--") \
+        else (lambda text: name.sub(option, text))  # a short option takes its value after a space: -n 0
+    return type(exc)(shown(exc.message), None if exc.hint is None else shown(exc.hint), exc.problems, param=option)
 
 
 class LogitscopeGroup(click.Group):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import (option_names, HTML_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, console, json_option, load_model,
-                     model_option, read_text, show)
+from .common import (HTML_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, console, json_option, load_model,
+                     model_option, option_names, read_text, show)
 
 
 @click.command("next")

@@ -8,8 +8,8 @@ import click
 
 from ..errors import InputError
 from ..textgate import for_terminal
-from .common import (option_names, PLOT_EXTENSIONS, OutputPath, bos_option, bos_value, json_option, load_model, model_option,
-                     seed_option, show)
+from .common import (PLOT_EXTENSIONS, OutputPath, bos_option, bos_value, json_option, load_model, model_option,
+                     option_names, seed_option, show)
 
 
 def strategy_options(func):

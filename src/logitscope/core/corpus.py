@@ -234,6 +234,7 @@ def _read_chunks(p: Path, name: str) -> Iterator[str]:
             except UnicodeDecodeError as exc:
                 pending = len(exc.object) - len(data)  # bytes held back from the previous block
                 raise not_utf8(name, fed - pending + exc.start) from exc
+            text = strip_bom(text) if fed == 0 else text  # the first block: a BOM is not text
             fed += len(data)
             if text:
                 yield text

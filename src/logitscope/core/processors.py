@@ -33,6 +33,7 @@ import torch
 
 from . import mathops
 from ..errors import InputError, check_range
+from ..textgate import check_unicode
 from ..validation import number, optional, whole
 
 Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -154,7 +155,9 @@ class SamplerConfig:
 
     ``bias`` pairs a token id or a string with a value added to its logit
     (-inf bans it); a string stands for all of its token ids under the model's
-    tokenizer (" Paris" and "Paris" are different tokens).
+    tokenizer (" Paris" and "Paris" are different tokens). Pairs that name one
+    token add up; a ``{token: value}`` mapping is taken as its pairs. Numbers may
+    be numpy scalars: every field is stored as a Python number.
     """
 
     temperature: float = 1.0
@@ -174,7 +177,8 @@ class SamplerConfig:
         check_range("top_p", self.top_p, 0, 1, low_open=True)
         check_range("min_p", self.min_p, 0, 1)
         check_range("repetition_penalty", self.repetition_penalty, 0, None, low_open=True)
-        object.__setattr__(self, "bias", tuple(_bias_pair(pair) for pair in self.bias))
+        pairs = self.bias.items() if isinstance(self.bias, Mapping) else self.bias  # {token: value} too
+        object.__setattr__(self, "bias", tuple(_bias_pair(pair) for pair in pairs))
 
     @classmethod
     def greedy(cls) -> "SamplerConfig":
@@ -213,10 +217,9 @@ class SamplerConfig:
 def _bias_pair(pair) -> tuple[int | str, float]:
     """(token id or string, value) with Python types; repeated keys are kept (their values add up)."""
     if isinstance(pair, (str, bytes)) or len(pair) != 2:
-        raise InputError(f"bias entry {pair!r} is not a (token, value) pair", hint="e.g. bias=((' Paris', -inf),)",
-                         param="bias")
+        raise InputError(f"bias entry {pair!r} is not a (token, value) pair", hint="e.g. bias=((' Paris', -inf),)")
     key, value = pair
-    key = key if isinstance(key, str) else whole("bias token id", key)
+    key = check_unicode("bias token", key) if isinstance(key, str) else whole("bias token id", key)
     return key, number(f"bias value of {key!r}", value)
 
 
@@ -240,7 +243,7 @@ def resolve_bias(bias, token_ids: Callable[[str], list[int]] | None) -> dict[int
     clash = [i for i, v in out.items() if math.isnan(v)]
     if clash:
         raise InputError(f"the logit bias gives {named[clash[0]]!r} (token id {clash[0]}) both +inf and -inf",
-                         hint="force a token (+inf) or ban it (-inf), not both", param="bias")
+                         hint="force a token (+inf) or ban it (-inf), not both")
     return out
 
 

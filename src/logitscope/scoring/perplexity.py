@@ -162,7 +162,7 @@ class PerplexityResult(ResultMixin):
     def warnings(self) -> tuple[str, ...]:
         """One line per source where some documents scored no token (counted in its JSON too)."""
         return tuple(f"{s.source}: {s.num_unscored_documents} of {len(s.documents)} documents scored no token "
-                     f"(shorter than one {self.window}-token {self.convention} window)"
+                     f"(empty, or shorter than one {self.window}-token {self.convention} window)"
                      for s in self.scored_sources if s.num_unscored_documents)
 
     @property
@@ -253,6 +253,10 @@ def make_settings(backend: Backend, convention: str = "strided", window: int | N
     if convention not in CONVENTIONS:
         raise InputError(f"unknown convention {convention!r}", hint=f"use one of {', '.join(CONVENTIONS)}")
     window = resolve_window(backend, window)
+    if convention == "llamacpp" and window < 3:
+        raise InputError(f"window={window} is too small for the llamacpp convention", param="window",
+                         hint="a llamacpp chunk scores only the targets after its first half (window - window//2 - 1 "
+                              "of them, none for 2): use a window of 3 or more")
     if stride is not None and convention != "strided":
         raise InputError(f"stride applies to the strided convention, not {convention!r}",
                          hint="drop --stride or use --convention strided")
