@@ -228,6 +228,7 @@ def test_a_remote_timeout_from_the_environment_is_checked_like_the_option(monkey
     monkeypatch.setenv("LOGITSCOPE_TIMEOUT", "30")
     monkeypatch.setenv("LOGITSCOPE_API_KEY", "   ")  # blank: unset, as every LOGITSCOPE_* variable
     assert RemoteSettings.from_env().api_key is None and RemoteSettings.from_env(timeout=5).timeout == 5.0
+    assert RemoteSettings.from_env(max_logprobs=5).max_logprobs == 5  # the other settings pass through
     with pytest.raises(InputError, match=r"^timeout=-1\.0 is out of range"):
         RemoteSettings.from_env(timeout=-1.0)
 
