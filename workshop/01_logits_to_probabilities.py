@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 import logitscope as ls
-from logitscope import registry
+from logitscope.workshop import load_preferred
 from logitscope.core import mathops
 from logitscope.views import plots  # pictures of logits and of every result (result.plot())
 
@@ -103,7 +103,7 @@ plots.temperature_sweep(base_logits, temps)  # one line per τ; the legend repea
 # say so. The seed used GPT-2, another base model.
 
 # %%
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 print(model)
 

@@ -17,12 +17,12 @@ import pandas as pd
 from IPython.display import display
 
 import logitscope as ls
-from logitscope import registry
+from logitscope.workshop import load_preferred
 from logitscope.core import mathops
 from logitscope.scoring.logits import text_ids
 
 checks = {}
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 
 # %% [markdown]

@@ -20,7 +20,8 @@ import pandas as pd
 import torch
 
 import logitscope as ls
-from logitscope import SamplerConfig, registry
+from logitscope import SamplerConfig
+from logitscope.workshop import load_preferred
 from logitscope.backends.toy import ToyBackend
 from logitscope.core import mathops, processors
 
@@ -58,7 +59,7 @@ plt.show()
 # "See you ___": a base model (the seeds used GPT-2) spreads its mass over many sensible words.
 
 # %%
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 prompt = "See you"
 combined = SamplerConfig(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05)

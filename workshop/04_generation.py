@@ -21,11 +21,12 @@ import time
 import pandas as pd
 
 import logitscope as ls
-from logitscope import SamplerConfig, registry
+from logitscope import SamplerConfig
+from logitscope.workshop import load_preferred
 from logitscope.views.text import tree_text
 
 checks = {}
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 
 # %% [markdown]

@@ -27,10 +27,10 @@ import pandas as pd
 from IPython.display import HTML, display
 
 import logitscope as ls
-from logitscope import registry
+from logitscope.workshop import load_preferred
 
 checks = {}
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 work = Path(tempfile.mkdtemp(prefix="logitscope-lesson5-"))
 

@@ -19,13 +19,13 @@ import pandas as pd
 import torch
 
 import logitscope as ls
-from logitscope import registry
+from logitscope.workshop import load_preferred
 from logitscope.core import mathops
 from logitscope.evaluation.quantization import simulated_quantization
 from logitscope.scoring.logits import text_ids
 
 checks = {}
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 n_params = sum(p.numel() for p in {id(p): p for p in model.backend.model.parameters()}.values())
 print(f"The tokenizer has {model.backend.vocab_size:,} tokens; the model has {n_params:,} parameters.")

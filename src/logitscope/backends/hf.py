@@ -7,7 +7,7 @@ of the targets is needed (perplexity), the vocabulary is walked in blocks and
 log Z is combined across blocks, so no (rows x V) logits matrix exists at all.
 
 Llama-family models (Llama, Mistral, Qwen2, SmolLM) run these cache-free
-forwards through ``fastllama.FastDecoder``: the same modules and arithmetic,
+forwards through ``fast_forward.FastForward``: the same modules and arithmetic,
 in-place element-wise steps and block-causal attention; other models use
 transformers' forward.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import os
 from functools import lru_cache
 
 import torch
@@ -27,9 +26,9 @@ from ..errors import InputError
 from . import hf_tokenizer
 from .base import Backend, Capabilities, DecodeState, PositionScores, Tokenized, check_start
 from .blocked_head import blocked_scores
-from .fastdecode import FastDecode, StaticCache
-from .fastdecode import enabled as fast_decode_enabled
-from .fastllama import FastDecoder
+from .fast_decode import StaticCacheDecoder, StaticCache
+from .fast_decode import enabled as fast_decode_enabled
+from .fast_forward import FastForward
 
 TOKEN_BUDGET = 1024  # padded tokens per forward batch: on CPU, small batches of long windows run fastest
 PROJECT_CHUNK = 512  # hidden rows projected to the vocabulary at once: 512 x V floats
@@ -62,9 +61,9 @@ class HFBackend(Backend):
         # transformers 5 renamed past_key_values -> cache (argument and output)
         self.cache_arg = _cache_kwarg(model)
         self.token_text = lru_cache(maxsize=65536)(self._token_text)
-        wanted = self.device.type == "cpu" and settings.fast_forward()
-        self._fast = FastDecoder.for_model(model) if wanted else None
-        self._decode = FastDecode.for_model(model) if wanted and fast_decode_enabled() else None
+        wanted = self.device.type == "cpu" and settings.fast_paths()
+        self._fast_forward = FastForward.for_model(model) if wanted else None
+        self._static_decoder = StaticCacheDecoder.for_model(model) if wanted and fast_decode_enabled() else None
 
     # -- tokenization -------------------------------------------------------------
     def tokenize(self, text: str) -> Tokenized:
@@ -101,7 +100,7 @@ class HFBackend(Backend):
         token never sees the pads after it, and positions start at 0 in every row.
         """
         decoder = self.model.get_decoder()
-        fast = self._fast  # built for the model this backend was made with; a copy with another model skips it
+        fast = self._fast_forward  # built for the model this backend was made with; a copy with another model skips it
         if fast is not None and fast.inner is decoder and fast.covers(ids.shape[1]):
             return fast(ids.to(self.device))
         return decoder(input_ids=ids.to(self.device), use_cache=False).last_hidden_state
@@ -258,14 +257,14 @@ class HFBackend(Backend):
         return torch.cat(out) if out else torch.zeros(0)
 
     # -- incremental decoding ----------------------------------------------------------
-    # Llama-family models decode through ``fastdecode`` (a static KV cache, ``StaticCache``
+    # Llama-family models decode through ``fast_decode`` (a static KV cache, ``StaticCache``
     # in DecodeState.cache); others through transformers' own cache. ``extend_rows`` and
     # ``rewind`` are what speculative decoding needs: logits of every fed token, and a
     # cache rolled back to the accepted prefix.
 
-    def _fast_decode(self, length: int) -> FastDecode | None:
+    def _decoder_for(self, length: int) -> StaticCacheDecoder | None:
         """The fast decode path when it applies to a sequence of ``length`` tokens of this backend's model."""
-        fast = self._decode
+        fast = self._static_decoder
         if fast is None or fast.inner is not self.model.get_decoder() or not fast.covers(length):
             return None
         return fast
@@ -275,7 +274,7 @@ class HFBackend(Backend):
         if not ids:
             raise InputError("cannot decode from an empty prefix", hint="start from at least one token")
         self._check_length(list(ids))
-        fast = self._fast_decode(len(ids))
+        fast = self._decoder_for(len(ids))
         if fast is not None:
             cache = fast.new_cache(len(ids) + 64)
             return DecodeState(tuple(ids), fast.project(fast.step(cache, list(ids))[-1:])[0], cache)
@@ -299,7 +298,7 @@ class HFBackend(Backend):
         self._check_length(list(state.ids) + list(new_ids))
         ids = state.ids + tuple(new_ids)
         if isinstance(state.cache, StaticCache):
-            fast = self._fast_decode(len(ids))
+            fast = self._decoder_for(len(ids))
             if fast is None:  # past a sliding window: transformers' cache from here on
                 return self.extend_rows(DecodeState(state.ids, state.logits), new_ids, all_rows)
             hidden = fast.step(state.cache, list(new_ids))  # (T, H)

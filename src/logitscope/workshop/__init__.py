@@ -12,6 +12,7 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
+from .. import catalog, settings
 from ..errors import InputError
 
 LESSONS = (
@@ -42,3 +43,19 @@ def copy_lessons(directory: str | Path, overwrite: bool = False) -> list[Path]:
         raise InputError(f"{target} already has {clashes[0]}", hint="pass --force to overwrite, or pick another DIR")
     target.mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copy2(p, target / p.name)) for p in notebook_paths()]
+
+
+def load_preferred(name: str = "gemma3-270m"):
+    """Load ``name`` if it has been added, else the bundled model; returns (Model, note).
+
+    ``$LOGITSCOPE_WORKSHOP_MODEL`` overrides ``name`` (e.g. 'bundled' to keep runs comparable).
+    """
+    from .. import load
+
+    name = settings.workshop_model() or name
+    if name in catalog.MODELS and not catalog.is_added(name):
+        return load("bundled"), (f"note: {name} ({catalog.MODELS[name].title}) is not added, so this lesson uses the "
+                                 f"bundled SmolLM2-135M-Instruct, an instruction-tuned model whose answers to "
+                                 f"bare prompts look odder. `logitscope models add {name}` adds it.")
+    model = load(name)
+    return model, f"model: {model.name}"
