@@ -25,15 +25,13 @@ from .. import settings
 from ..errors import InputError
 from . import hf_tokenizer
 from .base import Backend, Capabilities, DecodeState, PositionScores, Tokenized, check_start
-from .blocked_head import blocked_scores
+from .blocked_head import blocked_nll, blocked_scores
 from .fast_decode import StaticCacheDecoder, StaticCache
 from .fast_decode import enabled as fast_decode_enabled
 from .fast_forward import FastForward
 
 TOKEN_BUDGET = 1024  # padded tokens per forward batch: on CPU, small batches of long windows run fastest
 PROJECT_CHUNK = 512  # hidden rows projected to the vocabulary at once: 512 x V floats
-NLL_ROWS = 1024  # hidden rows per LM-head pass when only target NLLs are needed
-VOCAB_BLOCK = 4096  # LM-head rows per block: a (NLL_ROWS x VOCAB_BLOCK) block stays in cache
 
 
 class HFBackend(Backend):
@@ -217,34 +215,12 @@ class HFBackend(Backend):
 
     @torch.inference_mode()
     def _target_nll(self, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(N, H) hidden rows, (N,) targets -> (N,) float32 NLL = log Z - z[target].
-
-        log Z is a log-sum-exp over VOCAB_BLOCK-sized blocks of the LM head, each
-        block's logits written into one reused buffer and reduced in place while
-        still in cache; z[target] is one dot product per row.
-        """
+        """(N, H) hidden rows, (N,) targets -> (N,) float32 NLL = log Z - z[target]: blocked over the
+        vocabulary for a plain float32 head (``blocked_head.blocked_nll``), else full logits."""
         head = self.lm_head()
         if not isinstance(head, torch.nn.Linear) or head.weight.dtype != torch.float32:
             return self._target_nll_full(rows, targets)
-        weight, bias = head.weight, head.bias
-        buffer = torch.empty(min(NLL_ROWS, len(targets)), min(VOCAB_BLOCK, len(weight)), device=weight.device)
-        out = []
-        for i in range(0, len(targets), NLL_ROWS):
-            x, t = rows[i:i + NLL_ROWS], targets[i:i + NLL_ROWS].to(weight.device)
-            block_lse = [self._block_lse(x, weight[v:v + VOCAB_BLOCK], None if bias is None else bias[v:v + VOCAB_BLOCK],
-                                         buffer[: len(x), : min(VOCAB_BLOCK, len(weight) - v)])
-                         for v in range(0, len(weight), VOCAB_BLOCK)]
-            picked = (x * weight[t]).sum(-1) + (0.0 if bias is None else bias[t])
-            out.append((torch.logsumexp(torch.stack(block_lse, -1), dim=-1) - self._cap(picked)).cpu())
-        return torch.cat(out) if out else torch.zeros(0)
-
-    def _block_lse(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                   buffer: torch.Tensor) -> torch.Tensor:
-        """log Σ exp over one vocabulary block of the logits of rows ``x``, computed in ``buffer``."""
-        z = torch.mm(x, weight.t(), out=buffer) if bias is None else torch.addmm(bias, x, weight.t(), out=buffer)
-        z = self._cap(z, in_place=True)
-        top = z.amax(dim=-1, keepdim=True)
-        return z.sub_(top).exp_().sum(dim=-1).log_().add_(top.squeeze(-1))
+        return blocked_nll(rows, targets, head.weight, head.bias, self._cap)
 
     def _target_nll_full(self, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """As ``_target_nll`` for LM heads that are not a plain Linear: full logits, PROJECT_CHUNK rows at a time."""
