@@ -344,6 +344,6 @@ def test_running_one_command_imports_only_its_module():
     src = str(Path(logitscope.__file__).parents[1])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": src})
-    # common (the error boundary), the command's module, and remote_options (three click options every
+    # common (the error boundary), the command's module, and model_options (the click options every
     # command with --model gets); no other command module
-    assert out.stdout.strip() == "['logitscope.cli.common', 'logitscope.cli.core_cmds', 'logitscope.cli.remote_options']"
+    assert out.stdout.strip() == "['logitscope.cli.common', 'logitscope.cli.core_cmds', 'logitscope.cli.model_options']"

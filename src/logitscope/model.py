@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from .confidence.uncertainty import UncertaintyResult
     from .core.processors import SamplerConfig
     from .evaluation.calibration import CalibrationReport
+    from .evaluation.compare import EngineComparison
     from .evaluation.quantization import QuantizationReport
     from .sampling.beam import BeamResult
     from .sampling.chain import ChainResult, SampleResult
@@ -24,9 +26,32 @@ if TYPE_CHECKING:
     from .scoring.perplexity import PerplexityComparison, PerplexityResult
 
 
-class Model:
+def _stamped(method):
+    """Mark the result(s) of an analysis method with the model, engine and dtype that computed them."""
+    @functools.wraps(method)
+    def run(self: "Model", *args, **kwargs):
+        out = method(self, *args, **kwargs)
+        for result in out if isinstance(out, list) else [out]:
+            if hasattr(result, "stamped"):
+                result.stamped(self.producer)
+        return out
+    return run
+
+
+class _StampAll(type):
+    """Every public method of ``Model`` that returns a result gets ``_stamped``."""
+
+    def __new__(mcs, name, bases, namespace):
+        for key, value in list(namespace.items()):
+            if callable(value) and not key.startswith("_") and key not in ("logits", "info", "compare"):
+                namespace[key] = _stamped(value)
+        return super().__new__(mcs, name, bases, namespace)
+
+
+class Model(metaclass=_StampAll):
     """A loaded model. Every method is a thin call into an analysis module that is
-    written against ``self.backend`` (see ``logitscope.backends.base``)."""
+    written against ``self.backend`` (see ``logitscope.backends.base``); every result it
+    returns says which model, engine and dtype produced it (``result.produced_by``)."""
 
     def __init__(self, backend: Backend):
         self.backend = backend
@@ -40,6 +65,11 @@ class Model:
         vocab = "full" if c.full_vocab else f"top-{c.top_k_only} only"
         return (f"Model({self.name!r}, vocab={self.backend.vocab_size} ({vocab}), context={c.context_length}, "
                 f"kv_cache={c.kv_cache})")
+
+    @property
+    def producer(self) -> dict:
+        """{"model", "engine", "dtype"}: what computes this model's numbers."""
+        return {"model": self.backend.name, "engine": self.backend.engine, "dtype": self.backend.dtype}
 
     @property
     def capabilities(self):
@@ -194,6 +224,16 @@ class Model:
         from .views.html import write_html
 
         return write_html(self.score(text, context=context, top_k=5, bos=bos), path, color_by)
+
+    # -- evaluation: engines side by side, calibration, quantization ------------------------------
+    def compare(self, other: "Model", text: str, window: int = 512, bos: str | bool = "auto",
+                progress: bool = False) -> "EngineComparison":
+        """``other`` against this model on the same tokens of ``text``: per-token Δlog-prob, KL, same top
+        token, rank changes, perplexity of each (e.g. float32 vs llama.cpp vs bfloat16 of one GGUF)."""
+        from .evaluation.compare import compare_engines
+
+        return compare_engines(self.backend, other.backend, text, window=window, bos=bos,
+                               producers=(self.producer, other.producer), progress=progress)
 
     # -- evaluation: calibration, quantization --------------------------------------------------
     def calibrate(self, dataset=None, normalize: str = "sum", bins: int = 10, bos: str | bool = "auto",

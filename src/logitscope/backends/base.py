@@ -13,6 +13,7 @@ calibration…) is written once against this class in the analysis modules.
                                  seq[t], t >= start, log p(seq[t] | seq[:t]), its
                                  rank, the entropy at t, and the top-k alternatives
     nll_sums(seqs, starts)    -> Σ -log p per sequence (perplexity's hot path)
+    position_logits(ids)      -> (T, V) raw scores of every position (one forward's logits)  [full_vocab]
     prefill(ids) / extend(state, ids) / fork(state)
                               -> DecodeState: incremental decoding (KV cache when
                                  capabilities.kv_cache, otherwise recomputation)
@@ -242,6 +243,15 @@ class Backend(ABC):
         """Σ -log p(seq[t] | seq[:t]) over t >= start, per sequence, in float64 (perplexity's
         hot path: no ranks, entropies or top-k). Default: through score_positions."""
         return [-float(s.logprob.sum()) for s in self.score_positions(sequences, starts, 0)]
+
+    def position_logits(self, ids: list[int]) -> torch.Tensor:
+        """(T, V) float32 raw scores of every position: row t follows ids[:t+1] (one forward pass's logits)
+        [full_vocab]. Default: hidden states through the LM head for local weights, else one next_logits
+        row per prefix. Keep T moderate: this is T x V floats."""
+        require(self, "full_vocab", "the logits of every position")
+        if self.capabilities.weights:
+            return self.project(self.hidden_states(torch.tensor([list(ids)]))[0]).float().cpu()  # (T, V)
+        return as_float(self.next_logits([list(ids[:t + 1]) for t in range(len(ids))]))
 
     def token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[torch.Tensor]:
         """log p(seq[t] | seq[:t]) for t >= start, per sequence: (len(seq) - start,) float64 each —

@@ -26,7 +26,11 @@ _NAMED = {"cyan": "#1b7c83", "green": "#1a7f37", "red": "#cf222e", "yellow": "#9
 def render(result, **options) -> str | None:
     """The HTML fragment of ``result`` (None for types without one: Jupyter then shows repr)."""
     view = lookup(VIEWS, result)
-    return None if view is None else f'<div class="logitscope">{_FRAGMENT_CSS}{view(result, **options)}</div>'
+    if view is None:
+        return None
+    producer = text.producer_line(result)
+    note = f'<p class="note">{html.escape(producer)}</p>' if producer else ""
+    return f'<div class="logitscope">{_FRAGMENT_CSS}{view(result, **options)}{note}</div>'
 
 
 # -- building blocks ----------------------------------------------------------------------------
@@ -141,6 +145,7 @@ def _table(make):
 
 VIEWS = {
     "ModelInfo": _table(tables.info_table),
+    "EngineComparison": lambda r: to_html(tables.comparison_table(r)) + to_html(tables.comparison_worst_table(r)),
     "NextTokenResult": _table(tables.next_token_table),
     "ScoreResult": score_fragment,
     "TokenizeResult": tokenize_fragment,

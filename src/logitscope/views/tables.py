@@ -246,3 +246,33 @@ def worst_tokens_table(report, variant, n: int = 8) -> TableSpec:
     for i in order:
         table.add(str(i), repr(show_token(report.token_texts[i])), f"{variant.token_kl[i]:.4f}")
     return table
+
+
+# -- engines side by side ----------------------------------------------------------------------------
+def _who(p: dict) -> str:
+    return f"{p['model']} ({p['engine']} {p['dtype']})"
+
+
+def comparison_table(result) -> TableSpec:
+    kl = "KL(A‖B)" if result.kl_exact else "KL(A‖B), coarse: B's top k + rest (a lower bound)"
+    table = TableSpec(f"A = {_who(result.a)}  vs  B = {_who(result.b)}, {result.num_tokens} tokens",
+                      columns(("measure", "value"), left=("measure",)))
+    for name, value in (("perplexity A", f"{result.perplexity_a:.4f}"), ("perplexity B", f"{result.perplexity_b:.4f}"),
+                        ("Δ log p (B − A), mean", f"{result.delta_mean:+.4f} nats"),
+                        ("|Δ log p|, max", f"{result.delta_max:.4f} nats"),
+                        (f"{kl} mean / median", f"{result.kl_mean:.3g} / {result.kl_median:.3g} nats"),
+                        (f"{kl} p99 / max", f"{result.kl_p99:.3g} / {result.kl_max:.3g} nats"),
+                        ("same top token", f"{100 * result.same_top:.1f}%"),
+                        ("token's rank changed", f"{100 * result.rank_changed:.1f}%"),
+                        ("top-10 alternatives shared", f"{100 * result.top_overlap:.1f}%")):
+        table.add(name, value)
+    return table
+
+
+def comparison_worst_table(result, n: int = 8) -> TableSpec:
+    table = TableSpec("where the distributions moved most (largest KL)",
+                      columns(("pos", "token", "log p A", "log p B", "Δ", "rank A", "rank B", "KL"), left=("token",)))
+    for t in result.worst(n):
+        table.add(str(t.position), repr(show_token(t.text)), f"{t.logprob_a:.4f}", f"{t.logprob_b:.4f}",
+                  f"{t.delta:+.4f}", str(t.rank_a), str(t.rank_b), f"{t.kl:.4f}")
+    return table

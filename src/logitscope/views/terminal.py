@@ -21,13 +21,15 @@ from .colours import COLOR_MODES, RANK_BUCKETS, UNSCORED_STYLE, check_mode, kl_c
 
 
 def render(result, **options):
-    """The rich renderable of ``result`` (a Pretty repr for types without a view)."""
+    """The rich renderable of ``result`` (a Pretty repr for types without a view), with the line saying
+    which model, engine and dtype computed it when the result knows."""
     view = lookup(VIEWS, result)
     if view is None:
         from rich.pretty import Pretty
 
         return Pretty(result)
-    return view(result, **options)
+    shown, producer = view(result, **options), text.producer_line(result)
+    return Group(shown, Text(producer, style="dim")) if producer else shown
 
 
 def to_rich(spec: tables.TableSpec) -> Table:
@@ -148,8 +150,13 @@ def _table(make):
     return lambda result: to_rich(make(result))
 
 
+def engine_comparison_view(result, worst: int = 8) -> Group:
+    return Group(to_rich(tables.comparison_table(result)), to_rich(tables.comparison_worst_table(result, worst)))
+
+
 VIEWS = {
     "ModelInfo": _table(tables.info_table),
+    "EngineComparison": engine_comparison_view,
     "NextTokenResult": next_token_view,
     "ScoreResult": score_view,
     "TokenizeResult": tokenize_view,
