@@ -12,6 +12,8 @@ calibration…) is written once against this class in the analysis modules.
                               -> one PositionScores per sequence: for every target
                                  seq[t], t >= start, log p(seq[t] | seq[:t]), its
                                  rank, the entropy at t, and the top-k alternatives
+    scores_without_ranks(seqs, starts, top_k)
+                              -> as score_positions, without ranks or entropies (cheaper)
     nll_sums(seqs, starts)    -> Σ -log p per sequence (perplexity's hot path)
     position_logits(ids)      -> (T, V) raw scores of every position (one forward's logits)  [full_vocab]
     prefill(ids) / extend(state, ids) / fork(state)
@@ -140,6 +142,11 @@ class PositionScores:
                               top_ids=torch.zeros(n, 0, dtype=torch.long),
                               top_logprobs=torch.zeros(n, 0, dtype=torch.float64))
 
+    def split(self, sizes: list[int]) -> list["PositionScores"]:
+        """Consecutive pieces of ``sizes`` rows (the inverse of ``concat``)."""
+        pieces = [torch.split(getattr(self, f), sizes) for f in ("logprob", "rank", "entropy", "top_ids", "top_logprobs")]
+        return [PositionScores(*fields) for fields in zip(*pieces)]
+
     @staticmethod
     def concat(parts: list["PositionScores"]) -> "PositionScores":
         return PositionScores(*(torch.cat([getattr(p, f) for p in parts]) for f in
@@ -238,6 +245,11 @@ class Backend(ABC):
             logits = self.next_logits([seq[:t] for t in range(start, len(seq))])  # (N, V)
             out.append(PositionScores.from_logits(logits, torch.tensor(seq[start:]), top_k))
         return out
+
+    def scores_without_ranks(self, sequences: list[list[int]], starts: list[int], top_k: int = 0) -> list[PositionScores]:
+        """As ``score_positions`` without ranks or entropies (rank 0 and entropy NaN: "not computed"), for
+        callers that read only log-probs and alternatives (the server's echo). Default: score_positions."""
+        return self.score_positions(sequences, starts, top_k)
 
     def nll_sums(self, sequences: list[list[int]], starts: list[int]) -> list[float]:
         """Σ -log p(seq[t] | seq[:t]) over t >= start, per sequence, in float64 (perplexity's

@@ -5,6 +5,7 @@ while still in cache):
 
     blocked_nll      -log p(target) only (perplexity's hot path): per block log Σ exp,
                      combined by a log-sum-exp over blocks; z[target] is one dot product
+    blocked_top_k    -log p(target) and the top-k alternatives (no rank, no entropy: the server's echo)
     blocked_scores   log-prob, rank, entropy and top-k of every target (per-token scores)
 
 For ``blocked_scores`` each block is reduced to a few numbers per row:
@@ -57,14 +58,40 @@ def blocked_nll(rows: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
         x, t = rows[i:i + NLL_ROWS], targets[i:i + NLL_ROWS].to(weight.device)
         block_lse = [_block_lse(x, weight, bias, cap, v, buffer[: len(x), : min(BLOCK, len(weight) - v)])
                      for v in range(0, len(weight), BLOCK)]
-        picked = (x * weight[t]).sum(-1) + (0.0 if bias is None else bias[t])
-        out.append((torch.logsumexp(torch.stack(block_lse, -1), dim=-1) - cap(picked)).cpu())
+        out.append((torch.logsumexp(torch.stack(block_lse, -1), dim=-1) - _dot_logits(x, t, weight, bias, cap)).cpu())
     return torch.cat(out) if out else torch.zeros(0)
+
+
+def blocked_top_k(rows: torch.Tensor, targets: torch.Tensor, top_k: int, weight: torch.Tensor,
+                  bias: torch.Tensor | None, cap: Callable[..., torch.Tensor]) -> PositionScores:
+    """Log-probs and top-k alternatives of (N,) targets, without ranks or entropies (rank 0, entropy NaN)."""
+    buffer = torch.empty(min(NLL_ROWS, max(len(targets), 1)), min(BLOCK, len(weight)), device=weight.device)
+    parts = []
+    for i in range(0, len(targets), NLL_ROWS):
+        x, t = rows[i:i + NLL_ROWS], targets[i:i + NLL_ROWS].to(weight.device)
+        lse, tops = [], []
+        for v in range(0, len(weight), BLOCK):
+            z = _block(x, weight, bias, cap, v, buffer[: len(x), : min(BLOCK, len(weight) - v)])  # (n, b)
+            if top_k:
+                best = z.topk(min(top_k, z.shape[1]), dim=-1)
+                tops.append((best.values.clone(), best.indices + v))
+            lse.append(_row_lse_(z))
+        log_z = torch.logsumexp(torch.stack(lse, -1), dim=-1).double()  # (n,)
+        top_ids, top_lp = _merge_tops(tops, top_k, len(t), log_z)
+        logprob = _dot_logits(x, t, weight, bias, cap).double() - log_z
+        parts.append(PositionScores(logprob=logprob.cpu(), rank=torch.zeros(len(t), dtype=torch.long),
+                                    entropy=torch.full((len(t),), float("nan"), dtype=torch.float64),
+                                    top_ids=top_ids.cpu(), top_logprobs=top_lp.cpu()))
+    return PositionScores.concat(parts) if parts else PositionScores.values_only(torch.zeros(0))
 
 
 def _block_lse(x, weight, bias, cap, v: int, out: torch.Tensor) -> torch.Tensor:
     """log Σ exp over the vocabulary block at ``v`` of the logits of rows ``x``, computed in ``out``."""
-    z = _block(x, weight, bias, cap, v, out)
+    return _row_lse_(_block(x, weight, bias, cap, v, out))
+
+
+def _row_lse_(z: torch.Tensor) -> torch.Tensor:
+    """log Σ exp of each row of ``z`` (n, b) -> (n,), reducing ``z`` in place."""
     top = z.amax(dim=-1, keepdim=True)
     return z.sub_(top).exp_().sum(dim=-1).log_().add_(top.squeeze(-1))
 

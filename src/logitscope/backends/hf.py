@@ -25,7 +25,7 @@ from .. import settings
 from ..errors import InputError
 from . import hf_tokenizer
 from .base import Backend, Capabilities, DecodeState, PositionScores, Tokenized, check_start
-from .blocked_head import blocked_nll, blocked_scores
+from .blocked_head import blocked_nll, blocked_scores, blocked_top_k
 from .fast_decode import StaticCacheDecoder, StaticCache
 from .fast_decode import enabled as fast_decode_enabled
 from .fast_forward import FastForward
@@ -155,25 +155,38 @@ class HFBackend(Backend):
         return torch.stack([r[1] for r in rows]).cpu()
 
     @torch.inference_mode()
+    @torch.inference_mode()
     def score_positions(self, sequences: list[list[int]], starts: list[int], top_k: int = 0) -> list[PositionScores]:
+        return self._scores(sequences, starts, top_k, stats=True)
+
+    @torch.inference_mode()
+    def scores_without_ranks(self, sequences: list[list[int]], starts: list[int], top_k: int = 0) -> list[PositionScores]:
+        return self._scores(sequences, starts, top_k, stats=False)
+
+    def _scores(self, sequences: list[list[int]], starts: list[int], top_k: int, stats: bool) -> list[PositionScores]:
+        """Every batch's scored rows through the LM head together (one blocked walk per batch), then split."""
         results: list[PositionScores | None] = [None] * len(sequences)
         for seq, start in zip(sequences, starts):
             check_start(seq, start)
             self._check_length(seq)
         for batch in _batches(sequences, TOKEN_BUDGET):
             hidden = self.hidden_states(self._pad_batch([sequences[s] for s in batch]))  # (B, T, H)
-            for row, s in enumerate(batch):
-                seq, start = sequences[s], starts[s]
-                h = hidden[row, start - 1: len(seq) - 1]  # (N, H): row t-1 predicts target t
-                results[s] = self._position_scores(h, torch.tensor(seq[start:], dtype=torch.long), top_k)
+            rows = torch.cat([hidden[r, starts[s] - 1: len(sequences[s]) - 1] for r, s in enumerate(batch)])  # (N, H)
+            targets = torch.cat([torch.tensor(sequences[s][starts[s]:], dtype=torch.long) for s in batch])  # (N,)
+            scores = self._position_scores(rows, targets, top_k, stats)
+            for s, part in zip(batch, scores.split([len(sequences[s]) - starts[s] for s in batch])):
+                results[s] = part
         return results  # type: ignore[return-value]
 
-    def _position_scores(self, rows: torch.Tensor, targets: torch.Tensor, top_k: int) -> PositionScores:
+    def _position_scores(self, rows: torch.Tensor, targets: torch.Tensor, top_k: int,
+                         stats: bool = True) -> PositionScores:
         """(N, H) hidden rows -> scores of (N,) targets: blocked over the vocabulary for a plain float32
-        head (``blocked_head``), else full logits PROJECT_CHUNK rows at a time."""
+        head (``blocked_head``; without ``stats`` no rank or entropy is counted), else full logits
+        PROJECT_CHUNK rows at a time."""
         head = self.lm_head()
         if isinstance(head, torch.nn.Linear) and head.weight.dtype == torch.float32:
-            return blocked_scores(rows, targets, top_k, head.weight, head.bias, self._cap)
+            reduce = blocked_scores if stats else blocked_top_k
+            return reduce(rows, targets, top_k, head.weight, head.bias, self._cap)
         return PositionScores.concat([
             PositionScores.from_logits(self.project(rows[i:i + PROJECT_CHUNK]), targets[i:i + PROJECT_CHUNK], top_k)
             for i in range(0, len(targets), PROJECT_CHUNK)])
