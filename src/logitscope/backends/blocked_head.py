@@ -72,10 +72,11 @@ def blocked_top_k(rows: torch.Tensor, targets: torch.Tensor, top_k: int, weight:
         lse, tops = [], []
         for v in range(0, len(weight), BLOCK):
             z = _block(x, weight, bias, cap, v, buffer[: len(x), : min(BLOCK, len(weight) - v)])  # (n, b)
+            top, arg = z.max(dim=-1, keepdim=True)  # (n, 1): the log-sum-exp's shift, and top-1 for free
             if top_k:
-                best = z.topk(min(top_k, z.shape[1]), dim=-1)
-                tops.append((best.values.clone(), best.indices + v))
-            lse.append(_row_lse_(z))
+                best = (top, arg) if top_k == 1 else z.topk(min(top_k, z.shape[1]), dim=-1)
+                tops.append((best[0].clone(), best[1] + v))
+            lse.append(_row_lse_(z, top))
         log_z = torch.logsumexp(torch.stack(lse, -1), dim=-1).double()  # (n,)
         top_ids, top_lp = _merge_tops(tops, top_k, len(t), log_z)
         logprob = _dot_logits(x, t, weight, bias, cap).double() - log_z
@@ -90,9 +91,9 @@ def _block_lse(x, weight, bias, cap, v: int, out: torch.Tensor) -> torch.Tensor:
     return _row_lse_(_block(x, weight, bias, cap, v, out))
 
 
-def _row_lse_(z: torch.Tensor) -> torch.Tensor:
-    """log Σ exp of each row of ``z`` (n, b) -> (n,), reducing ``z`` in place."""
-    top = z.amax(dim=-1, keepdim=True)
+def _row_lse_(z: torch.Tensor, top: torch.Tensor | None = None) -> torch.Tensor:
+    """log Σ exp of each row of ``z`` (n, b) -> (n,), reducing ``z`` in place (``top``: its row maxima (n, 1))."""
+    top = z.amax(dim=-1, keepdim=True) if top is None else top
     return z.sub_(top).exp_().sum(dim=-1).log_().add_(top.squeeze(-1))
 
 
