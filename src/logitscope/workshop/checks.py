@@ -28,6 +28,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,11 +75,23 @@ class Lesson:
 _current: Lesson | None = None
 
 
-def begin(name: str, edition: str = "solutions") -> Lesson:
-    """Start the record of one lesson (the first cell of each notebook)."""
+def begin(name: str, edition: str = "solutions", threads: int | None = None) -> Lesson:
+    """Start the record of one lesson (the first cell of each notebook).
+
+    Also sets torch's CPU threads (``threads``, else $LOGITSCOPE_THREADS, else 1: on a busy
+    laptop one thread per lesson keeps the run time predictable; more threads fight the other
+    programs for the cores) and silences tqdm's "IProgress not found" warning, which a kernel
+    without ipywidgets prints the first time a library imports ``tqdm.auto``.
+    """
     global _current
     if edition not in EDITIONS:
         raise InputError(f"unknown edition {edition!r}", hint="use 'solutions' or 'student'")
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    import torch
+
+    from .. import settings
+
+    torch.set_num_threads(threads or settings.threads() or 1)
     _current = Lesson(name, edition)
     return _current
 
@@ -90,11 +103,14 @@ def lesson() -> Lesson:
 
 
 def is_stub(answer) -> bool:
+    """``...`` or ``None``, alone or inside a tuple or list: the student edition's placeholder."""
+    if isinstance(answer, (tuple, list)):
+        return any(is_stub(a) for a in answer)
     return answer is ... or answer is None
 
 
-def check(name: str, answer, test: Test) -> str:
-    """Grade one exercise; returns its outcome ("passed", "not_done" or "failed")."""
+def check(name: str, answer, test: Test) -> None:
+    """Grade one exercise and record its outcome ("passed", "not_done" or "failed")."""
     current = lesson()
     try:
         if is_stub(answer):
@@ -111,11 +127,10 @@ def check(name: str, answer, test: Test) -> str:
     return _settle(current, name, "failed", problem)
 
 
-def _settle(current: Lesson, name: str, outcome: str, message: str) -> str:
+def _settle(current: Lesson, name: str, outcome: str, message: str) -> None:
     current.record(name, outcome, message)
     if current.edition == "solutions" and outcome != "passed":
         raise ExerciseFailed(f"the worked solution of {name!r} is {outcome.replace('_', ' ')}: {message}")
-    return outcome
 
 
 def claim(statement: str, value, test: Test | bool = True) -> None:
@@ -148,11 +163,9 @@ def say(text: str) -> None:
         print(text)
 
 
-def summary() -> dict:
-    """Print (and return) the lesson's one JSON line; the last cell of every notebook."""
-    result = lesson().summary()
-    print(json.dumps(result, ensure_ascii=False))
-    return result
+def summary() -> None:
+    """Print the lesson's one JSON line (``Lesson.summary()``); the last cell of every notebook."""
+    print(json.dumps(lesson().summary(), ensure_ascii=False))
 
 
 # -- tests for plain answers ---------------------------------------------------------------------

@@ -110,7 +110,7 @@ def top_p(fn) -> str | None:
     cases += [
         Case((torch.tensor([4.0, 3.0, 2.2, 1.5, 0.5, -0.5], dtype=torch.float64), 0.82),
              "the lesson's logits [4, 3, 2.2, 1.5, 0.5, -0.5] with p = 0.82",
-             "the cumulative mass is 0.66 after two tokens, 0.88 after three: the third token crosses 0.82 and stays"),
+             "the mass is 0.604 after one token and 0.826 after two: the second token crosses 0.82 and stays"),
         Case((vec(1.0, 2.0, 0.0), 1.0), "logits [1, 2, 0] with p = 1.0", "p = 1 keeps every token"),
         Case((vec(5.0, 0.0, -1.0), 0.01), "logits [5, 0, -1] with p = 0.01", "the most likely token always stays"),
         Case((vec(1.0, 1.0, 1.0, 1.0), 0.6), "four equal logits with p = 0.6",
