@@ -371,7 +371,7 @@ new_top = model.chain(prompt, banned, top=5).stages[-1].top[0].text  # SOLUTION
 check("3.9 the top token once the first is banned", new_top, equal(nxt.top[1].text))
 
 # %% tags=["checks"]
-print(json.dumps(checks, default=lambda v: v.item()))  # numpy scalars -> Python
+workshop.values(checks)  # the key numbers, for the test suite to compare with the seeds
 
 # %%
 workshop.summary()

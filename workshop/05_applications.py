@@ -13,7 +13,7 @@
 # 7. calibration on multiple-choice questions, with the reliability diagram.
 #
 # Confidence is not correctness: every section shows where the signal helps and where it misleads.
-# Runs in about 40 seconds.
+# Runs in about 30 seconds with one torch thread.
 
 # %%
 %matplotlib inline
@@ -27,8 +27,10 @@ import pandas as pd
 from IPython.display import HTML, display
 
 import logitscope as ls
-from logitscope import registry
+from logitscope import registry, workshop
+from logitscope.workshop import check, claim, equal, satisfies
 
+lesson = workshop.begin("05_applications", edition="solutions")
 checks = {}
 model, note = registry.load_preferred()
 print(note)
@@ -56,7 +58,8 @@ checks["corpus_is_token_weighted"] = math.isclose(corpus.total.perplexity, token
 checks["mean_is_not_corpus"] = not math.isclose(corpus.total.perplexity, corpus.mean_document_perplexity, rel_tol=1e-3)
 checks["gibberish_worst"] = table["kind"].iloc[-1] == "gibberish"
 checks["scrambled_worse_than_everyday"] = scores["scrambled"].perplexity > scores["everyday"].perplexity
-table
+claim("the corpus perplexity is not the mean of the per-text perplexities", checks["mean_is_not_corpus"])
+table.round(3)
 
 # %% [markdown]
 # ## 2. A confidence heatmap
@@ -83,6 +86,10 @@ flags.plot()  # flagged tokens in red, with the two thresholds
 # ## 4. True versus false statements
 #
 # Twenty pairs from the bundled set: the model "prefers" the statement with the higher score.
+# *Pair accuracy* is the share of pairs where the true statement scores higher. **AUROC** (area under
+# the ROC curve) pools all 40 statements: it is the probability that a randomly chosen true
+# statement scores higher than a randomly chosen false one (ties count half); 0.5 is chance, 1 is a
+# perfect separation.
 
 # %%
 pairs_file = work / "pairs.jsonl"
@@ -91,7 +98,7 @@ pairs_file.write_text("\n".join(lines[:20]) + "\n", encoding="utf-8")
 truth = model.truth(pairs_file)
 truth_table = pd.DataFrame([{"measure": r.measure, "pair accuracy": r.pair_accuracy, "AUROC": r.auroc} for r in truth.reports])
 checks["truth_pairs"] = truth.num_pairs == 20
-truth_table
+truth_table.round(3)
 
 # %% [markdown]
 # ## 5. Ranking completions
@@ -124,8 +131,10 @@ checks["relevant_context_lifts_more"] = lift.contexts[0].lift > lift.contexts[1]
 # %% [markdown]
 # ## 7. Calibration
 #
-# Thirty multiple-choice questions: the model's probability for its chosen answer against how often
-# it is right. A calibrated model's bars follow the diagonal.
+# Thirty multiple-choice questions: the model's probability for its chosen answer (its *confidence*)
+# against how often it is right. A calibrated model's bars follow the diagonal. ECE (expected
+# calibration error) is Σ_b (n_b / N) · |accuracy_b − confidence_b| over confidence bins; Brier is
+# the mean squared error of the probabilities; NLL the mean −log p of the right answer, in nats.
 
 # %%
 mcq_file = work / "mcq.jsonl"
@@ -140,27 +149,61 @@ report.plot()  # the reliability diagram (bars: accuracy, dots: mean confidence)
 # %% [markdown]
 # ## Exercises
 #
-# 1. Find a sentence with a factual error that the heatmap does *not* flag. What does that say about
-#    confidence versus correctness?
-# 2. Rank " Paris" against " Paris, the city of light" with the total and with the per-token score.
-#    Which convention would you use for a multiple-choice test?
-# 3. Calibrate with `normalize="mean"` instead of the default sum. Does the accuracy change?
+# ### Exercise 5.1
+# Find a sentence with a factual error (`fluent_error`) that the uncertainty flags do *not* flag
+# (`model.uncertain(sentence).spans` is empty). What does that say about confidence versus
+# correctness?
 
-# %% [markdown] collapsed
-# ## Solutions (collapsed: click the heading to open)
-
-# %%
-# 1. A fluent falsehood: the model scores the *form*, not the fact.
-print(model.uncertain("The capital of Australia is Sydney.").spans)
+# %% tags=["solution"]
+fluent_error = "The capital of Australia is Sydney."  # SOLUTION
+print(model.uncertain(fluent_error).spans)
 
 # %%
-# 2. The total punishes the longer candidate; per token can favour it. State the convention.
+check("5.1 a fluent error that is not flagged", fluent_error,
+      satisfies(lambda s: not model.uncertain(s).spans, lambda s: f"{s!r} has flagged spans: try a short, common falsehood"))
+
+# %% [markdown] tags=["solution"]
+# A fluent falsehood: the model scores the *form* of the text, how usual its words are together, not
+# the fact. Low uncertainty is not evidence of truth.
+
+# %% [markdown]
+# ### Exercise 5.2
+# Rank " Paris" against " Paris, the city of light" after "The capital of France is", with the total
+# and with the per-token score. Which candidate wins under each (`winner_total`, `winner_mean`)?
+
+# %% tags=["solution"]
 r = model.rank("The capital of France is", [" Paris", " Paris, the city of light"])
 print([(c.candidate, round(c.result.total_logprob, 2), round(c.result.mean_logprob, 2)) for c in r.candidates])
+winner_total = max(r.candidates, key=lambda c: c.result.total_logprob).candidate  # SOLUTION
+winner_mean = max(r.candidates, key=lambda c: c.result.mean_logprob).candidate  # SOLUTION
 
 # %%
-# 3.
-print(model.calibrate(mcq_file, normalize="mean", bins=5).metrics.accuracy, m.accuracy)
+r_ref = model.rank("The capital of France is", [" Paris", " Paris, the city of light"])
+check("5.2 winners by total and per token", (winner_total, winner_mean),
+      equal((max(r_ref.candidates, key=lambda c: c.result.total_logprob).candidate,
+             max(r_ref.candidates, key=lambda c: c.result.mean_logprob).candidate)))
+claim("the total punishes the longer candidate", max(r_ref.candidates, key=lambda c: c.result.total_logprob).candidate, equal(" Paris"))
+
+# %% [markdown] tags=["solution"]
+# The total punishes the longer candidate (every extra token costs log-probability); the mean per
+# token need not. For a multiple-choice test, state the convention: the total compares the
+# probability of the whole answers, the mean compares how natural each answer's tokens are.
+
+# %% [markdown]
+# ### Exercise 5.3
+# Calibrate with `normalize="mean"` instead of the default sum. What is the accuracy now
+# (`accuracy_mean`)? Does it change?
+
+# %% tags=["solution"]
+accuracy_mean = model.calibrate(mcq_file, normalize="mean", bins=5).metrics.accuracy  # SOLUTION
+print(accuracy_mean, m.accuracy)
+
+# %%
+check("5.3 accuracy with mean normalisation", accuracy_mean,
+      equal(model.calibrate(mcq_file, normalize="mean", bins=5).metrics.accuracy))
 
 # %% tags=["checks"]
-print(json.dumps(checks, default=lambda v: v.item()))  # numpy scalars -> Python
+workshop.values(checks)  # the key numbers, for the test suite to compare with the seeds
+
+# %%
+workshop.summary()
