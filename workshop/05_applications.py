@@ -150,17 +150,19 @@ report.plot()  # the reliability diagram (bars: accuracy, dots: mean confidence)
 # ## Exercises
 #
 # ### Exercise 5.1
-# Find a sentence with a factual error (`fluent_error`) that the uncertainty flags do *not* flag
-# (`model.uncertain(sentence).spans` is empty). What does that say about confidence versus
-# correctness?
+# Find a sentence with a factual error whose *wrong word* the uncertainty flags do not cover. Give the
+# sentence (`fluent_error`) and the wrong word (`wrong_word`). What does that say about confidence
+# versus correctness?
 
 # %% tags=["solution"]
 fluent_error = "The capital of Australia is Sydney."  # SOLUTION
-print(model.uncertain(fluent_error).spans)
+wrong_word = "Sydney"  # SOLUTION
+print([s.text for s in model.uncertain(fluent_error).spans])
 
 # %%
-check("5.1 a fluent error that is not flagged", fluent_error,
-      satisfies(lambda s: not model.uncertain(s).spans, lambda s: f"{s!r} has flagged spans: try a short, common falsehood"))
+check("5.1 a wrong word that is not flagged", (fluent_error, wrong_word),
+      satisfies(lambda a: a[1] in a[0] and not any(a[1] in s.text for s in model.uncertain(a[0]).spans),
+                lambda a: f"the flagged spans of {a[0]!r} are {[s.text for s in model.uncertain(a[0]).spans]}"))
 
 # %% [markdown] tags=["solution"]
 # A fluent falsehood: the model scores the *form* of the text, how usual its words are together, not
