@@ -124,11 +124,12 @@ be_ids = model.tokenize("To be or not to be").ids
 lg = model.logits("To be or not to be")
 n_rows = lg.shape[1]  # SOLUTION
 row_of_last_be = len(be_ids) - 2  # SOLUTION
-print(n_rows, "rows; row", row_of_last_be, "predicts the last token:", model.backend.token_text(int(lg[0, len(be_ids) - 2].argmax())))
 
 # %%
 n_be = len(model.tokenize("To be or not to be").ids)
-check("2.2 rows and the row that predicts the last token", (n_rows, row_of_last_be), equal((n_be, n_be - 2)))
+if check("2.2 rows and the row that predicts the last token", (n_rows, row_of_last_be), equal((n_be, n_be - 2))):
+    guess = model.backend.token_text(int(model.logits("To be or not to be")[0, row_of_last_be].argmax()))
+    print(f"{n_rows} rows; row {row_of_last_be} predicts the last token, its top guess: {guess!r}")
 
 # %% [markdown] tags=["solution"]
 # One row per token; row t predicts token t + 1, so the row *before* the last token predicts it.
@@ -140,12 +141,12 @@ check("2.2 rows and the row that predicts the last token", (n_rows, row_of_last_
 
 # %% tags=["solution"]
 most_wrong = min((i for i, r in enumerate(rows) if r["p(actual)"] is not None), key=lambda i: rows[i]["p(actual)"])  # SOLUTION
-print(rows[most_wrong])
 
 # %%
-check("2.3 the most surprising position", most_wrong,
-      satisfies(lambda i: rows[i]["p(actual)"] == min(r["p(actual)"] for r in rows if r["p(actual)"] is not None),
-                lambda i: f"row {i} gives the actual token p = {rows[i]['p(actual)']:.4f}; another row gives it less"))
+if check("2.3 the most surprising position", most_wrong,
+         satisfies(lambda i: rows[i]["p(actual)"] == min(r["p(actual)"] for r in rows if r["p(actual)"] is not None),
+                   lambda i: f"row {i} gives the actual token p = {rows[i]['p(actual)']:.4f}; another row gives it less")):
+    print(rows[most_wrong])
 
 # %% [markdown] tags=["solution"]
 # Usually the first content word: after "The", nothing tells the model the sentence is about a
@@ -157,13 +158,13 @@ check("2.3 the most surprising position", most_wrong,
 
 # %% tags=["solution"]
 low_prompt = "Monday, Tuesday, Wednesday, Thursday,"  # SOLUTION
-print(f"{model.next_token(low_prompt, top_k=1).entropy_bits:.3f} bits")
 
 # %%
-check("2.4 a prompt below 1 bit", low_prompt,
-      satisfies(lambda p: model.next_token(p, top_k=1).entropy_bits < 1.0,
-                lambda p: f"the next-token entropy after {p!r} is {model.next_token(p, top_k=1).entropy_bits:.3f} bits, "
-                          "not below 1: try a list whose next item is obvious"))
+if check("2.4 a prompt below 1 bit", low_prompt,
+         satisfies(lambda p: model.next_token(p, top_k=1).entropy_bits < 1.0,
+                   lambda p: f"the next-token entropy after {p!r} is {model.next_token(p, top_k=1).entropy_bits:.3f} bits, "
+                             "not below 1: try a list whose next item is obvious")):
+    print(f"after {low_prompt!r}: {model.next_token(low_prompt, top_k=1).entropy_bits:.3f} bits")
 
 # %% [markdown] tags=["solution"]
 # A list whose next item is obvious leaves the model little choice (" Friday"). A famous quotation

@@ -25,7 +25,7 @@ import pandas as pd
 import logitscope as ls
 from logitscope import SamplerConfig, registry, workshop
 from logitscope.views.text import tree_text
-from logitscope.workshop import check, claim, equal, satisfies, tasks
+from logitscope.workshop import check, claim, equal, lazy, satisfies, tasks
 from logitscope.workshop.figures import path_tree
 
 lesson = workshop.begin("04_generation", edition="solutions")
@@ -165,24 +165,28 @@ check("4.1 beam search", beam_search, tasks.beam)
 # ranks change with T?
 
 # %% tags=["solution"]
+# BEGIN SOLUTION
 def mean_rank(t):
     g = model.generate("Once upon a time", max_new_tokens=20, sampler=SamplerConfig(temperature=t), seed=0)
     return sum(s.rank for s in g.steps) / len(g.steps)
+# END SOLUTION
 
 
 mean_ranks = [mean_rank(t) for t in (0.3, 1.0, 1.5)]  # SOLUTION
-print([round(r, 1) for r in mean_ranks])
 
 # %%
-reference_ranks = []
-for t in (0.3, 1.0, 1.5):
-    g = model.generate("Once upon a time", max_new_tokens=20, sampler=SamplerConfig(temperature=t), seed=0)
-    reference_ranks.append(sum(s.rank for s in g.steps) / len(g.steps))
-check("4.2 mean ranks at T = 0.3, 1, 1.5", mean_ranks,
-      satisfies(lambda r: len(r) == 3 and all(abs(a - b) < 1e-9 for a, b in zip(r, reference_ranks)),
-                "those are not the mean ranks of the three generations (20 tokens, seed 0)"))
-claim("a higher temperature picks less likely tokens (the mean rank at T = 1.5 is above that at T = 0.3)",
-      reference_ranks, satisfies(lambda r: r[0] < r[2], lambda r: f"the mean ranks are {r}"))
+def same_ranks():
+    runs = [model.generate("Once upon a time", max_new_tokens=20, sampler=SamplerConfig(temperature=t), seed=0).steps
+            for t in (0.3, 1.0, 1.5)]
+    reference = [sum(s.rank for s in steps) / len(steps) for steps in runs]
+    return satisfies(lambda r: len(r) == 3 and all(abs(a - b) < 1e-9 for a, b in zip(r, reference)),
+                     "those are not the mean ranks of the three generations (20 tokens, seed 0)")
+
+
+if check("4.2 mean ranks at T = 0.3, 1, 1.5", mean_ranks, lazy(same_ranks)):
+    print("mean rank at T = 0.3, 1, 1.5:", [round(r, 1) for r in mean_ranks])
+    claim("a higher temperature picks less likely tokens (the mean rank at T = 1.5 is above that at T = 0.3)",
+          mean_ranks, satisfies(lambda r: r[0] < r[2], lambda r: f"the mean ranks are {r}"))
 
 # %% [markdown]
 # ### Exercise 4.3
@@ -193,12 +197,12 @@ claim("a higher temperature picks less likely tokens (the mean rank at T = 1.5 i
 leaves = [(path + (node,)) for path, node in tree.nodes() if not node.children]
 best = max(leaves, key=lambda p: p[-1].cum_logprob)
 best_leaf = "".join(n.text for n in best)  # SOLUTION
-g3 = model.generate("See you", max_new_tokens=3, sampler=SamplerConfig.greedy())
-print("best leaf:", repr(best_leaf), f"{best[-1].cum_prob:.4f}", "| greedy:", repr(g3.text))
 
 # %%
 likeliest = max((path + (node,) for path, node in tree.nodes() if not node.children), key=lambda p: p[-1].cum_logprob)
-check("4.3 the likeliest leaf", best_leaf, equal("".join(n.text for n in likeliest)))
+if check("4.3 the likeliest leaf", best_leaf, equal("".join(n.text for n in likeliest))):
+    g3 = model.generate("See you", max_new_tokens=3, sampler=SamplerConfig.greedy())
+    print(f"best leaf: {best_leaf!r} (path probability {likeliest[-1].cum_prob:.4f}) | greedy: {g3.text!r}")
 
 # %% [markdown] tags=["solution"]
 # Greedy picks the best *child* at each step; the best *path* can start with a less likely first

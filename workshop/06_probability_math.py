@@ -276,10 +276,10 @@ checks["checklist"] = list(checklist.values())
 
 # %% tags=["solution"]
 p_slept = math.exp(table.score("the cat slept <EOS>", bos=True).total_logprob)  # SOLUTION
-print(f"{p_slept:.5f}", "= 0.9 x 0.75 x 0.35 x 1.0 =", 0.9 * 0.75 * 0.35)
 
 # %%
-check("6.3 P(the cat slept <EOS>)", p_slept, close_to(0.9 * 0.75 * 0.35, 1e-9))
+if check("6.3 P(the cat slept <EOS>)", p_slept, close_to(0.9 * 0.75 * 0.35, 1e-9)):
+    print(f"P = {p_slept:.5f} = 0.9 x 0.75 x 0.35 x 1.0 = {0.9 * 0.75 * 0.35:.5f}")
 
 # %% [markdown] tags=["solution"]
 # The last factor, P(<EOS> | the cat slept), is 1: the table has no entry after "the cat slept", and
@@ -292,18 +292,20 @@ check("6.3 P(the cat slept <EOS>)", p_slept, close_to(0.9 * 0.75 * 0.35, 1e-9))
 # α = 0.1 and at α = 5 in `p_cat` (two numbers). What happens to it as α grows?
 
 # %% tags=["solution"]
+# BEGIN SOLUTION
 def p_after_the(alpha, word):
     top = ls.from_backend(toydata.seed_bigram_model(alpha)).next_token("the", top_k=10, bos=True)
     return next(c.prob for c in top.top if c.text == word)
+# END SOLUTION
 
 
 p_cat = [p_after_the(0.1, "cat"), p_after_the(5.0, "cat")]  # SOLUTION
-print([round(p, 3) for p in p_cat])
 
 # %%
-check("6.4 P(cat | the) at α = 0.1 and 5", p_cat,
-      satisfies(lambda p: all(math.isclose(a, (3 + al) / (4 + al * 7), abs_tol=1e-6) for a, al in zip(p, (0.1, 5.0))),
-                lambda p: f"expected (3 + α) / (4 + 7α) for α = 0.1 and 5, got {[round(x, 4) for x in p]}"))
+if check("6.4 P(cat | the) at α = 0.1 and 5", p_cat,
+         satisfies(lambda p: all(math.isclose(a, (3 + al) / (4 + al * 7), abs_tol=1e-6) for a, al in zip(p, (0.1, 5.0))),
+                   lambda p: f"expected (3 + α) / (4 + 7α) for α = 0.1 and 5, got {[round(x, 4) for x in p]}")):
+    print(f"P(cat | the) = {p_cat[0]:.3f} at α = 0.1, {p_cat[1]:.3f} at α = 5 (uniform: 1/7 = {1 / 7:.3f})")
 
 # %% [markdown] tags=["solution"]
 # Small α trusts the counts (3 of the 4 words after "the" were "cat"); large α pulls every word
@@ -335,10 +337,10 @@ m = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.float64)
 nll = -mathops.log_softmax(zb).gather(-1, targets[..., None])[..., 0]
 ((nll * m).sum() / m.sum()).backward()
 padded_grad = float(zb.grad[m == 0].abs().max())  # SOLUTION
-print(padded_grad)
 
 # %%
-check("6.6 no gradient at padded positions", padded_grad, close_to(0.0, 0.0))
+if check("6.6 no gradient at padded positions", padded_grad, close_to(0.0, 0.0)):
+    print(f"largest |gradient| at a padded position: {padded_grad}; at a kept one: {float(zb.grad[m == 1].abs().max()):.4f}")
 
 # %% [markdown]
 # ### Exercise 6.7
@@ -347,14 +349,14 @@ check("6.6 no gradient at padded positions", padded_grad, close_to(0.0, 0.0))
 # %% tags=["solution"]
 conf2 = list(conf)
 conf2[8] = 0.95  # SOLUTION
-print(f"ECE = {calibration_math.expected_calibration_error(conf2, correct, bins=5):.3f}")
 
 # %%
-check("6.7 one confidence changed, ECE above 0.3", conf2,
-      satisfies(lambda c: len(c) == len(conf) and sum(a != b for a, b in zip(c, conf)) == 1
-                and calibration_math.expected_calibration_error(c, correct, bins=5) > 0.3,
-                lambda c: f"{sum(a != b for a, b in zip(c, conf))} confidence(s) changed, ECE "
-                          f"{calibration_math.expected_calibration_error(c, correct, bins=5):.3f}"))
+if check("6.7 one confidence changed, ECE above 0.3", conf2,
+         satisfies(lambda c: len(c) == len(conf) and sum(a != b for a, b in zip(c, conf)) == 1
+                   and calibration_math.expected_calibration_error(c, correct, bins=5) > 0.3,
+                   lambda c: f"{sum(a != b for a, b in zip(c, conf))} confidence(s) changed, ECE "
+                             f"{calibration_math.expected_calibration_error(c, correct, bins=5):.3f}")):
+    print(f"ECE = {calibration_math.expected_calibration_error(conf2, correct, bins=5):.3f} (section 5: {checks['ece']:.3f})")
 
 # %% tags=["checks"]
 workshop.values(checks)  # the key numbers, for the test suite to compare with the seeds

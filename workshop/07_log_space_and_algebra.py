@@ -204,10 +204,11 @@ plt.show()
 
 # %% tags=["solution"]
 bits_1000 = mathops.nats_to_bits(1000 * math.log(0.5))  # SOLUTION
-print(bits_1000, "bits: p = 2^-1000 underflows float64's range, the log does not")
 
 # %%
-check("7.1 log2 P of 1,000 coin flips", bits_1000, close_to(-1000.0, 1e-9))
+if check("7.1 log2 P of 1,000 coin flips", bits_1000, close_to(-1000.0, 1e-9)):
+    print(f"{bits_1000:g} bits: p = 2^-1000 = {0.5 ** 1000:.3g} is still a float64, but 2^-1100 = {0.5 ** 1100} is not; "
+          "the log is fine either way")
 
 # %% [markdown]
 # ### Exercise 7.2
@@ -218,14 +219,14 @@ check("7.1 log2 P of 1,000 coin flips", bits_1000, close_to(-1000.0, 1e-9))
 edges2 = dict(edges, b=[("c", math.log(0.5)), ("d", math.log(0.5))])
 best2 = mathops.lattice_score(edges2, "S", "E", "max")[1]  # SOLUTION
 total2 = math.exp(mathops.lattice_score(edges2, "S", "E", "log")[0])  # SOLUTION
-print(best2, total2)
 
 # %%
 paths2 = {("S", "a", "c", "E"): .6 * .5 * .7, ("S", "a", "d", "E"): .6 * .5 * .9, ("S", "b", "c", "E"): .4 * .5 * .7,
           ("S", "b", "d", "E"): .4 * .5 * .9}
-check("7.2 the changed lattice", (best2, total2),
-      satisfies(lambda a: tuple(a[0]) == max(paths2, key=paths2.get) and abs(a[1] - sum(paths2.values())) < 1e-6,
-                lambda a: f"by enumeration the best path is {max(paths2, key=paths2.get)} and the total {sum(paths2.values()):.3f}"))
+if check("7.2 the changed lattice", (best2, total2),
+         satisfies(lambda a: tuple(a[0]) == max(paths2, key=paths2.get) and abs(a[1] - sum(paths2.values())) < 1e-6,
+                   lambda a: f"by enumeration the best path is {max(paths2, key=paths2.get)} and the total {sum(paths2.values()):.3f}")):
+    print(f"best path {' -> '.join(best2)}, total P = {total2:.3f}")
 
 # %% [markdown]
 # ### Exercise 7.3
@@ -235,10 +236,10 @@ check("7.2 the changed lattice", (best2, total2),
 # %% tags=["solution"]
 edges3 = dict(edges, S=edges["S"] + [("E", math.log(0.01))])
 total3 = math.exp(mathops.lattice_score(edges3, "S", "E", "log")[0])  # SOLUTION
-print(total3)
 
 # %%
-check("7.3 the total with a shortcut", total3, close_to(math.exp(total) + 0.01, 1e-6))
+if check("7.3 the total with a shortcut", total3, close_to(math.exp(total) + 0.01, 1e-6)):
+    print(f"total P = {total3:.3f} (before: {math.exp(total):.3f})")
 
 # %% [markdown] tags=["solution"]
 # The total grows by exactly 0.01, to more than the 0.768 of before, and the outgoing probabilities
@@ -251,11 +252,11 @@ check("7.3 the total with a shortcut", total3, close_to(math.exp(total) + 0.01, 
 
 # %% tags=["solution"]
 inverse_of_2 = -4 * 2.0 / (4 + 2.0)  # SOLUTION
-print(inverse_of_2, oplus(2.0, inverse_of_2))
 
 # %%
-check("7.4 the inverse of 2", inverse_of_2, satisfies(lambda b: abs(oplus(2.0, b)) < 1e-12,
-                                                      lambda b: f"2 ⊕ {b} = {oplus(2.0, b):.4g}, not 0"))
+if check("7.4 the inverse of 2", inverse_of_2, satisfies(lambda b: abs(oplus(2.0, b)) < 1e-12,
+                                                         lambda b: f"2 ⊕ {b} = {oplus(2.0, b):.4g}, not 0")):
+    print(f"2 ⊕ {inverse_of_2:.4f} = {oplus(2.0, inverse_of_2):g}")
 
 # %% [markdown] tags=["solution"]
 # a ⊕ b = 0 ⟺ b = −a / (1 + a/4) = −4a / (4 + a); a = −4 has none, as 0 has no inverse under ×.
@@ -268,10 +269,10 @@ check("7.4 the inverse of 2", inverse_of_2, satisfies(lambda b: abs(oplus(2.0, b
 # %% tags=["solution"]
 t3 = torch.tensor([0.3, -2.0, 5.0], dtype=torch.float64)
 assoc_gap = float(torch.logaddexp(torch.logaddexp(t3[0], t3[1]), t3[2]) - torch.logaddexp(t3[0], torch.logaddexp(t3[1], t3[2])))  # SOLUTION
-print(assoc_gap)
 
 # %%
-check("7.5 logaddexp is associative", assoc_gap, close_to(0.0, 1e-12))
+if check("7.5 logaddexp is associative", assoc_gap, close_to(0.0, 1e-12)):
+    print(f"(a ⊕ b) ⊕ c − a ⊕ (b ⊕ c) = {assoc_gap:g}")
 
 # %% tags=["checks"]
 workshop.values(checks)  # the key numbers, for the test suite to compare with the seeds

@@ -26,7 +26,7 @@ from logitscope.evaluation.quantization import simulated_quantization
 from logitscope.scoring.logits import text_ids
 from logitscope import workshop
 from logitscope.evaluation.quantization import quantize_tensor
-from logitscope.workshop import all_of, check, claim, close_to, equal, only_globals, satisfies, say, tasks
+from logitscope.workshop import all_of, check, claim, close_to, equal, lazy, only_globals, satisfies, say, tasks
 
 lesson = workshop.begin("08_logits_and_perplexity_exercise", edition="solutions")
 checks = {}
@@ -324,11 +324,11 @@ check("8.1 sliding windows", sliding_windows, tasks.windows)
 # %% tags=["solution"]
 unicorns = "In a shocking finding, scientists discovered a herd of unicorns living in"
 top5_mass = float(predict_next_tokens(unicorns, 5)["prob"].sum())  # SOLUTION
-print(f"{top5_mass:.3f}")
 
 # %%
-check("8.2 the top-5 mass after the unicorn prompt", top5_mass,
-      close_to(sum(c.prob for c in model.next_token(unicorns, top_k=5).top), 1e-4))
+top5 = model.next_token(unicorns, top_k=5).top
+if check("8.2 the top-5 mass after the unicorn prompt", top5_mass, close_to(sum(c.prob for c in top5), 1e-4)):
+    print(f"the top 5 hold {top5_mass:.3f}:", ", ".join(f"{c.text!r} {c.prob:.3f}" for c in top5))
 
 # %% [markdown]
 # ### Exercise 8.3
@@ -337,20 +337,29 @@ check("8.2 the top-5 mass after the unicorn prompt", top5_mass,
 # `ppl_per_channel`. What made 4 bits hurt?
 
 # %% tags=["solution"]
-with simulated_quantization(model.backend.model, 4, which="matrices"):
-    ppl_matrices = compute_perplexity(quant_test_text)  # SOLUTION
-with simulated_quantization(model.backend.model, 4, "per-channel", which="matrices"):
-    ppl_per_channel = compute_perplexity(quant_test_text)  # SOLUTION
-print(f"per tensor {ppl_matrices:.4g}, per channel {ppl_per_channel:.4g}")
+def perplexity_at_4_bits(scheme):
+    # BEGIN SOLUTION
+    with simulated_quantization(model.backend.model, 4, scheme, which="matrices"):
+        return compute_perplexity(quant_test_text)
+    # END SOLUTION
+
+
+ppl_matrices = perplexity_at_4_bits("per-tensor")  # SOLUTION
+ppl_per_channel = perplexity_at_4_bits("per-channel")  # SOLUTION
 
 # %%
-with simulated_quantization(model.backend.model, 4, "per-channel", which="matrices"):
-    reference_per_channel = model.score(quant_test_text).perplexity
-check("8.3 per-channel 4-bit perplexity", (ppl_matrices, ppl_per_channel),
-      satisfies(lambda v: math.isclose(v[1], reference_per_channel, rel_tol=1e-3),
-                lambda v: f"per channel the perplexity is {reference_per_channel:.4g}, you have {v[1]:.4g}"))
-claim("a range per output row hurts far less than one per tensor", (ppl_matrices, ppl_per_channel),
-      satisfies(lambda v: not v[0] < 10 * v[1], lambda v: f"per tensor {v[0]:.4g}, per channel {v[1]:.4g}"))
+def per_channel_reference():
+    with simulated_quantization(model.backend.model, 4, "per-channel", which="matrices"):
+        reference = model.score(quant_test_text).perplexity
+    return satisfies(lambda v: math.isclose(v[1], reference, rel_tol=1e-3),
+                     lambda v: f"per channel the perplexity is {reference:.4g}, you have {v[1]:.4g}")
+
+
+if check("8.3 per-channel 4-bit perplexity", (ppl_matrices, ppl_per_channel), lazy(per_channel_reference)):
+    print(f"4 bits, the matrices only: per tensor {ppl_matrices:.4g}, per channel {ppl_per_channel:.4g} "
+          f"(float32: {base_ppl:.4g})")
+    claim("a range per output row hurts far less than one per tensor", (ppl_matrices, ppl_per_channel),
+          satisfies(lambda v: not v[0] < 10 * v[1], lambda v: f"per tensor {v[0]:.4g}, per channel {v[1]:.4g}"))
 
 # %% [markdown] tags=["solution"]
 # Rounding the matrices alone is about as bad: the damage is the coarse per-tensor grid, where a few

@@ -17,8 +17,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import InputError
-from .checks import (begin, check, claim, close_to, equal, all_of, only_globals, satisfies, say, summary, values,
-                     NotDone, ExerciseFailed, ClaimFailed)
+from .checks import (begin, check, claim, close_to, equal, all_of, lazy, only_globals, satisfies, say, summary, values,
+                     NotDone, ExerciseFailed, ClaimFailed, Verdict)
 
 LESSONS = (
     "01_logits_to_probabilities",
@@ -86,5 +86,5 @@ def html_course(directory: str | Path, overwrite: bool = False, progress=print) 
 
 
 __all__ = ["LESSONS", "notebook_paths", "read_lessons", "copy_lessons", "html_course", "begin", "check",
-           "claim", "say", "summary", "values", "close_to", "equal", "satisfies", "all_of", "only_globals",
-           "NotDone", "ExerciseFailed", "ClaimFailed"]
+           "claim", "say", "summary", "values", "close_to", "equal", "satisfies", "all_of", "lazy", "only_globals",
+           "NotDone", "ExerciseFailed", "ClaimFailed", "Verdict"]

@@ -72,6 +72,21 @@ class Lesson:
                 "claims": len(self.claims)}
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What ``check`` decided; true when the exercise passed."""
+
+    name: str
+    outcome: str  # "passed" | "not_done" | "failed"
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.outcome == "passed"
+
+    def _ipython_display_(self) -> None:
+        """Nothing: ``check`` has printed its line, and a cell ending in ``check(...)`` shows no Out[]."""
+
+
 _current: Lesson | None = None
 
 
@@ -103,14 +118,33 @@ def lesson() -> Lesson:
 
 
 def is_stub(answer) -> bool:
-    """``...`` or ``None``, alone or inside a tuple or list: the student edition's placeholder."""
+    """``...`` or ``None``, alone or inside a tuple or list, or a function whose body does nothing
+    (``def f(x): ...``): the student edition's placeholders."""
     if isinstance(answer, (tuple, list)):
         return any(is_stub(a) for a in answer)
-    return answer is ... or answer is None
+    return answer is ... or answer is None or _does_nothing(answer)
 
 
-def check(name: str, answer, test: Test) -> None:
-    """Grade one exercise and record its outcome ("passed", "not_done" or "failed")."""
+def _does_nothing(fn) -> bool:
+    """A Python function whose body only returns None (a docstring, comments, ``...`` or ``pass``)."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return False
+    steps = [i for i in dis.get_instructions(code) if i.opname not in ("RESUME", "NOP", "CACHE")]
+    return all(i.opname in ("LOAD_CONST", "RETURN_VALUE", "RETURN_CONST") for i in steps) and \
+        all(i.argval is None for i in steps if i.opname != "RETURN_VALUE")
+
+
+def check(name: str, answer, test: Test) -> Verdict:
+    """Grade one exercise, record and print its outcome ("passed", "not_done" or "failed").
+    The verdict is true when the exercise passed, so that what follows from the answer runs
+    only once it is right::
+
+        if check("4.2 mean ranks", mean_ranks, test):
+            print(mean_ranks)
+
+    The test runs only on a given answer: a reference it computes inside costs nothing while
+    the exercise is not done."""
     current = lesson()
     try:
         if is_stub(answer):
@@ -127,10 +161,11 @@ def check(name: str, answer, test: Test) -> None:
     return _settle(current, name, "failed", problem)
 
 
-def _settle(current: Lesson, name: str, outcome: str, message: str) -> None:
+def _settle(current: Lesson, name: str, outcome: str, message: str) -> Verdict:
     current.record(name, outcome, message)
     if current.edition == "solutions" and outcome != "passed":
         raise ExerciseFailed(f"the worked solution of {name!r} is {outcome.replace('_', ' ')}: {message}")
+    return Verdict(name, outcome, message)
 
 
 def claim(statement: str, value, test: Test | bool = True) -> None:
@@ -239,6 +274,15 @@ def all_of(*tests: Test) -> Test:
     """Right when every test passes; the first problem otherwise."""
     def test(answer):
         return next((p for p in (t(answer) for t in tests) if p is not None), None)
+    return test
+
+
+def lazy(make_test: Callable[[], Test]) -> Test:
+    """A test built only when there is an answer to grade: ``make_test()`` may compute an expensive
+    reference (a generation, a calibration run), which the student edition then skips while the
+    exercise is not done, e.g. ``lazy(lambda: equal(model.calibrate(data).metrics.accuracy))``."""
+    def test(answer):
+        return make_test()(answer)
     return test
 
 
