@@ -14,7 +14,9 @@ import os
 import re
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -64,15 +66,73 @@ def default_cache() -> str:
 
 KERNEL_ENV = {"PYTHONPATH": str(SRC), "LOGITSCOPE_WORKSHOP_MODEL": "bundled", "LOGITSCOPE_THREADS": "1",
               "LOGITSCOPE_CACHE": default_cache(), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-PARALLEL = 2  # notebooks at once, one CPU thread each: the two cores of CI stay busy during imports and loads
+PARALLEL = 2  # kernels at once, one CPU thread each: the two cores of CI stay busy during imports and loads
 EDITIONS = ("solutions", "student")
+HEAVY_FIRST = ("08_logits_and_perplexity_exercise", "05_applications", "04_generation")  # the longest runs start first
+RESET = "%reset -f\nimport gc\ngc.collect()"  # run before each lesson in a reused kernel
 
 
-def execute(name: str, edition: str, folder: Path, nb=None) -> tuple[dict, dict, nbformat.NotebookNode]:
-    """Run one lesson of one edition in a fresh python3 kernel; return (key numbers, summary line, notebook)."""
-    nb = nb if nb is not None else read_lessons(student=edition == "student")[name]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGITSCOPE_")} | KERNEL_ENV
-    editions.execute(nb, folder, timeout=300, env=env)  # the kernel's environment only, not this process's
+class Kernels:
+    """PARALLEL python3 kernels, each reused from lesson to lesson (nbclient runs a notebook in a
+    kernel it did not start when it is given the kernel's manager): starting a kernel and importing
+    torch, transformers, pandas and matplotlib costs about 3 CPU seconds, a lesson's own work 3-25.
+    Each lesson still starts from an empty namespace (``%reset -f`` in a cell put in front of it and
+    taken out afterwards), imports what it uses, begins its record and loads its own model (about
+    0.4 CPU s); nbclient numbers the cells from 1 for every notebook."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.jobs = folder, queue.Queue()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LOGITSCOPE_")} | KERNEL_ENV
+        self.workers = [threading.Thread(target=self._work, daemon=True) for _ in range(PARALLEL)]
+        for worker in self.workers:
+            worker.start()
+
+    def submit(self, nb) -> Future:
+        """Execute ``nb`` (in place) in the next free kernel."""
+        done = Future()
+        self.jobs.put((nb, done))
+        return done
+
+    def close(self) -> None:
+        for _ in self.workers:
+            self.jobs.put(None)
+        for worker in self.workers:
+            worker.join()
+
+    def _work(self) -> None:
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync  # this thread's event loop drives its kernel manager
+
+        km = None
+        while (job := self.jobs.get()) is not None:
+            nb, done = job
+            try:
+                if km is None or not run_sync(km.is_alive)():  # the first lesson, or the last one killed the kernel
+                    km = AsyncKernelManager(kernel_name="python3")
+                    run_sync(km.start_kernel)(env=self.env, cwd=str(self.folder))  # the kernel's environment only
+                done.set_result(self._run(nb, km))
+            except Exception as error:  # handed to the test that waits for this notebook
+                done.set_exception(error)
+        if km is not None and run_sync(km.is_alive)():
+            run_sync(km.shutdown_kernel)(now=True)
+
+    def _run(self, nb, km):
+        nb.cells.insert(0, nbformat.v4.new_code_cell(RESET))
+        try:
+            return editions.execute(nb, self.folder, timeout=300, km=km)
+        finally:
+            del nb.cells[0]
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    pool = Kernels(tmp_path_factory.mktemp("kernels"))
+    yield pool
+    pool.close()
+
+
+def outcome(name: str, edition: str, nb) -> tuple[dict, dict, nbformat.NotebookNode]:
+    """An executed lesson's (key numbers, summary line, notebook)."""
     keep = os.environ.get("WORKSHOP_EXECUTED_DIR")  # keep the executed notebooks (with outputs) to read them
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
@@ -87,16 +147,35 @@ def execute(name: str, edition: str, folder: Path, nb=None) -> tuple[dict, dict,
     return (json.loads(text) if text else {}), summary, nb
 
 
+def execute(kernels: Kernels, name: str, edition: str, nb=None) -> tuple[dict, dict, nbformat.NotebookNode]:
+    """Run one lesson of one edition (or the given variant of it); -> (key numbers, summary line, notebook)."""
+    nb = nb if nb is not None else read_lessons(student=edition == "student")[name]
+    return outcome(name, edition, kernels.submit(nb).result())
+
+
+class LessonRuns(dict):
+    """{(lesson, edition): Future of the executed notebook}; a run not started up front starts when asked for."""
+
+    def __init__(self, kernels: Kernels, keys):
+        super().__init__()
+        self.kernels = kernels
+        for key in sorted(keys, key=lambda k: (k[0] not in HEAVY_FIRST, k)):
+            self[key]  # noqa: B018 - starts the run
+
+    def __missing__(self, key):
+        self[key] = self.kernels.submit(read_lessons(student=key[1] == "student")[key[0]])
+        return self[key]
+
+    def result(self, name: str, edition: str) -> tuple[dict, dict, nbformat.NotebookNode]:
+        return outcome(name, edition, self[(name, edition)].result())
+
+
 @pytest.fixture(scope="module")
-def lesson_runs(request, tmp_path_factory):
-    """Start every (lesson, edition) this session selected, PARALLEL at a time; -> Future[(values, summary, nb)]."""
+def lesson_runs(request, kernels):
+    """Start every (lesson, edition) this session selected, the longest first, PARALLEL at a time."""
     wanted = {(item.callspec.params["name"], item.callspec.params.get("edition", "solutions"))
               for item in request.session.items if getattr(item, "originalname", "") in RUNNERS}
-    pool = ThreadPoolExecutor(PARALLEL)
-    try:
-        yield {key: pool.submit(execute, *key, tmp_path_factory.mktemp(key[0])) for key in sorted(wanted)}
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    return LessonRuns(kernels, wanted)
 
 
 def cell_errors(nb) -> list[str]:
@@ -224,7 +303,7 @@ RUNNERS = ("test_lesson_runs_and_reproduces_the_seed_numbers", "test_student_edi
 def test_lesson_runs_and_reproduces_the_seed_numbers(name, lesson_runs):
     """The solution edition: no error, no warning, every exercise passed, every claim held
     (a failed one raises), and the key numbers equal the seeds'."""
-    values, summary, nb = lesson_runs[(name, "solutions")].result()
+    values, summary, nb = lesson_runs.result(name, "solutions")
     assert not cell_errors(nb), "\n".join(cell_errors(nb))
     assert not warnings_in(nb), "\n".join(warnings_in(nb))
     assert summary["notebook"] == name and summary["edition"] == "solutions"
@@ -237,7 +316,7 @@ def test_lesson_runs_and_reproduces_the_seed_numbers(name, lesson_runs):
 @pytest.mark.parametrize("name", lesson_params())
 def test_student_edition_runs_with_every_exercise_not_done(name, edition, lesson_runs):
     """The student edition, unchanged: no error, no traceback, and every exercise "not done yet"."""
-    _, summary, nb = lesson_runs[(name, edition)].result()
+    _, summary, nb = lesson_runs.result(name, edition)
     assert not cell_errors(nb), "\n".join(cell_errors(nb))
     assert summary["edition"] == "student" and summary["failed"] == [] and summary["passed"] == 0
     assert summary["not_done"] == summary["exercises"] >= 3
@@ -397,23 +476,23 @@ def planted(name: str, find: str, replace: str):
     return nb
 
 
-def test_a_planted_false_claim_fails_the_lesson(tmp_path):
+def test_a_planted_false_claim_fails_the_lesson(kernels):
     """Lesson 7 states the lattice's total 0.768 in a claim; plant a wrong number and the run fails."""
     nb = planted("07_log_space_and_algebra", "close_to(math.exp(total) + 0.01, 1e-6)",
                  "close_to(math.exp(total) + 0.02, 1e-6)")  # a false sentence about the shortcut's total
-    _, summary, nb = execute("07_log_space_and_algebra", "solutions", tmp_path, nb)
+    _, summary, nb = execute(kernels, "07_log_space_and_algebra", "solutions", nb)
     errors = cell_errors(nb)
     assert len(errors) == 1 and "ExerciseFailed" in errors[0] and "7.3" in errors[0]
     nb = planted("07_log_space_and_algebra", "checks[\"product_underflows\"] = float(product) == 0.0",
                  "checks[\"product_underflows\"] = float(product) == 0.0\n"
                  "workshop.claim(\"the product of 400 probabilities of 0.1 is 1e-400\", float(product), "
                  "workshop.close_to(1e-300, 1e-310))")
-    _, _, nb = execute("07_log_space_and_algebra", "solutions", tmp_path, nb)
+    _, _, nb = execute(kernels, "07_log_space_and_algebra", "solutions", nb)
     errors = cell_errors(nb)
     assert len(errors) == 1 and "ClaimFailed" in errors[0] and "1e-400" in errors[0]
 
 
-def test_a_planted_wrong_solution_is_explained_in_the_student_edition(tmp_path):
+def test_a_planted_wrong_solution_is_explained_in_the_student_edition(kernels):
     """A top-p that drops the crossing token, typed into the student edition: a ✗ line, no traceback."""
     nb = read_lessons(student=True)["03_sampling"]
     stub = next(c for c in nb.cells if c.source.startswith("def top_p_filter"))
@@ -424,17 +503,17 @@ def test_a_planted_wrong_solution_is_explained_in_the_student_edition(tmp_path):
         "    keep = torch.zeros_like(probs, dtype=torch.bool)\n"
         "    keep[order] = probs[order].cumsum(0) <= p  # drops the token that crosses p\n"
         "    return logits.masked_fill(~keep, float('-inf'))\n")
-    _, summary, nb = execute("03_sampling", "student", tmp_path, nb)
+    _, summary, nb = execute(kernels, "03_sampling", "student", nb)
     assert not cell_errors(nb)
     assert summary["failed"] == ["3.2 top-p"] and summary["not_done"] == summary["exercises"] - 1
     said = next(o.text for c in nb.cells if c.source.startswith('check("3.2') for o in c.outputs)
     assert said.startswith("✗ 3.2 top-p: on ") and "where the reference keeps" in said and "crosses p stays" in said
 
 
-def test_html_pages_and_index(tmp_path):
+def test_html_pages_and_index(tmp_path, lesson_runs):
     """--html's writer on an executed lesson (the model-free one): a page per lesson and an index."""
     pytest.importorskip("nbconvert")
-    _, _, nb = execute("07_log_space_and_algebra", "solutions", tmp_path)
+    _, _, nb = lesson_runs.result("07_log_space_and_algebra", "solutions")
     index = editions.write_html({"07_log_space_and_algebra": nb}, tmp_path / "site")
     page = (tmp_path / "site" / "07_log_space_and_algebra.html").read_text(encoding="utf-8")
     assert "Lesson 7" in page and "data:image/png;base64" in page and "✓ 7.1" in page

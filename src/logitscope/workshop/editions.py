@@ -78,13 +78,16 @@ def summary_line(nb) -> dict:
     return json.loads(lines[-1])
 
 
-def execute(nb, folder: Path, timeout: int = 600, env: dict | None = None):
-    """Run a notebook top to bottom in a fresh python3 kernel (cells that fail are kept, with their error)."""
+def execute(nb, folder: Path, timeout: int = 600, env: dict | None = None, km=None):
+    """Run a notebook top to bottom in a fresh python3 kernel (cells that fail are kept, with their
+    error), or in the running kernel of ``km`` (a jupyter_client kernel manager), which stays up."""
     import nbclient
 
     client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                                     resources={"metadata": {"path": str(folder)}})
+                                     resources={"metadata": {"path": str(folder)}}, km=km)
     client.execute(env=env) if env is not None else client.execute()
+    if km is not None:
+        client.kc.stop_channels()  # nbclient leaves a kernel it did not start running, and its client open
     return nb
 
 
