@@ -210,6 +210,38 @@ def test_student_edition_prints_and_never_raises(capsys):
                                    "failed": ["wrong", "crash"], "claims": 1}
 
 
+def test_the_verdict_is_true_only_when_passed_and_a_do_nothing_function_is_a_stub(capsys):
+    workshop.begin("t", edition="student")
+
+    def stub(z):
+        """Return the softmax of z."""
+        # your code here
+        ...
+
+    def returns_none(z):
+        return None
+
+    assert workshop.check("right", 0.5, close_to(0.5)) and workshop.check("right", 0.5, close_to(0.5)).outcome == "passed"
+    assert not workshop.check("wrong", 0.4, close_to(0.5))
+    assert workshop.check("stub", stub, tasks.softmax).outcome == "not_done"
+    assert workshop.check("pass", lambda z: None, tasks.softmax).outcome == "not_done"
+    assert workshop.check("none", returns_none, tasks.softmax).outcome == "not_done"
+    assert workshop.check("real", lambda z: z, tasks.softmax).outcome == "failed"  # does something: graded
+
+
+def test_lazy_builds_its_test_only_for_a_given_answer(capsys):
+    built = []
+
+    def expensive():
+        built.append(1)
+        return close_to(0.5)
+
+    workshop.begin("t", edition="student")
+    assert workshop.check("stub", ..., workshop.lazy(expensive)).outcome == "not_done" and built == []
+    assert workshop.check("given", 0.5, workshop.lazy(expensive)) and built == [1]
+    assert "the value is 0.4" in workshop.check("wrong", 0.4, workshop.lazy(expensive)).message
+
+
 NOTEBOOK_GLOBAL = 3
 
 
