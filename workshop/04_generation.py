@@ -26,7 +26,6 @@ import logitscope as ls
 from logitscope import SamplerConfig, registry, workshop
 from logitscope.views.text import tree_text
 from logitscope.workshop import check, claim, equal, lazy, satisfies, tasks
-from logitscope.workshop.figures import path_tree
 
 lesson = workshop.begin("04_generation", edition="solutions")
 checks = {}
@@ -106,7 +105,7 @@ print(tree_text(tree))
 
 # %%
 checks["tree_nodes"] = len(list(tree.nodes()))
-path_tree(tree);  # line width and colour by path probability
+tree.plot(by="path")  # line width and colour by path probability; tree.plot() draws each branch by p(token | path)
 
 # %% [markdown]
 # ## 4. Scoring existing text

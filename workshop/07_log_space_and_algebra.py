@@ -71,6 +71,7 @@ a.plot(lengths, np.cumprod(np.full(400, 0.1)))
 a.set(title="product (linear axis)", xlabel="tokens")
 b.plot(lengths, np.cumsum(np.log(np.full(400, 0.1))))
 b.set(title="sum of logs", xlabel="tokens", ylabel="nats")
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
