@@ -1,9 +1,12 @@
 """The workshop's grader: every from-scratch task accepts a correct implementation written the
-seed's way (not the library's code) and explains a typical wrong one in words; check() and
-claim() behave as each edition needs. No notebook, no model: fast."""
+seed's way (not the library's code) and the lessons' own worked solutions (read from the packaged
+notebooks, no kernel), and explains a typical wrong one in words; check() and claim() behave as
+each edition needs. No kernel, no model: fast."""
 
 from __future__ import annotations
 
+import ast
+import functools
 import json
 import math
 
@@ -59,32 +62,6 @@ def sampler_chain(logits, temperature, top_k, top_p, min_p):
 def perplexity(logprobs):
     return math.exp(-sum(logprobs) / len(logprobs))
 
-def sliding_windows(n_tokens, window, stride):
-    out, begin, end = [], 0, min(window, n_tokens)
-    out.append((0, end, 1))
-    while end < n_tokens:
-        begin = min(begin + stride, end - 1)
-        new_end = min(begin + window, n_tokens)
-        out.append((begin, new_end, end))
-        end = new_end
-    return out
-
-def beam_search(next_probs, width, max_new_tokens, alpha):
-    alive, finished = [((), 0.0)], []
-    for step in range(max_new_tokens):
-        cands = sorted(((toks + (w,), lp + math.log(p)) for toks, lp in alive
-                        for w, p in next_probs(toks).items() if p > 0), key=lambda c: -c[1])[:2 * width]
-        alive = []
-        for rank, (toks, lp) in enumerate(cands):
-            if toks[-1] == "<EOS>":
-                if rank < width:
-                    finished.append((toks, lp))
-            elif len(alive) < width:
-                alive.append((toks, lp))
-        if len(finished) >= width or not alive:
-            break
-    return max(finished + alive, key=lambda h: h[1] / max(len(h[0]), 1) ** alpha)
-
 def ece(confidence, correct, bins):
     conf, corr = np.asarray(confidence, float), np.asarray(correct, float)
     edges = np.linspace(0, 1, bins + 1)
@@ -97,8 +74,31 @@ def ece(confidence, correct, bins):
 
 
 CORRECT = {"softmax": softmax, "temperature": softmax_t, "top_k": top_k_filter, "top_p": top_p_filter,
-           "min_p": min_p_filter, "sampling": sample, "chain": sampler_chain, "perplexity": perplexity,
-           "windows": sliding_windows, "beam": beam_search, "ece": ece}
+           "min_p": min_p_filter, "sampling": sample, "chain": sampler_chain, "perplexity": perplexity, "ece": ece}
+SOLVED_IN = {"softmax": ("01_logits_to_probabilities", "softmax"), "temperature": ("01_logits_to_probabilities", "softmax_t"),
+             "top_k": ("03_sampling", "top_k_filter"), "top_p": ("03_sampling", "top_p_filter"),
+             "min_p": ("03_sampling", "min_p_filter"), "sampling": ("03_sampling", "sample"),
+             "chain": ("03_sampling", "sampler_chain"), "beam": ("04_generation", "beam_search"),
+             "perplexity": ("06_probability_math", "perplexity"), "ece": ("06_probability_math", "ece"),
+             "windows": ("08_logits_and_perplexity_exercise", "sliding_windows")}
+
+
+@functools.cache
+def lesson_solution(lesson: str, name: str):
+    """The function ``name`` as the lesson's solution edition defines it: the functions and CONSTANTS
+    of the lesson's solution cells, run in order in a namespace holding the lessons' imports."""
+    pytest.importorskip("nbformat")
+    from logitscope.core import mathops
+    from logitscope.workshop import read_lessons
+
+    namespace = {"math": math, "np": np, "torch": torch, "mathops": mathops}
+    for cell in read_lessons()[lesson].cells:
+        if "solution" in cell.metadata.get("tags", []) and cell.cell_type == "code":
+            tree = ast.parse(cell.source)
+            tree.body = [node for node in tree.body if isinstance(node, ast.FunctionDef) or
+                         (isinstance(node, ast.Assign) and all(getattr(t, "id", "").isupper() for t in node.targets))]
+            exec(compile(tree, f"<{lesson}>", "exec"), namespace)  # noqa: S102 - the packaged lesson's own code
+    return namespace[name]
 
 
 @pytest.mark.parametrize("task", sorted(CORRECT))
@@ -106,7 +106,12 @@ def test_a_correct_implementation_passes(task):
     assert getattr(tasks, task)(CORRECT[task]) is None
 
 
-@pytest.mark.parametrize("task", sorted(CORRECT))
+@pytest.mark.parametrize("task", sorted(SOLVED_IN))
+def test_the_lessons_worked_solutions_pass_their_tasks(task):
+    assert getattr(tasks, task)(lesson_solution(*SOLVED_IN[task])) is None
+
+
+@pytest.mark.parametrize("task", sorted(SOLVED_IN))
 def test_a_stub_is_not_done(task):
     with pytest.raises(workshop.NotDone):
         getattr(tasks, task)(lambda *args: ...)
@@ -164,7 +169,8 @@ MISTAKES = [
     ("chain", chain_top_p_first, "the production order is temperature -> top-k -> top-p -> min-p"),
     ("perplexity", perplexity_by_product, "average the log-probs"),
     ("windows", lambda n, w, s: [(b, min(b + w, n), max(b, 1)) for b in range(0, n, w)], "left context"),
-    ("beam", lambda f, w, m, a: beam_search(f, w, m, 0.0), "alpha = 1 ranks by the mean log-prob"),
+    ("beam", lambda f, w, m, a: lesson_solution("04_generation", "beam_search")(f, w, m, 0.0),
+     "alpha = 1 ranks by the mean log-prob"),
     ("ece", ece_left_closed, "closed on the right"),
 ]
 

@@ -13,8 +13,8 @@
 #
 # Along the way you write the stable softmax and the temperature yourself; a check under each
 # exercise compares your function with the library's on ordinary and awkward inputs and says what
-# differs. Runs in about 15 seconds on a laptop CPU with one torch thread (most of it loading the
-# model once).
+# differs. Runs in about 5 seconds of one CPU core with one torch thread (half of it importing
+# torch and transformers); longer on a busy machine.
 
 # %%
 %matplotlib inline
