@@ -9,7 +9,8 @@
 #
 # The tasks are posed first; worked solutions follow each task in this edition; the student edition
 # (`logitscope workshop DIR --student`) has `...` where the solutions are, and the checks under
-# them say "not done yet", or what is wrong. Runs in about 30 seconds of one CPU core with one torch thread (most of it the quantization sweep).
+# them say "not done yet", or what is wrong. Runs in about 30 seconds of one CPU core with one
+# torch thread (most of it the quantization sweep).
 
 # %%
 %matplotlib inline
