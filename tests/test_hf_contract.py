@@ -26,10 +26,10 @@ def backend(request):
     family = request.param.split("-")[0]
     mp = pytest.MonkeyPatch()
     if request.param.endswith("no-fast-path"):
-        mp.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+        mp.setenv("LOGITSCOPE_FAST_PATHS", "0")
     b = HFBackend(tiny_model(family), tiny_tokenizer(), name=f"tiny-{request.param}")
     mp.undo()
-    assert (b._fast is not None) == (request.param in ("llama", "qwen2"))  # the fast path applies where it should
+    assert (b._fast_forward is not None) == (request.param in ("llama", "qwen2"))  # the fast path applies where it should
     return b
 
 

@@ -30,7 +30,7 @@ ANALYSIS_MODULES = [
     "logitscope", "logitscope.model", "logitscope.results", "logitscope.loading",
     "logitscope.core.mathops", "logitscope.core.calibration_math", "logitscope.core.processors",
     "logitscope.core.boundary", "logitscope.core.corpus",
-    "logitscope.backends.base", "logitscope.backends.hf", "logitscope.backends.fastllama", "logitscope.backends.toy",
+    "logitscope.backends.base", "logitscope.backends.hf", "logitscope.backends.fast_forward", "logitscope.backends.toy",
     "logitscope.scoring.score", "logitscope.scoring.perplexity",
     "logitscope.sampling.generation", "logitscope.sampling.chain", "logitscope.sampling.session",
     "logitscope.sampling.beam", "logitscope.sampling.tree",

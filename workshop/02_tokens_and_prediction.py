@@ -17,14 +17,14 @@ import pandas as pd
 from IPython.display import display
 
 import logitscope as ls
-from logitscope import registry, workshop
+from logitscope import workshop
 from logitscope.core import mathops
 from logitscope.scoring.logits import text_ids
-from logitscope.workshop import check, claim, equal, satisfies
+from logitscope.workshop import check, claim, equal, load_preferred, satisfies
 
 lesson = workshop.begin("02_tokens_and_prediction", edition="solutions")
 checks = {}
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 
 # %% [markdown]

@@ -21,10 +21,10 @@ import pandas as pd
 import torch
 
 import logitscope as ls
-from logitscope import SamplerConfig, registry, workshop
+from logitscope import SamplerConfig, workshop
 from logitscope.backends.toy import ToyBackend
 from logitscope.core import mathops, processors
-from logitscope.workshop import check, claim, close_to, equal, satisfies, tasks
+from logitscope.workshop import check, claim, close_to, equal, load_preferred, satisfies, tasks
 
 lesson = workshop.begin("03_sampling", edition="solutions")
 checks = {}
@@ -123,7 +123,7 @@ check("3.3 min-p", min_p_filter, tasks.min_p)
 # "See you ___": a base model (the seeds used GPT-2) spreads its mass over many sensible words.
 
 # %%
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 prompt = "See you"
 combined = SamplerConfig(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05)

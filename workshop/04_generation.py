@@ -23,13 +23,13 @@ import time
 import pandas as pd
 
 import logitscope as ls
-from logitscope import SamplerConfig, registry, workshop
+from logitscope import SamplerConfig, workshop
 from logitscope.views.text import tree_text
-from logitscope.workshop import check, claim, equal, lazy, satisfies, tasks
+from logitscope.workshop import check, claim, equal, lazy, load_preferred, satisfies, tasks
 
 lesson = workshop.begin("04_generation", edition="solutions")
 checks = {}
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 
 # %% [markdown]

@@ -27,12 +27,12 @@ import pandas as pd
 from IPython.display import HTML, display
 
 import logitscope as ls
-from logitscope import registry, workshop
-from logitscope.workshop import check, claim, equal, lazy, satisfies
+from logitscope import workshop
+from logitscope.workshop import check, claim, equal, lazy, load_preferred, satisfies
 
 lesson = workshop.begin("05_applications", edition="solutions")
 checks = {}
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 work = Path(tempfile.mkdtemp(prefix="logitscope-lesson5-"))
 

@@ -21,17 +21,16 @@ import pandas as pd
 import torch
 
 import logitscope as ls
-from logitscope import registry
-from logitscope.core import mathops
-from logitscope.evaluation.quantization import simulated_quantization
-from logitscope.scoring.logits import text_ids
 from logitscope import workshop
-from logitscope.evaluation.quantization import quantize_tensor
-from logitscope.workshop import all_of, check, claim, close_to, equal, lazy, only_globals, satisfies, say, tasks
+from logitscope.core import mathops
+from logitscope.evaluation.quantization import quantize_tensor, simulated_quantization
+from logitscope.scoring.logits import text_ids
+from logitscope.workshop import (all_of, check, claim, close_to, equal, lazy, load_preferred, only_globals, satisfies,
+                                 say, tasks)
 
 lesson = workshop.begin("08_logits_and_perplexity_exercise", edition="solutions")
 checks = {}
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 n_params = sum(p.numel() for p in {id(p): p for p in model.backend.model.parameters()}.values())
 print(f"The tokenizer has {model.backend.vocab_size:,} tokens; the model has {n_params:,} parameters.")

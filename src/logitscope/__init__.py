@@ -49,15 +49,16 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-def load(path=None, *, device: str | None = None, threads: int | None = None) -> "Model":
-    """Load a model: None/'bundled' (SmolLM2-135M-Instruct), 'toy', a local HF directory or a .gguf file.
+def load(path=None, *, device: str | None = None, threads: int | None = None, remote: dict | None = None) -> "Model":
+    """Load a model: None/'bundled' (SmolLM2-135M-Instruct), 'toy', a local HF directory, a .gguf file, or
+    an OpenAI-compatible server's URL (``remote``: {"api_key": ..., "concurrency": ..., "timeout": ...}).
 
     The default comes from $LOGITSCOPE_MODEL when set.
     """
     from .loading import load_backend
     from .model import Model
 
-    return Model(load_backend(path, device=device, threads=threads))
+    return Model(load_backend(path, device=device, threads=threads, remote=remote))
 
 
 def from_backend(backend: "Backend") -> "Model":

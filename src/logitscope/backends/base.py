@@ -171,7 +171,7 @@ class Backend(ABC):
     for the hot loops that chain them; a caller moves what it keeps with ``.cpu()``."""
 
     name: str = "backend"
-    engine: str = "python"  # what computes the numbers: "torch", "llamacpp", "remote", "toy"...
+    engine: str = "python"  # what computes the numbers: "torch", "llamacpp", "remote", "python" (toy models)
     dtype: str = "float64"  # the arithmetic of the logits (e.g. "float32", "bfloat16", "Q4_1")
     capabilities: Capabilities = Capabilities()
     vocab_size: int
@@ -180,6 +180,7 @@ class Backend(ABC):
     adds_bos_by_default: bool = False  # the tokenizer's own convention for a prefix token
     chat_template: str | None = None  # a Jinja chat template (messages, add_generation_prompt), if the model has one
     group_tokens: int = GROUP_TOKENS  # ids per nll_sums call that keep this backend busy (perplexity's batches)
+    demo_texts: tuple[str, str] | None = None  # (prompt, text) for `logitscope demo` when the defaults do not fit
 
     # -- tokenization -------------------------------------------------------
     @abstractmethod

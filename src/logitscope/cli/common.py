@@ -218,13 +218,14 @@ def bos_value(choice: str):
 
 
 def load_model(spec):
-    """Load once per command (environment checked first); progress of a first-time GGUF
-    conversion goes to stderr."""
+    """Load once per command (environment checked first, remote options passed on); progress of a
+    first-time GGUF conversion goes to stderr."""
     from .. import load
     from ..settings import check_environment
+    from .remote_options import remote_settings
 
     check_environment()
-    return load(spec)
+    return load(spec, remote=remote_settings())
 
 
 # -- input ----------------------------------------------------------------------------------

@@ -1,23 +1,25 @@
 """--api-key, --concurrency and --timeout on every command that takes a model, for
-models behind an OpenAI-compatible server (``-m http://HOST:PORT/v1``). They set the
-environment variables ``backends/remote.py`` reads, so command bodies stay untouched."""
+models behind an OpenAI-compatible server (``-m http://HOST:PORT/v1``). Their values
+are kept in the command's context and handed to ``load(..., remote=...)`` by
+``common.load_model`` (``remote_settings``), so command bodies stay untouched."""
 
 from __future__ import annotations
 
-import os
-
 import click
 
-ENV = {"api_key": "LOGITSCOPE_API_KEY", "concurrency": "LOGITSCOPE_CONCURRENCY", "timeout": "LOGITSCOPE_TIMEOUT"}
+KEY = "logitscope.remote"  # where the values live in click's context (ctx.meta)
 
 
 def _store(ctx, param, value):
-    """Set the variable for this command only (restored when the command ends)."""
-    if value is None:
-        return
-    name, before = ENV[param.name], os.environ.get(ENV[param.name])
-    os.environ[name] = str(value)
-    ctx.call_on_close(lambda: os.environ.pop(name, None) if before is None else os.environ.update({name: before}))
+    """Keep the value for this command's model loads."""
+    if value is not None:
+        ctx.meta.setdefault(KEY, {})[param.name] = value
+
+
+def remote_settings() -> dict:
+    """The remote options given to the running command ({} outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    return dict(ctx.meta.get(KEY, {})) if ctx is not None else {}
 
 
 OPTIONS = [

@@ -104,9 +104,7 @@ def tokenize_fragment(result) -> str:
 def comparison_fragment(result) -> str:
     if len(result.results) == 1:
         return to_html(tables.per_source_table(result.results[0]))
-    from ..scoring.perplexity import WHY
-
-    notes = "".join(_p(f"{c}: {WHY[c]}") for c in result.conventions) if len(result.conventions) > 1 else ""
+    notes = "".join(_p(f"{c}: {why}") for c, why in result.convention_notes())
     return to_html(tables.side_by_side_table(result.results)) + notes
 
 
@@ -142,6 +140,7 @@ def _table(make):
 
 
 VIEWS = {
+    "ModelInfo": _table(tables.info_table),
     "NextTokenResult": _table(tables.next_token_table),
     "ScoreResult": score_fragment,
     "TokenizeResult": tokenize_fragment,

@@ -420,7 +420,7 @@ def uncertainty_picture(result) -> Picture:
 
 def truth_picture(result) -> Picture:
     def roc(r, ax):
-        from ..confidence.truth import roc_curve
+        from ..core.calibration_math import roc_curve
 
         for rep in r.reports:
             fpr, tpr = roc_curve(r.true_scores[rep.measure], r.false_scores[rep.measure])

@@ -49,6 +49,14 @@ def columns(names, left=(), **options) -> list[Column]:
     return [Column(n, "left" if n in left else "right", **options) for n in names]
 
 
+# -- the model ------------------------------------------------------------------------------------
+def info_table(result) -> TableSpec:
+    table = TableSpec(result.model, columns(("fact", "value"), left=("fact", "value")))
+    for key, value in result.to_dict().items():
+        table.add(key, "; ".join(map(str, value)) if isinstance(value, list) else str(value))
+    return table
+
+
 # -- next token and scoring ----------------------------------------------------------------------
 def next_token_table(result) -> TableSpec:
     bound = f", a lower bound from the top {result.top_k_only}" if result.top_k_only else ""
@@ -181,16 +189,15 @@ def truth_table(result) -> TableSpec:
 
 
 def rank_table(result, by: str = "sum", tokens: bool = False) -> TableSpec:
-    from ..confidence.ranking import NORMALISATIONS
-
+    norms = result.normalisations
     table = TableSpec(f"candidates after {result.prompt!r}, ordered by {by} "
                       f"(shared prefix: {result.shared_prefix_tokens} tokens)",
-                      columns(("#", "candidate", "tokens", *NORMALISATIONS), left=("candidate",)),
+                      columns(("#", "candidate", "tokens", *norms), left=("candidate",)),
                       caption="\n".join(result.notes) or None)
-    orders = {n: result.order(n) for n in NORMALISATIONS}
+    orders = {n: result.order(n) for n in norms}
     for i in orders[by]:
         c = result.candidates[i]
-        cells = ["–" if c.score(n) is None else f"{c.score(n):.3f} (#{orders[n].index(i) + 1})" for n in NORMALISATIONS]
+        cells = ["–" if c.score(n) is None else f"{c.score(n):.3f} (#{orders[n].index(i) + 1})" for n in norms]
         detail = " ".join(f"{t.text!r}:{t.logprob:.2f}" for t in c.result.scored_tokens) if tokens else ""
         table.add(str(orders[by].index(i) + 1), repr(c.candidate) + (f"\n{detail}" if detail else ""),
                   str(c.num_tokens), *cells)

@@ -103,9 +103,7 @@ def comparison_view(result) -> Group:
     """Per-source table for one run; side by side for several, with what each convention means."""
     if len(result.results) == 1:
         return Group(perplexity_view(result.results[0]))
-    from ..scoring.perplexity import WHY
-
-    notes = [Text(f"  {conv:<9} {WHY[conv]}") for conv in result.conventions] if len(result.conventions) > 1 else []
+    notes = [Text(f"  {conv:<9} {why}") for conv, why in result.convention_notes()]
     return Group(to_rich(tables.side_by_side_table(result.results)), *notes)
 
 
@@ -151,6 +149,7 @@ def _table(make):
 
 
 VIEWS = {
+    "ModelInfo": _table(tables.info_table),
     "NextTokenResult": next_token_view,
     "ScoreResult": score_view,
     "TokenizeResult": tokenize_view,

@@ -16,6 +16,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from .. import catalog, settings
 from ..errors import InputError
 from .checks import (begin, check, claim, close_to, equal, all_of, lazy, only_globals, satisfies, say, summary, values,
                      NotDone, ExerciseFailed, ClaimFailed, Verdict)
@@ -85,6 +86,22 @@ def html_course(directory: str | Path, overwrite: bool = False, progress=print) 
     return write_html(executed, target)
 
 
-__all__ = ["LESSONS", "notebook_paths", "read_lessons", "copy_lessons", "html_course", "begin", "check",
-           "claim", "say", "summary", "values", "close_to", "equal", "satisfies", "all_of", "lazy", "only_globals",
-           "NotDone", "ExerciseFailed", "ClaimFailed", "Verdict"]
+def load_preferred(name: str = "gemma3-270m"):
+    """Load ``name`` if it has been added, else the bundled model; returns (Model, note).
+
+    ``$LOGITSCOPE_WORKSHOP_MODEL`` overrides ``name`` (e.g. 'bundled' to keep runs comparable).
+    """
+    from .. import load
+
+    name = settings.workshop_model() or name
+    if name in catalog.MODELS and not catalog.is_added(name):
+        return load("bundled"), (f"note: {name} ({catalog.MODELS[name].title}) is not added, so this lesson uses the "
+                                 f"bundled SmolLM2-135M-Instruct, an instruction-tuned model whose answers to "
+                                 f"bare prompts look odder. `logitscope models add {name}` adds it.")
+    model = load(name)
+    return model, f"model: {model.name}"
+
+
+__all__ = ["LESSONS", "notebook_paths", "read_lessons", "copy_lessons", "html_course", "load_preferred", "begin",
+           "check", "claim", "say", "summary", "values", "close_to", "equal", "satisfies", "all_of", "lazy",
+           "only_globals", "NotDone", "ExerciseFailed", "ClaimFailed", "Verdict"]
