@@ -131,12 +131,13 @@ def kernels(tmp_path_factory):
     pool.close()
 
 
-def outcome(name: str, edition: str, nb) -> tuple[dict, dict, nbformat.NotebookNode]:
-    """An executed lesson's (key numbers, summary line, notebook)."""
-    keep = os.environ.get("WORKSHOP_EXECUTED_DIR")  # keep the executed notebooks (with outputs) to read them
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, Path(keep) / f"{name}.{edition}.ipynb")
+def outcome(name: str, edition: str, nb, keep: bool = True) -> tuple[dict, dict, nbformat.NotebookNode]:
+    """An executed lesson's (key numbers, summary line, notebook); the packaged lessons' runs are kept
+    (with their outputs) in $WORKSHOP_EXECUTED_DIR when it is set, to read them."""
+    folder = os.environ.get("WORKSHOP_EXECUTED_DIR")
+    if folder and keep:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, Path(folder) / f"{name}.{edition}.ipynb")
     tagged = [c for c in nb.cells if "checks" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{name} needs exactly one cell tagged 'checks'"
     text = "".join(o.get("text", "") for o in tagged[0].outputs if o.get("output_type") == "stream")
@@ -147,10 +148,9 @@ def outcome(name: str, edition: str, nb) -> tuple[dict, dict, nbformat.NotebookN
     return (json.loads(text) if text else {}), summary, nb
 
 
-def execute(kernels: Kernels, name: str, edition: str, nb=None) -> tuple[dict, dict, nbformat.NotebookNode]:
-    """Run one lesson of one edition (or the given variant of it); -> (key numbers, summary line, notebook)."""
-    nb = nb if nb is not None else read_lessons(student=edition == "student")[name]
-    return outcome(name, edition, kernels.submit(nb).result())
+def execute(kernels: Kernels, name: str, edition: str, nb) -> tuple[dict, dict, nbformat.NotebookNode]:
+    """Run a variant of one lesson (a planted mistake); -> (key numbers, summary line, notebook)."""
+    return outcome(name, edition, kernels.submit(nb).result(), keep=False)
 
 
 class LessonRuns(dict):
