@@ -315,9 +315,10 @@ def test_lesson_runs_and_reproduces_the_seed_numbers(name, lesson_runs):
 @pytest.mark.parametrize("edition", ["student"])
 @pytest.mark.parametrize("name", lesson_params())
 def test_student_edition_runs_with_every_exercise_not_done(name, edition, lesson_runs):
-    """The student edition, unchanged: no error, no traceback, and every exercise "not done yet"."""
+    """The student edition, unchanged: no error, no traceback, no warning, and every exercise "not done yet"."""
     _, summary, nb = lesson_runs.result(name, edition)
     assert not cell_errors(nb), "\n".join(cell_errors(nb))
+    assert not warnings_in(nb), "\n".join(warnings_in(nb))
     assert summary["edition"] == "student" and summary["failed"] == [] and summary["passed"] == 0
     assert summary["not_done"] == summary["exercises"] >= 3
     solutions = [c for c in read_lessons()[name].cells if "solution" in c.metadata.get("tags", [])]
