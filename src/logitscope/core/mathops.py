@@ -176,7 +176,7 @@ def lattice_score(
             if nxt not in score:
                 score[nxt], back[nxt] = cand, node
             elif semiring == "log":
-                score[nxt] = float(torch.logaddexp(torch.tensor(score[nxt]), torch.tensor(cand)))
+                score[nxt] = logsumexp_paths([score[nxt], cand])  # float64: a float32 sum loses ~1e-7
             elif cand > score[nxt]:
                 score[nxt], back[nxt] = cand, node
     if target not in score:
