@@ -138,7 +138,7 @@ def test_a_failed_write_leaves_no_file_and_names_the_target(tmp_path, monkeypatc
     """F: output.write_file: temporary file in the folder, renamed on success, removed on failure."""
     import errno
 
-    from logitscope import output
+    from logitscope.core import output
 
     target = tmp_path / "x.html"
     target.write_text("the earlier good file")
@@ -157,7 +157,8 @@ def test_a_cache_that_cannot_be_written_is_named_before_any_conversion(tmp_path,
     """F: a read-only (or full) cache fails at once, naming LOGITSCOPE_CACHE, and leaves no .tmp folder."""
     import errno
 
-    from logitscope import loading, output
+    from logitscope import loading
+    from logitscope.core import output
 
     monkeypatch.setenv("LOGITSCOPE_CACHE", str(tmp_path))
     real = Path.write_bytes
@@ -184,14 +185,14 @@ def test_a_full_disk_leaves_no_half_copied_notebook(tmp_path, monkeypatch):
     """F: `workshop` on a full disk names the notebook it was writing (not the source) and leaves none half
     written, so a rerun is not blocked by a 0-byte copy."""
     import errno
-    import shutil
 
+    from logitscope.core import output
     from logitscope.workshop import copy_lessons
 
     def full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(shutil, "copyfile", full)
+    monkeypatch.setattr(output.os, "replace", full)
     with pytest.raises(InputError, match=rf"{re.escape(str(tmp_path))}/01_logits_to_probabilities.ipynb: cannot write"):
         copy_lessons(tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -212,25 +213,28 @@ def test_a_full_disk_leaves_no_half_copied_notebook(tmp_path, monkeypatch):
 ])
 def test_the_edges_values_have_one_rule_each(call, words):
     """E: one function per kind of value, shared by the CLI, the environment and the HTTP routes."""
-    from logitscope import validation
+    from logitscope.core import validation
 
     with pytest.raises(InputError, match=re.escape(words)) as info:
         call(validation)
     assert "pw" not in str(info.value)
 
 
-def test_a_remote_timeout_from_the_environment_is_checked_like_the_option(monkeypatch):
+def test_remote_settings_are_checked_by_one_rule_however_they_arrive(monkeypatch):
+    """E: the environment, ``load(url, remote={...})`` and the CLI options meet validation.remote_settings."""
     from logitscope.backends.remote import RemoteSettings
 
     monkeypatch.setenv("LOGITSCOPE_TIMEOUT", "inf")
     with pytest.raises(InputError, match=r"LOGITSCOPE_TIMEOUT=inf is out of range"):
-        RemoteSettings.from_env()
+        RemoteSettings.resolve()
     monkeypatch.setenv("LOGITSCOPE_TIMEOUT", "30")
     monkeypatch.setenv("LOGITSCOPE_API_KEY", "   ")  # blank: unset, as every LOGITSCOPE_* variable
-    assert RemoteSettings.from_env().api_key is None and RemoteSettings.from_env(timeout=5).timeout == 5.0
-    assert RemoteSettings.from_env(max_logprobs=5).max_logprobs == 5  # the other settings pass through
-    with pytest.raises(InputError, match=r"^timeout=-1\.0 is out of range"):
-        RemoteSettings.from_env(timeout=-1.0)
+    assert RemoteSettings.resolve().api_key is None and RemoteSettings.resolve(timeout=5).timeout == 5.0
+    assert RemoteSettings.resolve(max_logprobs=5).max_logprobs == 5
+    for bad, words in ((dict(timeout=-1.0), r"^timeout=-1\.0 is out of range"), (dict(timeout=float("nan")), "nan"),
+                       (dict(concurrency=2.5), "concurrency=2.5 is a float"), (dict(api_key=" k "), "spaces")):
+        with pytest.raises(InputError, match=words):
+            RemoteSettings(**bad)
 
 
 def test_loading_a_bad_server_url_is_an_input_error():

@@ -50,7 +50,7 @@ def test_a_pipe_is_read_once(name, files, tmp_path):
 def test_a_failed_write_names_the_file_keeps_the_results_and_leaves_nothing(name, files, monkeypatch):
     """F: a full disk while writing --html/--plot/--image: the results are on stdout already, one error
     line names the file and the cause, and neither the file nor a temporary file is left."""
-    import logitscope.output as output
+    import logitscope.core.output as output
 
     def full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -29,10 +29,10 @@ def backend(request):
     family = request.param.split("-")[0]
     mp = pytest.MonkeyPatch()
     if request.param.endswith("no-fast-path"):
-        mp.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+        mp.setenv("LOGITSCOPE_FAST_PATHS", "0")
     b = HFBackend(tiny_model(family), tiny_tokenizer(), name=f"tiny-{request.param}")
     mp.undo()
-    assert (b._fast is not None) == (request.param in ("llama", "qwen2"))  # the fast path applies where it should
+    assert (b._fast_forward is not None) == (request.param in ("llama", "qwen2"))  # the fast path applies where it should
     return b
 
 
@@ -52,6 +52,17 @@ def test_score_positions_equal_the_naive_reference_in_a_right_padded_batch(backe
         top = ref.topk(4, dim=-1)
         assert got.top_ids.tolist() == top.indices.tolist()
         FLOAT32_TOKEN.assert_close(got.top_logprobs, top.values)
+
+
+def test_scores_without_ranks_equal_score_positions_minus_the_stats(backend):
+    seqs = [ids_of(backend, t) for t in TEXTS]
+    starts = [1, 3, 5]
+    full = backend.score_positions(seqs, starts, top_k=4)
+    for got, ref in zip(backend.scores_without_ranks(seqs, starts, top_k=4), full):
+        FLOAT32_TOKEN.assert_close(got.logprob, ref.logprob)
+        assert got.top_ids.tolist() == ref.top_ids.tolist()
+        FLOAT32_TOKEN.assert_close(got.top_logprobs, ref.top_logprobs)
+        assert (got.rank == 0).all() and got.entropy.isnan().all()  # "not computed"
 
 
 def test_nll_sums_equal_the_naive_sums(backend):

@@ -6,7 +6,7 @@ The CLI prints each problem as ``error: <problem>``, then ``error: <message> (hi
 <hint>)`` on one line, and exits 2 (see docs/errors.md); the HTTP server answers
 with the ``{"error": {...}}`` envelope, message and hint kept apart.
 
-Every message, hint and problem passes through ``textgate.clean_message`` when the error
+Every message, hint and problem passes through ``core.textgate.clean_message`` when the error
 is made: an echo of user input is capped, control characters are escaped and a URL's
 password is hidden, whichever edge shows the error. ``param`` names the argument at fault
 (the CLI shows it as its option, ``--show`` for ``top_k``; the server as OpenAI's ``param``).
@@ -20,7 +20,7 @@ class LogitscopeError(ValueError):
 
     def __init__(self, message: str, hint: str | None = None, problems: tuple[str, ...] = (),
                  param: str | None = None):
-        from .textgate import clean_message
+        from .core.textgate import clean_message
 
         message = clean_message(message)
         super().__init__(message)
@@ -79,3 +79,11 @@ def _is_number(value) -> bool:
     from numbers import Real
 
     return isinstance(value, Real)
+
+
+def missing_weights(names, where) -> ModelLoadError:
+    """The error for a checkpoint without some of the model's weights (they would be left random)."""
+    names = sorted(names)
+    return ModelLoadError(f"the checkpoint in {where} lacks {len(names)} weight(s) the model needs: "
+                          f"{', '.join(names[:8])}{' ...' if len(names) > 8 else ''}",
+                          hint="the weights file is incomplete or from another model; re-download or re-convert it")

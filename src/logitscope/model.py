@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .backends.base import Backend
-from .results import NextTokenResult, ScoreResult, TokenizeResult, TokenPiece
+from .results import ModelInfo, NextTokenResult, ScoreResult, TokenizeResult, TokenPiece
 from .scoring import score as scoring
-from .validation import bos_policy, checked, flag, number, optional, text, texts, texts_or_none, whole
+from .core.validation import bos_policy, checked, flag, number, optional, text, texts, texts_or_none, whole
 
 if TYPE_CHECKING:
     from .confidence.lift import LiftResult
@@ -17,16 +18,41 @@ if TYPE_CHECKING:
     from .confidence.uncertainty import UncertaintyResult
     from .core.processors import SamplerConfig
     from .evaluation.calibration import CalibrationReport
+    from .evaluation.compare import EngineComparison
     from .evaluation.quantization import QuantizationReport
     from .sampling.beam import BeamResult
-    from .sampling.generation import ChainResult, GenerationResult, SampleResult
+    from .sampling.chain import ChainResult, SampleResult
+    from .sampling.generation import GenerationResult
     from .sampling.tree import TreeResult
     from .scoring.perplexity import PerplexityComparison, PerplexityResult
 
 
-class Model:
+def _stamped(method):
+    """Mark the result(s) of an analysis method with the model, engine and dtype that computed them."""
+    @functools.wraps(method)
+    def run(self: "Model", *args, **kwargs):
+        out = method(self, *args, **kwargs)
+        for result in out if isinstance(out, list) else [out]:
+            if hasattr(result, "stamped"):
+                result.stamped(self.producer)
+        return out
+    return run
+
+
+class _StampAll(type):
+    """Every public method of ``Model`` that returns a result gets ``_stamped``."""
+
+    def __new__(mcs, name, bases, namespace):
+        for key, value in list(namespace.items()):
+            if callable(value) and not key.startswith("_") and key not in ("logits", "info", "compare"):
+                namespace[key] = _stamped(value)
+        return super().__new__(mcs, name, bases, namespace)
+
+
+class Model(metaclass=_StampAll):
     """A loaded model. Every method is a thin call into an analysis module that is
-    written against ``self.backend`` (see ``logitscope.backends.base``)."""
+    written against ``self.backend`` (see ``logitscope.backends.base``); every result it
+    returns says which model, engine and dtype produced it (``result.produced_by``)."""
 
     def __init__(self, backend: Backend):
         self.backend = backend
@@ -42,9 +68,20 @@ class Model:
                 f"kv_cache={c.kv_cache})")
 
     @property
+    def producer(self) -> dict:
+        """{"model", "engine", "dtype"}: what computes this model's numbers."""
+        return {"model": self.backend.name, "engine": self.backend.engine, "dtype": self.backend.dtype}
+
+    @property
     def capabilities(self):
         """What the backend can do (``Capabilities``): full vocabulary or top-k only, context, KV cache, weights."""
         return self.backend.capabilities
+
+    def info(self) -> ModelInfo:
+        """What this model is (backend, engine, dtype, special tokens) and what it can do (capabilities)."""
+        b = self.backend
+        return ModelInfo(b.name, type(b).__name__, b.engine, b.dtype, b.vocab_size, b.bos_token_id, b.eos_token_id,
+                         b.adds_bos_by_default, b.capabilities.describe())
 
     # -- tokenization view ---------------------------------------------------------
     @checked(text=text)
@@ -114,7 +151,7 @@ class Model:
     def chain(self, prompt: str, sampler: "SamplerConfig | None" = None, bos: str | bool = "auto",
               top: int = 10) -> "ChainResult":
         """The next-token distribution after each stage of a SamplerConfig chain."""
-        from .sampling.generation import distribution_chain
+        from .sampling.chain import distribution_chain
 
         return distribution_chain(self.backend, prompt, sampler=sampler, bos=bos, top=top)
 
@@ -122,7 +159,7 @@ class Model:
     def sample(self, prompt: str, n: int = 1000, sampler: "SamplerConfig | None" = None, seed: int = 0,
                bos: str | bool = "auto") -> "SampleResult":
         """Draw ``n`` next tokens (seeded) and test them against the processed distribution."""
-        from .sampling.generation import sample_next
+        from .sampling.chain import sample_next
 
         return sample_next(self.backend, prompt, n=n, sampler=sampler, seed=seed, bos=bos)
 
@@ -130,12 +167,15 @@ class Model:
              top_alternatives=whole, use_cache=flag)
     def generate(self, prompt: str, max_new_tokens: int = 50, sampler: "SamplerConfig | None" = None,
                  seed: int | None = 0, stop: Sequence[str] = (), bos: str | bool = "auto",
-                 top_alternatives: int = 10, use_cache: bool = True, on_text=None) -> "GenerationResult":
-        """Traced generation on the backend's KV cache; see ``sampling.generation.generate``."""
+                 top_alternatives: int = 10, use_cache: bool = True, on_text=None,
+                 speculative: bool = True) -> "GenerationResult":
+        """Traced generation on the backend's KV cache (prompt-lookup drafts verified in one forward unless
+        ``speculative=False``: the same tokens either way); see ``sampling.generation.generate``."""
         from .sampling.generation import generate
 
         return generate(self.backend, prompt, max_new_tokens=max_new_tokens, sampler=sampler, seed=seed, stop=stop,
-                        bos=bos, top_alternatives=top_alternatives, use_cache=use_cache, on_text=on_text)
+                        bos=bos, top_alternatives=top_alternatives, use_cache=use_cache, on_text=on_text,
+                        speculative=speculative)
 
     @checked(prompt=text, num_beams=whole, max_new_tokens=whole, alpha=number, bos=bos_policy)
     def beam_search(self, prompt: str, num_beams: int = 4, max_new_tokens: int = 20, alpha: float = 1.0,
@@ -207,6 +247,16 @@ class Model:
         from .views.html import write_html
 
         return write_html(self.score(text, context=context, top_k=5, bos=bos), path, color_by)
+
+    # -- evaluation: engines side by side, calibration, quantization ------------------------------
+    def compare(self, other: "Model", text: str, window: int = 512, bos: str | bool = "auto",
+                progress: bool = False) -> "EngineComparison":
+        """``other`` against this model on the same tokens of ``text``: per-token Δlog-prob, KL, same top
+        token, rank changes, perplexity of each (e.g. float32 vs llama.cpp vs bfloat16 of one GGUF)."""
+        from .evaluation.compare import compare_engines
+
+        return compare_engines(self.backend, other.backend, text, window=window, bos=bos,
+                               producers=(self.producer, other.producer), progress=progress)
 
     # -- evaluation: calibration, quantization --------------------------------------------------
     @checked(normalize=text, bins=whole, bos=bos_policy, seed=whole, progress=flag, template=optional(text),

@@ -7,7 +7,7 @@ import math
 import click
 
 from ..errors import InputError
-from ..textgate import for_terminal
+from ..core.textgate import for_terminal
 from .common import (PLOT_EXTENSIONS, OutputPath, bos_option, bos_value, json_option, load_model, model_option,
                      option_names, seed_option, show)
 
@@ -31,7 +31,7 @@ def strategy_options(func):
 def sampler_config(temperature, top_k, top_p, min_p, repetition_penalty, bias):
     from ..core.processors import SamplerConfig
 
-    return SamplerConfig(temperature, top_k, top_p, min_p, repetition_penalty, tuple(map(parse_bias, bias)))
+    return SamplerConfig.of(temperature, top_k, top_p, min_p, repetition_penalty, [parse_bias(b) for b in bias])
 
 
 def parse_bias(item: str) -> tuple[int | str, float]:

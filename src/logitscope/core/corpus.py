@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..jsonio import loads
-from ..textgate import strip_bom
+from .jsonio import loads
+from .textgate import strip_bom
 
 FORMATS = ("text", "jsonl", "lines")
 BLOCK_CHARS = 1 << 16  # characters per block of a long document

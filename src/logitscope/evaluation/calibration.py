@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import calibration_math as cm
-from .. import jsonio
+from ..core import jsonio
 from ..core import corpus
 from ..backends.base import Backend
 from ..core.boundary import prefix_token_id

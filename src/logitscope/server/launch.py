@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 
+from .. import settings
 from ..errors import InputError
-from ..validation import api_key
+from ..core.validation import api_key
 
-API_KEY_ENV = "LOGITSCOPE_API_KEY"
+API_KEY_ENV = "LOGITSCOPE_API_KEY"  # named in messages; read by settings.api_key()
 
 
 def is_loopback(host: str) -> bool:
@@ -56,8 +56,7 @@ def api_key_from_env(given: str | None) -> str | None:
     """--api-key, else $LOGITSCOPE_API_KEY (blank: unset), else None; a blank or padded key is refused."""
     if given is not None:
         return api_key("--api-key", given)
-    from_env = os.environ.get(API_KEY_ENV, "")
-    return api_key(API_KEY_ENV, from_env) if from_env.strip() else None
+    return settings.api_key()
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -33,7 +33,7 @@ from ..server.app import model_name, model_worker
 from ..server.decode import Decoding
 from ..server.engine import Job, Stepper
 from ..server.errors import RequestError, error_response
-from ..validation import token_ids
+from ..core.validation import token_ids
 from . import protocol as p
 from .lab import LogitsStore, lab_chain, lab_sample
 from .reading import WindowedRead, position_distribution, read_view
@@ -83,7 +83,8 @@ def _page_routes(router: APIRouter) -> None:
     async def models(request: Request) -> dict:
         workers = request.app.state.engine.workers
         return {"models": [{"name": n, "context_length": w.backend.capabilities.context_length,
-                            "vocab_size": w.backend.vocab_size, "kv_cache": w.backend.capabilities.kv_cache}
+                            "vocab_size": w.backend.vocab_size, "kv_cache": w.backend.capabilities.kv_cache,
+                            "engine": w.backend.engine, "dtype": w.backend.dtype}
                            for n, w in workers.items()]}
 
 

@@ -2,7 +2,8 @@
 
 Every number is the library's: ``score_texts`` (what ``Model.score`` runs, windowed
 when the text is longer than the model's context), ``flag_uncertain`` (what
-``Model.uncertain`` runs) and the model's own next-token distribution at a position.
+``Model.uncertain`` runs) and ``next_token_after`` (what ``Model.next_token`` runs)
+at a position.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ import torch
 
 from ..backends.base import Backend, PositionScores
 from ..confidence.uncertainty import flag_uncertain
-from ..core import mathops
 from ..core.boundary import encode, plan_windows
 from ..errors import InputError
 from ..results import ScoreResult
-from ..scoring.score import _score_result, candidates
+from ..scoring.score import _score_result, next_token_after
 from ..server.engine import Stepper
 
 
@@ -62,17 +62,14 @@ def window_notes(backend: Backend, result: ScoreResult) -> list[str]:
 
 
 def position_distribution(backend: Backend, ids: list[int], top: int) -> dict:
-    """The full next-token distribution after ``ids`` (the last context's worth of them):
-    its top entries, their cumulative mass, and the entropy."""
+    """The next-token distribution after ``ids`` (the last context's worth of them): ``Model.next_token``'s
+    numbers (``next_token_after``), with the cumulative mass of its top entries."""
     if not ids:
         raise InputError("no tokens before this position", hint="pick a scored token")
-    limit = backend.capabilities.context_length
-    seen = ids[-(limit - 1):]  # the tokens a window can hold before the target
+    seen = ids[-(backend.capabilities.context_length - 1):]  # the tokens a window can hold before the target
     with torch.inference_mode():
-        logits = backend.next_logits([seen])[0]  # (V,)
-    logp = mathops.log_softmax(logits if logits.dtype == torch.float64 else logits.float())  # (V,)
-    best = logp.topk(min(top, logp.shape[-1]))
-    cands = candidates(backend, best.indices, best.values.double())
-    mass = best.values.double().exp().cumsum(0).tolist()  # cumulative probability, most likely first
-    return {"prefix_tokens": len(seen), "truncated": len(seen) < len(ids), "entropy": float(mathops.entropy(logp)),
-            "top": [{**c.to_dict(), "cumulative": m} for c, m in zip(cands, mass)]}
+        result = next_token_after(backend, seen, "", top_k=top)
+    mass = torch.tensor([c.logprob for c in result.top], dtype=torch.float64).exp().cumsum(0).tolist()
+    return {"prefix_tokens": len(seen), "truncated": len(seen) < len(ids), "entropy": result.entropy,
+            "top_k_only": result.top_k_only,
+            "top": [{**c.to_dict(), "cumulative": m} for c, m in zip(result.top, mass)]}

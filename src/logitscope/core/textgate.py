@@ -5,7 +5,7 @@ Going in:
 
 * **Lone surrogates** (U+D800–U+DFFF on their own: a broken decode, or a JSON ``"\\ud800"``
   escape without its pair) are not Unicode text; no tokenizer can take them.
-  ``check_unicode`` refuses them with the position of the first one.
+  ``lone_surrogate`` says where the first one is; ``validation.check_unicode`` refuses them.
 * **A byte-order mark** (U+FEFF) at the very start of a file or of stdin is the encoding's
   signature, not text: the readers drop it (``strip_bom``). U+FEFF anywhere else, or at the
   start of a string the caller passes, is text and is kept.
@@ -35,16 +35,16 @@ _LONG_RUN = re.compile(r"\S{%d,}" % (MAX_RUN + 1))
 
 
 # -- text going in ---------------------------------------------------------------------------
-def check_unicode(name: str, text: str) -> str:
-    """``text`` if it is valid Unicode; InputError at its first lone surrogate otherwise."""
-    found = _SURROGATE.search(text)
-    if found is not None:
-        from .errors import InputError
+SURROGATE_HINT = ("give valid Unicode text: a lone surrogate comes from a broken decode or from a JSON \\ud800 "
+                  "escape without its pair")
 
-        raise InputError(f"{name} holds a lone surrogate U+{ord(found.group()):04X} at character {found.start()}",
-                         hint="give valid Unicode text: a lone surrogate comes from a broken decode or "
-                              "from a JSON \\ud800 escape without its pair", param=name)
-    return text
+
+def lone_surrogate(name: str, text: str) -> str | None:
+    """Why ``text`` is not valid Unicode (its first lone surrogate and where), or None when it is."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return f"{name} holds a lone surrogate U+{ord(found.group()):04X} at character {found.start()}"
 
 
 def strip_bom(text: str) -> str:
@@ -53,16 +53,12 @@ def strip_bom(text: str) -> str:
 
 
 def valid_text(value):
-    """A pydantic ``BeforeValidator`` for request fields: a string passes ``check_unicode`` (a
-    ValueError, so the field's 422 names it); anything else is left to the field's own type."""
-    from .errors import InputError
-
-    if not isinstance(value, str):
-        return value
-    try:
-        return check_unicode("the text", value)
-    except InputError as exc:
-        raise ValueError(str(exc)) from None
+    """A pydantic ``BeforeValidator`` for request fields: a string with a lone surrogate is a ValueError
+    (so the field's 422 names it); anything else is left to the field's own type."""
+    problem = lone_surrogate("the text", value) if isinstance(value, str) else None
+    if problem is not None:
+        raise ValueError(f"{problem} (hint: {SURROGATE_HINT})")
+    return value
 
 
 # -- text coming out -------------------------------------------------------------------------

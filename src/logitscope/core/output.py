@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def write_file(path: str | Path, write: Callable[[Path], object]) -> Path:
@@ -45,11 +45,6 @@ def write_file(path: str | Path, write: Callable[[Path], object]) -> Path:
 def write_text(path: str | Path, text: str) -> Path:
     """``path`` holding ``text`` (UTF-8), written whole or not at all."""
     return write_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def copy_file(source: Path, path: str | Path) -> Path:
-    """A copy of ``source`` at ``path``, written whole or not at all."""
-    return write_file(path, lambda tmp: shutil.copyfile(source, tmp))
 
 
 @contextmanager

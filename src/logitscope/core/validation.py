@@ -12,7 +12,7 @@ Rules (each ``rule(name, value) -> value``, the value converted):
 * numbers: Python ints and floats and numpy scalars (``np.int64(5)``, ``np.float32(0.5)``)
   are numbers and come out as Python ``int``/``float``; ``bool``, strings and ``None`` are not;
   ``whole`` wants an integral value (``2.0`` is 2, ``2.5`` is refused);
-* text: a ``str`` that passes the text gate (``textgate.check_unicode``); ``bytes`` are
+* text: a ``str`` that passes the text gate (``check_unicode``: no lone surrogate); ``bytes`` are
   refused with the decode to use;
 * lists of texts: any iterable but a single string (a generator is read once, into a list).
 
@@ -30,8 +30,8 @@ import math
 from collections.abc import Callable, Iterable
 from numbers import Integral, Real
 
-from .errors import InputError, check_range, check_sequence
-from .textgate import check_unicode, redact_url
+from ..errors import InputError, check_range, check_sequence
+from .textgate import SURROGATE_HINT, lone_surrogate, redact_url
 
 Rule = Callable[[str, object], object]
 MAX_TIMEOUT = 86_400.0  # seconds: one request may take at most a day
@@ -102,6 +102,14 @@ def bos_policy(name: str, value) -> str | bool:
 
 
 # -- text -------------------------------------------------------------------------------------
+def check_unicode(name: str, value: str) -> str:
+    """``value`` if it is valid Unicode; InputError at its first lone surrogate (``textgate``)."""
+    problem = lone_surrogate(name, value)
+    if problem is not None:
+        raise InputError(problem, hint=SURROGATE_HINT, param=name)
+    return value
+
+
 def text(name: str, value) -> str:
     """A ``str`` that passes the text gate."""
     if isinstance(value, (bytes, bytearray)):
@@ -160,14 +168,14 @@ def api_key(name: str, value: str | None) -> str | None:
 
 
 def remote_settings(names: dict[str, str] | None = None, **values) -> dict:
-    """The settings of a remote model (those given): ``api_key``, ``concurrency`` and ``timeout``
-    checked and converted, the others passed through. ``names`` says how the user spelled each
-    (``--timeout``, ``LOGITSCOPE_TIMEOUT``) so the message names it; the CLI options, the
-    environment and ``connect(url, **settings)`` all come through here."""
+    """``api_key``, ``concurrency`` and ``timeout`` of a remote model (those given), each checked and
+    converted (``RemoteSettings`` calls this for every way they arrive: CLI options, ``load(url,
+    remote={...})``, the environment). ``names`` says how the user spelled each, for the message;
+    a CLI error names the option (``--timeout``) through the error's ``param``."""
     names = names or {}
     rules = {"api_key": api_key, "concurrency": lambda n, v: check_range(n, whole(n, v), 1, 1024),
              "timeout": timeout}
-    return {key: rules.get(key, lambda n, v: v)(names.get(key, key), value) for key, value in values.items()}
+    return {key: rules[key](names.get(key, key), value) for key, value in values.items()}
 
 
 def server_url(url: str) -> str:

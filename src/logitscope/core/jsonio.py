@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from .errors import InputError
+from ..errors import InputError
 
 MAX_DEPTH = 64  # nested arrays/objects; a dataset line needs 3
 HINT = "each line must be one JSON object"
