@@ -41,10 +41,13 @@ def next_cmd(prompt, rows, temperature, bos, model, as_json):
 @click.option("--html", "html_path", type=OutputPath(HTML_EXTENSIONS), default=None, help="Also write a self-contained HTML heatmap (hover a token).")
 @click.option("--color-by", type=click.Choice(["prob", "rank", "entropy"]), default="prob", show_default=True,
               help="Colour tokens by probability, GLTR rank bucket or entropy.")
+@click.option("--palette", type=click.Choice(["viridis", "classic"]), default="viridis", show_default=True,
+              help="Colour scale: viridis (colour-blind safe) or classic (red to green, GLTR's rank colours).")
 @bos_option
 @model_option
 @json_option
-def score_cmd(text, file, context, alternatives, table, window, stride, html_path, color_by, bos, model, as_json):
+def score_cmd(text, file, context, alternatives, table, window, stride, html_path, color_by, palette, bos, model,
+              as_json):
     """Score TEXT (or -f FILE) token by token: a coloured heatmap with totals.
 
     \b
@@ -60,8 +63,8 @@ def score_cmd(text, file, context, alternatives, table, window, stride, html_pat
     if html_path is not None:
         from ..views.html import write_html
 
-        click.echo(f"wrote {write_html(result, html_path, color_by)}", err=True)
-    show(result, as_json, table=table, color_by=color_by)
+        click.echo(f"wrote {write_html(result, html_path, color_by, palette)}", err=True)
+    show(result, as_json, table=table, color_by=color_by, palette_name=palette)
 
 
 @click.command("tokenize")

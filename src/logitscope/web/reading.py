@@ -61,9 +61,10 @@ def window_notes(backend: Backend, result: ScoreResult) -> list[str]:
             f"{limit - 1} tokens before it)"]
 
 
-def position_distribution(backend: Backend, ids: list[int], top: int) -> dict:
+def position_distribution(backend: Backend, ids: list[int], top: int, token_id: int | None = None) -> dict:
     """The full next-token distribution after ``ids`` (the last context's worth of them):
-    its top entries, their cumulative mass, and the entropy."""
+    its top entries, their cumulative mass, and the entropy; with ``token_id`` also that
+    token's own row as ``read`` (its probability and rank, even far beyond the top)."""
     if not ids:
         raise InputError("no tokens before this position", hint="pick a scored token")
     limit = backend.capabilities.context_length
@@ -74,5 +75,17 @@ def position_distribution(backend: Backend, ids: list[int], top: int) -> dict:
     best = logp.topk(min(top, logp.shape[-1]))
     cands = candidates(backend, best.indices, best.values.double())
     mass = best.values.double().exp().cumsum(0).tolist()  # cumulative probability, most likely first
-    return {"prefix_tokens": len(seen), "truncated": len(seen) < len(ids), "entropy": float(mathops.entropy(logp)),
-            "top": [{**c.to_dict(), "cumulative": m} for c, m in zip(cands, mass)]}
+    out = {"prefix_tokens": len(seen), "truncated": len(seen) < len(ids), "entropy": float(mathops.entropy(logp)),
+           "top": [{**c.to_dict(), "cumulative": m} for c, m in zip(cands, mass)]}
+    if token_id is not None:
+        out["read"] = read_row(backend, logp, token_id)
+    return out
+
+
+def read_row(backend: Backend, logp: torch.Tensor, token_id: int) -> dict:
+    """One token's row of a distribution ``logp`` (V,): its log-prob and rank (1 + the tokens above it)."""
+    if not 0 <= token_id < logp.shape[-1]:
+        raise InputError(f"token id {token_id} is not in the vocabulary", hint=f"use an id in [0, {logp.shape[-1] - 1}]")
+    ids = torch.tensor([token_id])
+    rank = int(mathops.rank_of(logp, ids[0]))
+    return candidates(backend, ids, logp[ids].double(), first_rank=rank)[0].to_dict()
