@@ -33,7 +33,7 @@ import torch
 import logitscope
 from logitscope.core.processors import Sampler, SamplerConfig
 from logitscope.loading import bundled_gguf_path_or_none
-from logitscope.sampling import speculative
+from logitscope.sampling.session import DecodeSession
 from logitscope.sampling.generation import generate
 
 PROMPT = "The history of the printing press begins"
@@ -88,30 +88,28 @@ def hf_generate(model, n: int, cfg: SamplerConfig):
 
 
 class Accepted:
-    """Counts drafted and accepted tokens by wrapping ``speculative.accepts``."""
+    """Counts drafted and accepted tokens by wrapping ``DecodeSession._verify``."""
 
     def __init__(self):
         self.drafted = self.accepted = 0
-        self._inner = speculative.accepts
+        self._inner = DecodeSession._verify
 
-    def __call__(self, sampler, processed, draft):
-        ok = self._inner(sampler, processed, draft)
-        self.drafted += 1
-        self.accepted += ok
-        return ok
+    def __call__(self, session, draft):
+        out = self._inner(session, draft)
+        self.drafted += len(draft)
+        self.accepted += sum(e.token == d for e, d in zip(out, draft))
+        return out
 
 
 def logitscope_rows(model, n: int) -> dict:
-    import logitscope.sampling.generation as generation
-
     out = {}
     for name, cfg in configs(model).items():
         counter = Accepted()
-        generation.accepts = counter
+        DecodeSession._verify = lambda session, draft: counter(session, draft)
         try:
             t, result = timed(lambda: generate(model.backend, PROMPT, n, cfg, top_alternatives=10))
         finally:
-            generation.accepts = counter._inner
+            DecodeSession._verify = counter._inner
         assert len(result.token_ids) == n
         out[f"traced {name}"] = {"s": t, "drafted": counter.drafted, "accepted": counter.accepted}
         out[f"traced, no speculation {name}"] = {"s": timed(lambda: generate(

@@ -11,9 +11,12 @@ from torch import nn
 
 from logitscope.backends import fastdecode
 from logitscope.backends.fastdecode import FastDecode, StaticCache
-from logitscope.core.processors import Sampler, SamplerConfig, chi_square_gof
+from logitscope.backends.hf import HFBackend
+from logitscope.core.processors import Sampler, SamplerConfig
 from logitscope.sampling.generation import generate
-from logitscope.sampling.speculative import PromptLookup, accepts, draw
+from logitscope.sampling.session import DecodeSession
+from logitscope.sampling.speculative import PromptLookup
+from tiny_models import tiny_model, tiny_tokenizer
 
 FAMILIES = [
     ("llama", {}),
@@ -143,7 +146,7 @@ def test_backend_extend_rows_and_rewind(kind, overrides, fast, monkeypatch):
     torch.testing.assert_close(branch.logits, ref[39], rtol=1e-5, atol=1e-5)
 
 
-# -- prompt lookup and the acceptance rule ----------------------------------------------------------
+# -- prompt lookup and drafted decoding ----------------------------------------------------------
 
 def test_prompt_lookup_proposes_what_followed_the_last_ngram():
     lookup = PromptLookup([5, 6, 7, 8, 9, 5, 6])
@@ -155,28 +158,40 @@ def test_prompt_lookup_proposes_what_followed_the_last_ngram():
     assert lookup.propose(0) == []
 
 
-@pytest.mark.parametrize("config", [SamplerConfig(temperature=1.0), SamplerConfig(temperature=0.7, top_k=4)])
-def test_accept_or_replace_keeps_the_processed_distribution(config):
-    """Draft the same token every time: accepted + replaced draws must follow p exactly (chi-square)."""
-    logits = torch.tensor([2.0, 1.5, 1.0, 0.5, 0.0, -1.0, -3.0, 1.2])
-    sampler = Sampler(config, seed=11)
-    processed = sampler.process(torch.tensor([[0]]), logits[None])[0]
-    p = torch.softmax(processed.double(), -1)
-    for guess in (0, 3, 6):  # the likeliest, a middling and (for top-k 4) a removed token
-        counts = torch.zeros(len(logits), dtype=torch.long)
-        for _ in range(6000):
-            token = guess if accepts(sampler, processed, guess) else draw(sampler, processed, rejected=guess)
-            counts[token] += 1
-        stat, dof, p_value = chi_square_gof(counts, p)
-        assert p_value > 1e-3, (guess, counts.tolist(), p.tolist())
-        assert counts[p == 0].sum() == 0
+REPEATS = "The cat sat on the mat. The cat sat on the mat. The cat sat on the mat. The cat"
+PHRASE = tuple((word, 6.0) for word in (" sat", " on", " the", " mat", ".", " The", " cat"))  # a random model repeats
 
 
-def test_greedy_acceptance_is_the_argmax():
-    sampler = Sampler(SamplerConfig.greedy())
-    processed = sampler.process(torch.tensor([[0]]), torch.tensor([[0.0, 3.0, 1.0]]))[0]
-    assert accepts(sampler, processed, 1) and not accepts(sampler, processed, 2)
-    assert draw(sampler, processed, rejected=2) == 1
+@pytest.mark.parametrize("config", [SamplerConfig(bias=PHRASE), SamplerConfig(temperature=0.7, top_k=4, bias=PHRASE),
+                                    SamplerConfig(temperature=0.0, bias=PHRASE)])
+def test_drafted_decoding_draws_the_tokens_of_token_by_token_decoding(config, monkeypatch):
+    """One draw per token whatever the path: drafts verified in one forward change the speed, not the tokens.
+    The drafts are really proposed, and (when sampling) some are refused: the spies count them."""
+    backend = HFBackend(tiny_model("llama"), tiny_tokenizer())
+    proposed, rewound = [], []
+    propose, rewind = PromptLookup.propose, backend.rewind
+    monkeypatch.setattr(PromptLookup, "propose", lambda self, k: proposed.append(propose(self, k)) or proposed[-1])
+    monkeypatch.setattr(backend, "rewind", lambda *a: rewound.append(a[1]) or rewind(*a))
+    for seed in range(4):
+        drafted = generate(backend, REPEATS, 30, config, seed=seed, top_alternatives=3)
+        plain = generate(backend, REPEATS, 30, config, seed=seed, top_alternatives=3, speculative=False)
+        assert drafted.token_ids == plain.token_ids
+        for a, b in zip(drafted.steps, plain.steps):
+            assert abs(a.logprob - b.logprob) < 1e-5 and abs(a.processed_logprob - b.processed_logprob) < 1e-5
+    assert sum(len(p) for p in proposed) > 10
+    assert rewound or config.is_greedy
+
+
+def test_session_rewind_returns_to_an_earlier_position():
+    backend = HFBackend(tiny_model("llama"), tiny_tokenizer())
+    ids = backend.tokenize(REPEATS).ids
+    session = DecodeSession(backend, ids[:5], Sampler(SamplerConfig.greedy()), drafts=True)
+    first = session.position().logprobs().clone()
+    tokens = [e.token for _ in range(4) for e in session.step(3)]
+    assert len(session.ids) == 5 + len(tokens)
+    session.rewind(5)
+    torch.testing.assert_close(session.position().logprobs(), first, rtol=1e-5, atol=1e-5)
+    assert [e.token for e in session.step(1)] == tokens[:1]  # greedy: the same first token again
 
 
 # -- the bundled model ------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import torch
 import logitscope
 from logitscope.backends.toy import ToyBackend
 from logitscope.errors import InputError
-from logitscope.sampling.generation import generate, sample_next
+from logitscope.sampling.chain import sample_next
+from logitscope.sampling.generation import generate
 from logitscope.core.processors import SamplerConfig
 from logitscope.backends.toydata import demo_ngram
 

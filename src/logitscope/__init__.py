@@ -27,7 +27,7 @@ _LAZY = {
     "NextTokenResult": ".results", "ScoreResult": ".results", "TokenCandidate": ".results",
     "TokenScore": ".results", "TokenizeResult": ".results", "TokenPiece": ".results",
     "PerplexityResult": ".scoring.perplexity", "PerplexityComparison": ".scoring.perplexity",
-    "ChainResult": ".sampling.generation", "SampleResult": ".sampling.generation",
+    "ChainResult": ".sampling.chain", "SampleResult": ".sampling.chain",
     "GenerationResult": ".sampling.generation", "TraceStep": ".sampling.generation",
     "BeamResult": ".sampling.beam", "TreeResult": ".sampling.tree",
     "RankResult": ".confidence.ranking", "LiftResult": ".confidence.lift",

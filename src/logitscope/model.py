@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from .evaluation.calibration import CalibrationReport
     from .evaluation.quantization import QuantizationReport
     from .sampling.beam import BeamResult
-    from .sampling.generation import ChainResult, GenerationResult, SampleResult
+    from .sampling.chain import ChainResult, SampleResult
+    from .sampling.generation import GenerationResult
     from .sampling.tree import TreeResult
     from .scoring.perplexity import PerplexityComparison, PerplexityResult
 
@@ -102,14 +103,14 @@ class Model:
     def chain(self, prompt: str, sampler: "SamplerConfig | None" = None, bos: str | bool = "auto",
               top: int = 10) -> "ChainResult":
         """The next-token distribution after each stage of a SamplerConfig chain."""
-        from .sampling.generation import distribution_chain
+        from .sampling.chain import distribution_chain
 
         return distribution_chain(self.backend, prompt, sampler=sampler, bos=bos, top=top)
 
     def sample(self, prompt: str, n: int = 1000, sampler: "SamplerConfig | None" = None, seed: int = 0,
                bos: str | bool = "auto") -> "SampleResult":
         """Draw ``n`` next tokens (seeded) and test them against the processed distribution."""
-        from .sampling.generation import sample_next
+        from .sampling.chain import sample_next
 
         return sample_next(self.backend, prompt, n=n, sampler=sampler, seed=seed, bos=bos)
 

@@ -24,6 +24,7 @@ import torch
 from ..core.boundary import check_fits
 from .. import settings
 from ..errors import InputError
+from . import hf_tokenizer
 from .base import Backend, Capabilities, DecodeState, PositionScores, Tokenized, check_start
 from .blocked_head import blocked_scores
 from .fastdecode import FastDecode, StaticCache
@@ -40,6 +41,7 @@ class HFBackend(Backend):
     """Wraps a transformers ``*ForCausalLM`` model and its fast tokenizer."""
 
     name = "transformers"
+    engine = "torch"
 
     def __init__(self, model, tokenizer, name: str | None = None):
         self.model = model.eval()
@@ -54,6 +56,7 @@ class HFBackend(Backend):
         self.capabilities = Capabilities(full_vocab=True, context_length=int(n_ctx), kv_cache=True, weights=True,
                                          verify_rows=True)
         self.device = next(model.parameters()).device
+        self.dtype = str(model.get_output_embeddings().weight.dtype).removeprefix("torch.")
         self._softcap = getattr(cfg, "final_logit_softcapping", None)
         self._pad = self.eos_token_id if self.eos_token_id is not None else 0
         # transformers 5 renamed past_key_values -> cache (argument and output)
@@ -73,6 +76,22 @@ class HFBackend(Backend):
 
     def _token_text(self, token_id: int) -> str:
         return self.tokenizer.decode([int(token_id)], clean_up_tokenization_spaces=False)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return hf_tokenizer.token_bytes(self.tokenizer, token_id, self.token_text(token_id))
+
+    @property
+    def chat_template(self) -> str | None:
+        return getattr(self.tokenizer, "chat_template", None)
+
+    def render_chat(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        if not self.chat_template:
+            return super().render_chat(messages, add_generation_prompt)  # the CapabilityError
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt,
+                                                  tokenize=False)
+
+    def special_tokens(self) -> dict:
+        return hf_tokenizer.special_tokens(self.tokenizer)
 
     # -- forward pieces ---------------------------------------------------------------
     def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
@@ -291,9 +310,13 @@ class HFBackend(Backend):
         logits = out.logits[0].float().cpu()  # (T or 1, V)
         return DecodeState(ids, logits[-1], self.cache_of(out)), logits
 
-    def rewind(self, state: DecodeState, length: int, logits: torch.Tensor) -> DecodeState:
+    def rewind(self, state: DecodeState, length: int, logits: torch.Tensor | None = None) -> DecodeState:
         """The state of the first ``length`` ids of ``state`` (consumes its cache); ``logits`` (V,) are the
-        logits after those ids, which the caller has (from ``extend_rows``)."""
+        logits after those ids when the caller has them (from ``extend_rows``), else one step recomputes them."""
+        if logits is None:
+            if length <= 1:
+                return self.prefill(list(state.ids[:length]))
+            return self.extend(self.rewind(state, length - 1, state.logits), [state.ids[length - 1]])
         cache = state.cache
         if isinstance(cache, StaticCache):
             cache.truncate(length)

@@ -30,7 +30,7 @@ def strategy_options(func):
 def sampler_config(temperature, top_k, top_p, min_p, repetition_penalty, bias):
     from ..core.processors import SamplerConfig
 
-    return SamplerConfig(temperature, top_k, top_p, min_p, repetition_penalty, tuple(map(parse_bias, bias)))
+    return SamplerConfig.of(temperature, top_k, top_p, min_p, repetition_penalty, [parse_bias(b) for b in bias])
 
 
 def parse_bias(item: str) -> tuple[int | str, float]:

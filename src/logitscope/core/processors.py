@@ -173,6 +173,14 @@ class SamplerConfig:
     def greedy(cls) -> "SamplerConfig":
         return cls(temperature=0.0)
 
+    @classmethod
+    def of(cls, temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0, min_p: float = 0.0,
+           repetition_penalty: float = 1.0, bias=()) -> "SamplerConfig":
+        """The one conversion from the edges' sampling options (CLI flags, server and web request
+        fields): keyword names, ``bias`` as a mapping or (token, value) pairs, ``top_k`` None = off."""
+        pairs = bias.items() if isinstance(bias, Mapping) else (bias or ())
+        return cls(temperature, top_k, top_p, min_p, repetition_penalty, tuple(pairs))
+
     @property
     def is_greedy(self) -> bool:
         return self.temperature == 0

@@ -47,7 +47,6 @@ WHY = {
     "disjoint": "lm-eval rolling windows: every token scored once, but a window's first tokens see little context",
     "llamacpp": "llama.cpp chunks: only the second half of each chunk is scored (≥ window/2 context), tail dropped",
 }
-GROUP_TOKENS = 1 << 14  # window ids handed to the backend at once: bounds memory, keeps batches full
 
 
 # -- results ----------------------------------------------------------------------------
@@ -292,9 +291,10 @@ def tokenize_document(backend: Backend, doc: corpus.Document, prefix: int | None
 
 def score_documents(backend: Backend, docs: Iterable[corpus.Document], settings: Settings,
                     progress: Callable[[int], None] | None = None) -> Iterator[DocumentPerplexity]:
-    """Score documents in order, batching windows across documents GROUP_TOKENS ids at a time."""
+    """Score documents in order, batching windows across documents ``backend.group_tokens`` ids at a time
+    (bounds memory, keeps batches full; a remote backend asks for more in flight)."""
     group: list[tuple[_OpenDocument, list[int], int]] = []
-    size, limit = 0, getattr(backend, "group_tokens", GROUP_TOKENS)  # a remote backend wants more in flight
+    size, limit = 0, backend.group_tokens
     for doc in docs:
         ids, num_bytes, num_words = tokenize_document(backend, doc, settings.prefix)
         windows = settings.plan(len(ids))

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from ..core.processors import SamplerConfig
+
 MAX_SEED = 2**64 - 1
 Seed = Annotated[int, Field(ge=-(2**63), le=MAX_SEED)]
 TokenIds = list[StrictInt]
@@ -77,6 +79,11 @@ class _Sampling(_Request):
     stream: bool = False
     stream_options: StreamOptions | None = None
     logprobs_mode: Literal["raw", "processed"] = "raw"  # generated tokens: before or after the sampler chain
+
+    def sampler(self, bias: dict[int, float] | None) -> SamplerConfig:
+        """The sampling fields as the library's SamplerConfig (``bias``: the checked logit_bias ids)."""
+        return SamplerConfig.of(self.temperature, self.top_k if self.top_k and self.top_k > 0 else None, self.top_p,
+                                self.min_p, self.repetition_penalty, bias or {})
 
 
 # -- /v1/completions -----------------------------------------------------------------------

@@ -25,7 +25,7 @@ from fastapi import Request
 
 from ..backends.base import Backend, PositionScores
 from ..errors import InputError
-from .decode import Decoding, GeneratedToken, sampler_config
+from .decode import Decoding, GeneratedToken
 from .engine import Job, ModelWorker, ScoreTask
 from .protocol import (CompletionChoice, CompletionLogprobs, CompletionRequest, CompletionResponse, PromptLogprob,
                        Usage)
@@ -221,8 +221,7 @@ def _decode_job(req: CompletionRequest, prompt, limits: Limits, index: int, nth:
         if budget == 0:
             raise RequestError("the prompt fills the model's context; nothing can be generated",
                                param="prompt", code="context_length_exceeded", hint="shorten the prompt")
-        config = sampler_config(req.temperature, req.top_p, req.top_k, req.min_p, req.repetition_penalty,
-                                logit_bias_ids(backend, req.logit_bias))
+        config = req.sampler(logit_bias_ids(backend, req.logit_bias))
         scores = (backend.score_positions([ids.ids], [1], top_k)[0]
                   if _wants_prompt_scores(req) and len(ids.ids) > 1 else None)
         dec = Decoding(ids.ids, budget, config, seed, stops, req.logprobs or 0, req.logprobs_mode)

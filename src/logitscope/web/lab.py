@@ -14,7 +14,7 @@ import torch
 
 from ..backends.base import Backend
 from ..core.processors import SamplerConfig
-from ..sampling.generation import ChainResult, SampleResult, distribution_chain, sample_next
+from ..sampling.chain import ChainResult, SampleResult, distribution_chain, sample_next
 
 
 class LogitsStore:

@@ -24,8 +24,8 @@ class SamplerFields(Body):
                                                 description="[token id or string, value added to its logit]")
 
     def config(self) -> SamplerConfig:
-        return SamplerConfig(self.temperature, self.top_k, self.top_p, self.min_p, self.repetition_penalty,
-                             tuple(self.bias))
+        return SamplerConfig.of(self.temperature, self.top_k, self.top_p, self.min_p, self.repetition_penalty,
+                                self.bias)
 
 
 class ReadRequest(Body):

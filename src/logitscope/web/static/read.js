@@ -134,7 +134,7 @@ async function openSide(reading, index, span) {
   try {
     const dist = await api("/api/position", {model: reading.model, ids, top: 50, token_id: tok.token_id},
                            "Reading the distribution…");
-    const read = dist.read;
+    const read = dist.read || tok;  // a top-k-only backend knows no row beyond its top k: the score's numbers
     $("side-title").textContent = `Position ${tok.position}: the model read ${showToken(tok.text)}`;
     $("side-meta").textContent = `p = ${fmtProb(read.prob)}, rank ${read.rank}; entropy ${fmt(dist.entropy / Math.LN2, 2)} bits; ` +
       `the top ${dist.top.length} hold ${fmt(100 * dist.top.at(-1).cumulative, 1)}% of the mass` +
