@@ -47,68 +47,69 @@ function barWidth(p) {
 
 // What a stage does, in one line, with the library's cut-off numbers.
 function explain(stage) {
-  const c = stage.cut || {};
+  const c = stage.cut || {}, v = stage.parameter;
   switch (stage.kind) {
     case "raw": return "The model's logits z; softmax turns them into p = e^z / Σ e^z.";
     case "bias": return "Logit bias: the listed tokens' logits get their value added (−inf bans).";
-    case "repetition": return `Repetition penalty: logits of tokens already in the prompt are divided by ${c.penalty} (negative ones multiplied).`;
-    case "temperature": return `Temperature: every logit is divided by T = ${c.temperature} (T < 1 sharpens, T > 1 flattens).`;
+    case "repetition": return `Repetition penalty: logits of tokens already in the prompt are divided by ${v} (negative ones multiplied).`;
+    case "temperature": return `Temperature: every logit is divided by T = ${v} (T < 1 sharpens, T > 1 flattens).`;
     case "greedy": return "Temperature 0 is greedy: only the most likely token survives.";
-    case "top-k": return `Top-k keeps the ${c.k} highest logits (ties at the boundary kept): ${c.kept} kept.`;
-    case "top-p": return `Top-p keeps the most likely tokens until their mass reaches ${c.p}: ${c.kept} tokens hold ` +
-                         `${fmt(c.mass, 4)} (without the last one ${fmt(c.mass_before_last, 4)} < ${c.p}).`;
-    case "min-p": return `Min-p keeps tokens with p ≥ min_p × p_max = ${c.min_p} × ${fmtProb(c.p_max)} = ${fmtProb(c.threshold)}: ${c.kept} kept.`;
+    case "top-k": return `Top-k keeps the ${v} highest logits (ties at the boundary kept): ${c.kept} kept, ` +
+                         `down to logit ${fmt(c.kth_logit, 2)}.`;
+    case "top-p": return `Top-p keeps the most likely tokens until their mass reaches ${v}: ${c.kept} token${c.kept === 1 ? " holds" : "s hold"} ` +
+                         `${fmt(c.kept_mass, 4)} (without the last one ${fmt(c.mass_before_last, 4)} < ${v}).`;
+    case "min-p": return `Min-p keeps tokens with p ≥ min_p × p_max = ${v} × ${fmtProb(c.p_max)} = ${fmtProb(c.threshold)}: ` +
+                         `${c.kept} kept.`;
     default: return "";
   }
 }
 
 function cutLabel(stage) {
-  const c = stage.cut;
-  if (stage.kind === "top-k") return `top-k boundary: rank ${c.kept} | ${c.kept + 1}`;
-  if (stage.kind === "top-p") return `top-p cut: cumulative mass ${fmt(c.mass, 4)} ≥ p = ${c.p}`;
-  if (stage.kind === "min-p") return `min-p threshold p_max × min_p = ${fmtProb(c.threshold)}`;
+  const c = stage.cut, v = stage.parameter;
+  if (stage.kind === "top-k") return `top-k boundary: the ${v} highest logits above, the rest below`;
+  if (stage.kind === "top-p") return `top-p cut: cumulative mass ${fmt(c.kept_mass, 4)} ≥ p = ${v}`;
+  if (stage.kind === "min-p") return `min-p threshold: p_max × min_p = ${fmtProb(c.threshold)}`;
   return "greedy: only the top token";
 }
 
-// A row: token, logit, bar, probability. ``shown`` is the probability the bar shows.
-function row(r, shown, state, stage) {
+// A row: token, logit, bar, probability, cumulative mass.
+function row(r, stage, filter, final) {
+  const state = r.removed_by === null ? "kept" : r.removed_by === stage.stage && !final ? "removed" : "gone";
+  const shown = state === "gone" ? 0 : filter || state === "removed" ? r.prob_in : r.prob;
+  const logit = filter || state === "removed" ? r.logit_in : r.logit;
+  const cum = filter ? r.cum_in : r.cum;
   const fill = el("span", {class: "bfill"});
   fill.style.width = `${100 * Math.min(1, barWidth(shown))}%`;
   const why = state === "removed" ? ` removed by ${stage.stage}` : state === "gone" ? ` removed earlier (${r.removed_by})` : "";
   return el("div", {class: `lrow ${state}`, role: "listitem", "data-token": r.token_id, title: `${showToken(r.text)}${why}`},
     el("span", {class: "blabel mono", text: showToken(r.text)}),
-    el("span", {class: "lnum logit", text: r.logit_shown === null ? "−∞" : fmt(r.logit_shown, 2)}),
+    el("span", {class: "lnum logit", text: logit === null ? "−∞" : fmt(logit, 2)}),
     el("span", {class: "btrack"}, fill),
     el("span", {class: "lnum prob", text: state === "gone" ? "0" : fmtProb(shown)}),
-    el("span", {class: "lnum cum", text: state === "gone" || r.cum === null ? "" : fmt(r.cum, 3)}));
+    el("span", {class: "lnum cum", text: state === "gone" ? "" : fmt(cum, 3)}));
 }
 
 function card(stage, final = false) {
   const filter = FILTERS.has(stage.kind) && !final;
-  const rows = [], list = el("div", {class: "lrows", role: "list", "aria-label": `tokens at ${stage.stage}`});
+  const list = el("div", {class: "lrows", role: "list", "aria-label": `tokens at ${stage.stage}`});
   let cutDrawn = false;
-  stage.rows.forEach((r) => {
-    const alive = filter ? r.prob_in > 0 : r.prob > 0;
-    const state = !alive ? "gone" : filter && !r.kept ? "removed" : "kept";
-    if (filter && state !== "kept" && !cutDrawn) {
+  for (const r of stage.rows) {
+    if (filter && r.removed_by !== null && !cutDrawn) {
       list.append(el("div", {class: "cut", role: "listitem", text: cutLabel(stage)}));
       cutDrawn = true;
     }
-    const shown = filter ? r.prob_in : r.prob;
-    list.append(row({...r, logit_shown: filter ? r.logit_in : r.logit, cum: filter ? r.cum_in : r.cum}, shown, state, stage));
-    rows.push(r);
-  });
+    list.append(row(r, stage, filter, final));
+  }
   if (filter && !cutDrawn) list.append(el("div", {class: "cut", role: "listitem", text: `${cutLabel(stage)} (below the rows shown)`}));
-  const head = final ? "renormalised survivors" : stage.stage;
-  const note = final ? `Survivors of ${stage.stage}, each p divided by the mass kept (${fmt(1 - stage.removed_mass, 4)}): ` +
+  const note = final ? `Survivors of ${stage.stage}, each p divided by the mass kept (${fmt(stage.cut.kept_mass, 4)}): ` +
                        "what a draw is made from."
                      : explain(stage) + (filter ? ` Removed mass ${fmt(stage.removed_mass, 4)}.` : "");
   return el("figure", {class: `stage ${filter ? "filter" : ""}`, "data-kind": final ? "final" : stage.kind},
-    el("figcaption", {}, el("b", {text: head}),
+    el("figcaption", {}, el("b", {text: final ? "renormalised survivors" : stage.stage}),
        ` · ${stage.survivors} survivor${stage.survivors === 1 ? "" : "s"} · H ${fmt(stage.entropy / Math.LN2, 2)} bits`,
        el("br"), el("span", {class: "muted", text: note})),
     el("div", {class: "lhead", "aria-hidden": "true"}, el("span", {text: "token"}), el("span", {text: filter ? "logit in" : "logit"}),
-       el("span", {text: $("lab-log").checked ? "p (log scale)" : "p"}), el("span", {text: filter ? "p in" : "p"}),
+       el("span", {text: $("lab-log").checked ? "log scale" : ""}), el("span", {text: filter ? "p in" : "p"}),
        el("span", {text: "Σp"})),
     list);
 }
@@ -132,7 +133,8 @@ export async function refresh() {
   if (inFlight) { pending = true; return; }
   inFlight = true;
   try {
-    render(await api("/api/lab/chain", {...settings(), top: 12}, "Computing the distribution…"));
+    const top = document.documentElement.classList.contains("present") ? 8 : 12;  // rows per card
+    render(await api("/api/lab/chain", {...settings(), top}, "Computing the distribution…"));
     showError(null);
   } catch (err) { showError(err); } finally {
     inFlight = false;
@@ -143,7 +145,7 @@ export async function refresh() {
 // -- drawing samples -------------------------------------------------------------------------------
 // What the chi-square p-value says, without crying "bug": p is uniform over seeds when the sampler is right.
 export function verdict(r) {
-  if (r.dof === 0) return "Every draw is expected in one bin (1 degree of freedom short): nothing to test; draw more or keep more tokens.";
+  if (r.dof === 0) return "Every draw is expected in one bin (0 degrees of freedom): there is nothing to test. Keep more tokens or draw more.";
   const p = r.p_value;
   const head = `p = ${p < 0.001 ? p.toExponential(1) : fmt(p, 3)}: the chance of counts at least this far from the expected ones ` +
                "if the draws follow the distribution exactly.";
