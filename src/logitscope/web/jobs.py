@@ -8,6 +8,10 @@ Cancel stops it at its next forward pass instead of letting it run on in the wor
     {"job": "86fee440f16c"}                          the id for POST /api/jobs/{id}/cancel
     {"progress": 3, "of": 13}                        (model calls so far, where known)
     {"result": {...}} | {"cancelled": true} | {"error": {...}}
+
+When the server stops (Ctrl-C, SIGTERM) every job is cancelled (``ModelWorker.cancel_all``) and
+the streams end at once with ``{"cancelled": true, "stopping": true}``, without waiting for the
+step in progress, so the shutdown is not held up by a long job.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from ..server.errors import error_response
 MODEL_CALLS = frozenset({"next_logits", "next_top_k", "prefill", "extend", "extend_rows", "score_positions",
                          "nll_sums", "token_logprobs", "score_continuations", "hidden_states"})
 REPORT_EVERY = 0.1  # seconds between progress lines
+STOP_POLL = 0.2  # seconds between checks whether the server is stopping
 
 
 class JobCancelled(LogitscopeError):
@@ -84,11 +89,14 @@ async def job_lines(jobs: dict[str, Job], worker, make_job, partial=None):
         yield line({"job": job_id})
         while not (job.future.done() and events.empty()):
             waiter = asyncio.ensure_future(events.get())
-            await asyncio.wait({waiter, job.future}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({waiter, job.future}, timeout=STOP_POLL, return_when=asyncio.FIRST_COMPLETED)
             if waiter.done():
                 yield line(waiter.result())
-            else:
-                waiter.cancel()
+                continue
+            waiter.cancel()
+            if worker.winding_down and not job.future.done():
+                yield line({"cancelled": True, "stopping": True})
+                return
         yield line(await outcome(job, partial))
     finally:
         if waiter is not None and not waiter.done():
