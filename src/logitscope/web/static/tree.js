@@ -14,10 +14,10 @@ export function drawTree(root, {label, onPick}) {
   (function place(node, depth) {
     const text = node.label.length > MAX_LABEL ? node.label.slice(0, MAX_LABEL - 1) + "…" : node.label;
     const item = {node, depth, text, w: text.length * charW + 2 * pad};
+    placed.push(item);  // depth first, parents before children: the order Tab walks them
     widest = Math.max(widest, item.w);
     item.kids = node.children.map((c) => place(c, depth + 1));
     item.y = item.kids.length ? (item.kids[0].y + item.kids.at(-1).y) / 2 : (leaves++) * rowH + rowH / 2;
-    placed.push(item);
     return item;
   })(root, 0);
   const colW = widest + 6 * charW;  // room for the edge and its label
@@ -26,16 +26,14 @@ export function drawTree(root, {label, onPick}) {
                             height: (leaves * rowH).toFixed(0), role: "group", "aria-label": label});
   const info = el("p", {class: "tree-info", "aria-live": "polite"});
   const edges = svgEl("g", {class: "edges"}), nodes = svgEl("g");
-  for (const item of placed) {
-    item.x = item.depth * colW;
-    for (const kid of item.kids) edges.append(...edge(item, kid, colW, size));
-  }
+  for (const item of placed) item.x = item.depth * colW;
+  for (const item of placed) for (const kid of item.kids) edges.append(...edge(item, kid, size));
   for (const item of placed) nodes.append(nodeBox(item, boxH, pad, size, info, onPick));
   svg.append(edges, nodes);
   return el("div", {class: "tree"}, scrollBox(label, svg), info);
 }
 
-function edge(parent, kid, colW, size) {
+function edge(parent, kid, size) {
   const x1 = parent.x + parent.w, x2 = kid.x, mid = (x1 + x2) / 2;
   const p = kid.node.prob;
   const path = svgEl("path", {d: `M${x1},${parent.y} C${mid},${parent.y} ${mid},${kid.y} ${x2},${kid.y}`,
