@@ -31,8 +31,8 @@ function render(s) {
 // The session's nodes as drawTree nodes (the root is the prompt).
 function explored(s, id) {
   const node = s.nodes[id], onPath = s.path.includes(id), token = showToken(node.text || "EOS");
-  const where = id === 0 ? "the prompt" : `${token}: p = ${fmtProb(node.prob)}, path p = ${fmtProb(node.cum_prob)} ` +
-                                         `(Σ log p = ${fmt(node.cum_logprob, 2)})`;
+  const where = id === 0 ? "prompt: the prompt" : `${token}: p = ${fmtProb(node.prob)}, path p = ${fmtProb(node.cum_prob)} ` +
+                                                   `(Σ log p = ${fmt(node.cum_logprob, 2)})`;
   return {id, label: id === 0 ? "prompt" : token, prob: id === 0 ? null : node.prob, pathText: where,
           title: `${where}${id === s.current ? " · current" : ""}; go to this node`,
           cls: "node" + (id === s.current ? " current" : "") + (onPath ? " onpath" : ""), attrs: {"data-node": id},
@@ -72,9 +72,9 @@ async function possibilities() {
     if (!t) return;
     const from = session.nodes[t.node];
     const where = t.node === 0 ? "the prompt" : `node ${t.node} (${showToken(from.text || "EOS")})`;
-    const root = {label: t.node === 0 ? "prompt" : showToken(from.text || "EOS"), prob: null, pathText: `from ${where}`,
-                  title: `${where}: where the tree grows from`, cls: "branch root", children: t.children.map((c) => branch(c, [])),
-                  path: []};
+    const label = t.node === 0 ? "prompt" : showToken(from.text || "EOS");
+    const root = {label, prob: null, pathText: `from ${where}`, title: `${label}: ${where}, where the tree grows from`,
+                  cls: "branch root", children: t.children.map((c) => branch(c, [])), path: []};
     $("step-possible").replaceChildren(el("h2", {text: `Tree after ${where}: top ${t.branch}, ${t.depth} deep`}),
       el("p", {class: "muted", text: "The model's own probabilities (no sampler); edges as wide as p. Click a branch to follow it."}),
       drawTree(root, {label: "Tree of possibilities", onPick: (n) => n.path.length && follow(t.node, n.path)}));

@@ -5,7 +5,8 @@ import {el, scrollBox, svgEl} from "./common.js";
 
 const MAX_LABEL = 16;  // characters of a token shown in its box
 
-// node: {key, label, prob (edge into it, or null for the root), pathText, children: [node], cls, attrs, title}
+// node: {label, prob (edge into it, or null for the root), pathText (shown on hover and focus), children: [node],
+//        cls, attrs, title (its accessible name: starts with the label)}
 export function drawTree(root, {label, onPick}) {
   const size = parseFloat(getComputedStyle(document.body).fontSize);
   const charW = 0.62 * size, rowH = 2.1 * size, boxH = 1.6 * size, pad = size / 2;
@@ -48,12 +49,10 @@ function nodeBox(item, boxH, pad, size, info, onPick) {
   const n = item.node;
   const g = svgEl("g", {class: `tnode ${n.cls || ""}`, tabindex: "0", role: "button", "aria-label": n.title,
                         transform: `translate(${item.x},${item.y - boxH / 2})`, ...(n.attrs || {})});
-  const title = svgEl("title");
-  title.textContent = n.title;
   const rect = svgEl("rect", {width: item.w, height: boxH, rx: 4});
   const text = svgEl("text", {x: pad, y: boxH / 2 + 0.35 * size, class: "mono"});
   text.textContent = item.text;
-  g.append(title, rect, text);
+  g.append(rect, text);
   const tell = () => { info.textContent = n.pathText; };
   g.addEventListener("mouseenter", tell);
   g.addEventListener("focus", tell);
