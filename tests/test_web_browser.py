@@ -591,6 +591,7 @@ def test_bundled_model_reading_matches_model_score(browser, smol):
         for i in (1, 5, 8):
             w.page.locator(".reading .tok").nth(i).hover()
             assert w.page.locator("#tip .p").inner_text() == printed(score.scored_tokens[i].prob)
+        w.page.evaluate("() => document.getElementById('readings').replaceChildren()")
         read(w.page, MIXED)  # emoji, a ZWJ family, Hebrew, accents: the text read back exactly
         assert w.page.eval_on_selector(".reading .tokens", "el => el.textContent") == MIXED
         shot(w.page, "read-bundled")

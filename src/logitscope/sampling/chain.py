@@ -171,10 +171,11 @@ FILTERS = ("greedy", "top-k", "top-p", "min-p")
 
 
 def _followed(rows: list[torch.Tensor], top: int) -> list[int]:
-    """The tokens every stage shows: the top ``top`` of each stage, in the raw order (ties by id)."""
+    """The tokens every stage shows: the top ``top`` of each stage (``StageView.top``), in the raw order."""
     ids: set[int] = set()
     for row in rows:
-        ids.update(row.topk(min(top, int(torch.isfinite(row).sum()))).indices.tolist())
+        logp = mathops.log_softmax(row.double())  # (V,) as _stage_view ranks it, so ties pick the same ids
+        ids.update(logp.topk(min(top, int(torch.isfinite(logp).sum()))).indices.tolist())
     raw = rows[0]
     return sorted(ids, key=lambda i: (-float(raw[i]), i))
 
@@ -184,7 +185,7 @@ def _stage_view(backend: Backend, name: str, logits_in: torch.Tensor | None, log
                 removed_by: dict[int, str]) -> StageView:
     logp = mathops.log_softmax(logits.double())  # (V,)
     survivors = int(torch.isfinite(logp).sum())
-    best = logp.topk(min(top, survivors))
+    best = logp.topk(min(top, survivors)).indices
     kind = stage_kind(name)
     logp_in = None if logits_in is None else mathops.log_softmax(logits_in.double())  # (V,)
     removed = 0.0 if logp_in is None else float(logp_in.exp()[~torch.isfinite(logp)].sum())
@@ -194,7 +195,7 @@ def _stage_view(backend: Backend, name: str, logits_in: torch.Tensor | None, log
     parameter = {"repetition": config.repetition_penalty, "temperature": config.temperature,
                  "top-k": config.top_k, "top-p": config.top_p, "min-p": config.min_p}.get(kind)
     return StageView(name, survivors, float(mathops.entropy(logp)),
-                     candidates(backend, best.indices, best.values, logits[best.indices]), kind,
+                     candidates(backend, best, logp[best], logits[best]), kind,
                      None if parameter is None else float(parameter),
                      _rows(logits_in, logp_in, logits, logp, followed, texts, removed_by), removed,
                      _cut(kind, logits_in, logp_in, logp, config) if kind in FILTERS else None)
