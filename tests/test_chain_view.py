@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import logitscope
 from logitscope.backends.toy import ToyBackend
-from logitscope.core.processors import SamplerConfig
+from logitscope.core.processors import SamplerConfig, run_chain
 from logitscope.sampling.chain import stage_kind
 
 WORDS = [f"w{i}" for i in range(12)]
@@ -82,6 +82,22 @@ def check_cut(stage, config: SamplerConfig, alive: int) -> None:
         assert cut.threshold == pytest.approx(cut.p_max * config.min_p)
         assert all(r.prob_in >= cut.threshold * (1 - 1e-9) for r in kept)
         assert all(r.prob_in < cut.threshold for r in removed)
+
+
+@settings(max_examples=40)
+@given(weight_lists, configs, st.integers(1, 4))
+def test_cumulative_masses_follow_top_ps_order(weights, config, top):
+    """Σp of a row = its probability plus every more likely token's, equal ones by id (a naive reference)."""
+    model = model_with(weights)
+    result = model.chain("w0", config, top=top)
+    ids = list(result.input_ids)
+    logits = model.backend.next_logits([ids]).double()  # (1, V)
+    chain = run_chain(config.stages(lambda s: model.backend.tokenize(s).ids), torch.tensor([ids]), logits)
+    for stage, (_, row) in zip(result.stages, chain):
+        p = torch.softmax(row[0], -1).tolist()
+        for r in stage.rows:
+            ahead = sum(q for j, q in enumerate(p) if q > p[r.token_id] or (q == p[r.token_id] and j <= r.token_id))
+            assert r.cum == pytest.approx(ahead if r.kept else 1.0, abs=1e-9)
 
 
 def test_a_hand_checked_chain():

@@ -17,7 +17,8 @@ import pytest
 
 import logitscope
 from logitscope.core.processors import SamplerConfig
-from webapp import CHROMIUM, ARGS, Watched, printed, serve, tiny, toy
+from logitscope.views.html import render_html
+from webapp import CHROMIUM, Watched, printed, serve, tiny, toy
 
 SCREENSHOTS = os.environ.get("LOGITSCOPE_UI_SCREENSHOTS")  # a folder: save each panel (scripts/ui_screenshots.py)
 
@@ -40,15 +41,6 @@ def models():
 def server(models):
     with serve(models) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -120,6 +112,10 @@ def test_read_a_text_tooltip_side_panel_continue_and_download(watched, models):
         page.click("#dl-json")
     saved = json.loads(open(download.value.path()).read())
     assert saved[0]["score"]["total_logprob"] == score.total_logprob
+    page.select_option("#palette", "classic")
+    with page.expect_download() as download:
+        page.click("#dl-html")  # the CLI's heatmap, in the colours and mode chosen on the page
+    assert open(download.value.path(), encoding="utf-8").read() == render_html(score, "rank", palette_name="classic")
 
 
 def test_html_in_text_is_shown_as_text_and_never_run(watched):
@@ -239,13 +235,21 @@ def lab_settled(page, rev):
     return int(page.eval_on_selector("#lab-stages", "el => el.dataset.rev"))
 
 
+def open_lab(page, prompt, bias=None) -> int:
+    """The lab's first distribution for ``prompt`` (and a logit bias); the redraw count."""
+    page.click("#tab-lab")
+    page.fill("#lab-prompt", prompt)
+    if bias:
+        page.click("summary:has-text('Logit bias')")
+        page.fill("#lab-bias", bias)
+    page.click("#lab-go")
+    return lab_settled(page, 0)
+
+
 def test_sampler_lab_equals_model_chain_without_rerunning_the_model(watched, models):
     page = watched().page
     model = models["toy"]
-    page.click("#tab-lab")
-    page.fill("#lab-prompt", "the cat")
-    page.click("#lab-go")
-    rev = lab_settled(page, 0)
+    rev = open_lab(page, "the cat")
     calls = model.backend.calls
     for name, value in [("temperature", 0.7), ("top_k", 5), ("top_p", 0.9), ("min_p", 0.05)]:
         set_slider(page, name, value)
@@ -300,12 +304,7 @@ def check_card(card, stage):
 def test_lab_shows_a_removed_token_at_its_place_and_the_log_scale(watched, models):
     page = watched().page
     model = models["toy"]
-    page.click("#tab-lab")
-    page.fill("#lab-prompt", "the cat")
-    page.click("summary:has-text('Logit bias')")
-    page.fill("#lab-bias", "sat=-inf")
-    page.click("#lab-go")
-    lab_settled(page, 0)
+    open_lab(page, "the cat", bias="sat=-inf")
     chain = model.chain("the cat", SamplerConfig(bias=(("sat", -math.inf),)), top=12)
     bias = page.locator('#lab-stages figure[data-kind="bias"]')
     check_card(bias, chain.stages[1])

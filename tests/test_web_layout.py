@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from webapp import ARGS, AXE, CHROMIUM, Watched, serve, toy
+from webapp import AXE, CHROMIUM, Watched, serve, toy
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")]
@@ -28,15 +28,6 @@ TEXT = "the cat sat on the mat the dog slept on the mat"
 def server():
     with serve({"toy": toy()}) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from logitscope.views.html import render_html
 from logitscope.views.terminal import heatmap
 from logitscope.views.text import display_pieces
-from webapp import ARGS, CHROMIUM, serve, tiny
+from webapp import CHROMIUM, serve, tiny
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")]
@@ -50,16 +50,15 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def pages(model):
+def pages(model, browser):
     """The app's page (tiny served) and a blank page for the static HTML heatmap."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with serve({"tiny": model}) as url, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with serve({"tiny": model}) as url:
         app, blank = browser.new_page(), browser.new_page()
         app.goto(url)
         app.wait_for_selector("body[data-ready]", state="attached")
         yield app, blank
-        browser.close()
+        app.close()
+        blank.close()
 
 
 def read_file(page, text: str) -> list[tuple[str, int | str | None]]:

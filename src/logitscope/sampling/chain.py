@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -150,15 +151,15 @@ def distribution_chain(backend: Backend, prompt: str, sampler: SamplerConfig | N
     sampler = sampler or SamplerConfig()
     ids = start_ids(backend, prompt, bos)
     logits = _first_logits(backend, ids)  # (1, V)
-    stages = [(name, row[0]) for name, row in
-              run_chain(sampler.stages(token_ids_of(backend)), torch.tensor([ids]), logits)]  # each (V,)
-    followed = _followed([row for _, row in stages], top)
+    stages = run_chain(sampler.stages(token_ids_of(backend)), torch.tensor([ids]), logits)  # [(name, (1, V))]
+    dists = [_Dist(row[0], mathops.log_softmax(row[0].double())) for _, row in stages]
+    followed = _followed(dists, top)
+    for d in dists:
+        d.follow(followed)
     texts = {i: backend.token_text(i) for i in followed}
     removed_by: dict[int, str] = {}  # filled stage by stage
-    views, before = [], None
-    for name, row in stages:
-        views.append(_stage_view(backend, name, before, row, top, sampler, followed, texts, removed_by))
-        before = row
+    views = [_stage_view(backend, name, before, d, top, sampler, followed, texts, removed_by)
+             for (name, _), before, d in zip(stages, [None, *dists], dists)]
     return ChainResult(prompt, tuple(ids), sampler, tuple(views))
 
 
@@ -170,68 +171,80 @@ def stage_kind(name: str) -> str:
 FILTERS = ("greedy", "top-k", "top-p", "min-p")
 
 
-def _followed(rows: list[torch.Tensor], top: int) -> list[int]:
+class _Dist:
+    """One stage's output: logits (V,), log-probs (V,) and, for the followed tokens, the cumulative
+    mass up to each (most likely first, equal probabilities by id: top-p's order)."""
+
+    def __init__(self, logits: torch.Tensor, logp: torch.Tensor):
+        self.logits, self.logp = logits, logp
+        self.alive = torch.isfinite(logp)  # (V,) the survivors
+        self.survivors = int(self.alive.sum())
+        self.cum: dict[int, float] = {}
+
+    @cached_property
+    def p(self) -> torch.Tensor:
+        return self.logp.exp()  # (V,)
+
+    def follow(self, ids: list[int]) -> None:
+        mine = self.logp[torch.tensor(ids)]  # (W,)
+        alive = mine[torch.isfinite(mine)]
+        self.cum = dict.fromkeys(ids, 1.0)  # a removed token: everything alive is ahead of it
+        if not len(alive):
+            return
+        # only the head of the distribution down to the least likely followed token is sorted (not all V)
+        head = self.logp.topk(int((self.logp >= alive.min()).sum()))  # (K,) every tie at the floor included
+        by_id = torch.sort(head.indices).indices  # (K,)
+        order = by_id[torch.sort(head.values[by_id], descending=True, stable=True).indices]  # ties: lower id first
+        cum = head.values[order].exp().cumsum(0).tolist()
+        at = {i: n for n, i in enumerate(head.indices[order].tolist())}
+        self.cum.update({i: cum[at[i]] for i in ids if i in at})
+
+
+def _followed(dists: list[_Dist], top: int) -> list[int]:
     """The tokens every stage shows: the top ``top`` of each stage (``StageView.top``), in the raw order."""
     ids: set[int] = set()
-    for row in rows:
-        logp = mathops.log_softmax(row.double())  # (V,) as _stage_view ranks it, so ties pick the same ids
-        ids.update(logp.topk(min(top, int(torch.isfinite(logp).sum()))).indices.tolist())
-    raw = rows[0]
+    for d in dists:
+        ids.update(d.logp.topk(min(top, d.survivors)).indices.tolist())
+    raw = dists[0].logits
     return sorted(ids, key=lambda i: (-float(raw[i]), i))
 
 
-def _stage_view(backend: Backend, name: str, logits_in: torch.Tensor | None, logits: torch.Tensor, top: int,
-                config: SamplerConfig, followed: list[int], texts: dict[int, str],
-                removed_by: dict[int, str]) -> StageView:
-    logp = mathops.log_softmax(logits.double())  # (V,)
-    survivors = int(torch.isfinite(logp).sum())
-    best = logp.topk(min(top, survivors)).indices
+def _stage_view(backend: Backend, name: str, before: _Dist | None, d: _Dist, top: int, config: SamplerConfig,
+                followed: list[int], texts: dict[int, str], removed_by: dict[int, str]) -> StageView:
+    best = d.logp.topk(min(top, d.survivors)).indices
     kind = stage_kind(name)
-    logp_in = None if logits_in is None else mathops.log_softmax(logits_in.double())  # (V,)
-    removed = 0.0 if logp_in is None else float(logp_in.exp()[~torch.isfinite(logp)].sum())
+    removed = 0.0 if before is None else float(before.p[~d.alive].sum())
     for i in followed:
-        if not math.isfinite(logp[i]):
+        if not math.isfinite(d.logp[i]):
             removed_by.setdefault(i, name)
     parameter = {"repetition": config.repetition_penalty, "temperature": config.temperature,
                  "top-k": config.top_k, "top-p": config.top_p, "min-p": config.min_p}.get(kind)
-    return StageView(name, survivors, float(mathops.entropy(logp)),
-                     candidates(backend, best, logp[best], logits[best]), kind,
-                     None if parameter is None else float(parameter),
-                     _rows(logits_in, logp_in, logits, logp, followed, texts, removed_by), removed,
-                     _cut(kind, logits_in, logp_in, logp, config) if kind in FILTERS else None)
+    return StageView(name, d.survivors, float(mathops.entropy(d.logp)),
+                     candidates(backend, best, d.logp[best], d.logits[best]), kind,
+                     None if parameter is None else float(parameter), _rows(before, d, followed, texts, removed_by),
+                     removed, _cut(kind, before, d, config) if kind in FILTERS else None)
 
 
-def _rows(logits_in, logp_in, logits, logp, followed, texts, removed_by) -> tuple[StageRow, ...]:
+def _rows(before: _Dist | None, d: _Dist, followed: list[int], texts: dict[int, str],
+          removed_by: dict[int, str]) -> tuple[StageRow, ...]:
     """The followed tokens at one stage, most likely input first (ties and removed ones in raw order)."""
     ids = torch.tensor(followed)  # (W,)
-    key = (logits if logits_in is None else logits_in)[ids].double()  # (W,) the input's order
-    order = ids[torch.sort(key, descending=True, stable=True).indices]  # (W,)
-    cum, cum_in = _cumulative(logp, order), None if logp_in is None else _cumulative(logp_in, order)
-    return tuple(StageRow(i, texts[i], None if logits_in is None else float(logits_in[i]),
-                          None if logp_in is None else float(logp_in[i]), None if cum_in is None else cum_in[n],
-                          float(logits[i]), float(logp[i]), cum[n], removed_by.get(i))
-                 for n, i in enumerate(order.tolist()))
+    key = (d if before is None else before).logits[ids].double()  # (W,) the input's order
+    order = ids[torch.sort(key, descending=True, stable=True).indices].tolist()
+    if before is None:
+        return tuple(StageRow(i, texts[i], None, None, None, float(d.logits[i]), float(d.logp[i]), d.cum[i],
+                              removed_by.get(i)) for i in order)
+    return tuple(StageRow(i, texts[i], float(before.logits[i]), float(before.logp[i]), before.cum[i],
+                          float(d.logits[i]), float(d.logp[i]), d.cum[i], removed_by.get(i)) for i in order)
 
 
-def _cumulative(logp: torch.Tensor, ids: torch.Tensor) -> list[float]:
-    """For each of ``ids`` (W,): its probability plus that of every token ahead of it, most likely
-    first and equal probabilities by id (top-p's order)."""
-    p = logp.exp()  # (V,)
-    mine = p[ids]  # (W,)
-    ahead = (p[None, :] > mine[:, None]) | ((p[None, :] == mine[:, None])
-                                            & (torch.arange(len(p))[None, :] < ids[:, None]))  # (W, V)
-    return ((p[None, :] * ahead).sum(-1) + mine).tolist()
-
-
-def _cut(kind: str, logits_in: torch.Tensor, logp_in: torch.Tensor, logp: torch.Tensor,
-         config: SamplerConfig) -> StageCut:
+def _cut(kind: str, before: _Dist, d: _Dist, config: SamplerConfig) -> StageCut:
     """Where a filter cut, read off its input and output (the processors themselves stay the one rule)."""
-    kept = torch.isfinite(logp)  # (V,)
-    p_in = logp_in.exp()  # (V,)
+    kept, p_in = d.alive, before.p  # (V,), (V,)
     mass = float(p_in[kept].sum())
     extra = {}
     if kind == "top-k":
-        extra["kth_logit"] = float(logits_in[kept].min())
+        extra["kth_logit"] = float(before.logits[kept].min())
     elif kind == "top-p":
         extra["mass_before_last"] = mass - float(p_in[kept].min())
     elif kind == "min-p":

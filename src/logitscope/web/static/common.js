@@ -38,9 +38,10 @@ export class ApiError extends Error {}
 
 export function model() { return $("model").value || null; }
 
-async function post(path, body, signal) {
+async function post(path, body, signal, asText = false) {
   const res = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
                                  body: JSON.stringify(body), signal});
+  if (res.ok && asText) return res.text();
   const data = await res.json().catch(() => ({error: {message: `HTTP ${res.status}`}}));
   if (!res.ok) throw new ApiError(data.error ? data.error.message : `HTTP ${res.status}`);
   return data;
@@ -95,11 +96,11 @@ export function progress(done, total) {
 export function cancelAll() { for (const t of tasks) t.cancel(); }
 export const isBusy = () => tasks.size > 0;
 
-// One request as a task: resolves to the JSON, or throws AbortError when cancelled.
-export async function api(path, body, label = "Working…") {
+// One request as a task: resolves to the JSON (or the text), or throws AbortError when cancelled.
+export async function api(path, body, label = "Working…", asText = false) {
   const ctrl = new AbortController();
   const task = startTask(label, () => ctrl.abort());
-  try { return await post(path, body, ctrl.signal); } finally { endTask(task); }
+  try { return await post(path, body, ctrl.signal, asText); } finally { endTask(task); }
 }
 
 // A stepped job on the server (POST with JSON lines back): progress in the busy bar, Cancel

@@ -233,9 +233,9 @@ export function initRead() {
     download("logitscope-reading.json", "application/json", JSON.stringify(readings.map((r) => r.data), null, 2)));
   $("dl-html").addEventListener("click", async () => {
     try {
-      const res = await fetch("/api/read/html", {method: "POST", headers: {"Content-Type": "application/json"},
-                                                  body: JSON.stringify({...body(readings[0].model), palette: $("palette").value})});
-      download("logitscope-heatmap.html", "text/html", await res.text());
+      const page = await api("/api/read/html", {...body(readings[0].model), palette: $("palette").value},
+                             "Writing the HTML heatmap…", true);
+      download("logitscope-heatmap.html", "text/html", page);
     } catch (err) { showError(err); }
   });
   legend($("colorby").value);
