@@ -92,15 +92,13 @@ function row(r, stage, filter, final) {
 function card(stage, final = false) {
   const filter = FILTERS.has(stage.kind) && !final;
   const list = el("div", {class: "lrows", role: "list", "aria-label": `tokens at ${stage.stage}`});
-  let cutDrawn = false;
+  const cutShown = stage.rows.some((r) => r.removed_by === stage.stage);  // else it falls below the rows shown
+  const cut = el("div", {class: "cut", role: "listitem", text: cutLabel(stage) + (cutShown ? "" : " (below the rows shown)")});
   for (const r of stage.rows) {
-    if (filter && r.removed_by !== null && !cutDrawn) {
-      list.append(el("div", {class: "cut", role: "listitem", text: cutLabel(stage)}));
-      cutDrawn = true;
-    }
+    if (filter && r.removed_by !== null && !cut.parentNode) list.append(cut);  // between the kept and the rest
     list.append(row(r, stage, filter, final));
   }
-  if (filter && !cutDrawn) list.append(el("div", {class: "cut", role: "listitem", text: `${cutLabel(stage)} (below the rows shown)`}));
+  if (filter && !cut.parentNode) list.append(cut);
   const note = final ? `Survivors of ${stage.stage}, each p divided by the mass kept (${fmt(stage.cut.kept_mass, 4)}): ` +
                        "what a draw is made from."
                      : explain(stage) + (filter ? ` Removed mass ${fmt(stage.removed_mass, 4)}.` : "");
