@@ -174,3 +174,14 @@ def test_display_pieces_keep_gaps_and_share_a_split_character():
     pieces = display_pieces(result)
     assert "".join(p for p, _ in pieces) == "é b"  # the split character once, whole: no '\ufffd'
     assert [t.position if t else None for _, t in pieces] == [0, None, 2]
+
+
+def test_cli_palette_colours_the_html_heatmap(cli, tmp_path):
+    out = tmp_path / "heat.html"
+    result = cli(["score", "the cat sat", "-m", "toy", "--html", str(out), "--palette", "classic"])
+    assert result.exit_code == 0
+    scored = logitscope.load("toy").score("the cat sat", top_k=3).scored_tokens
+    spans = [s for s in parse(out.read_text(encoding="utf-8")).spans if "data-c-prob" in s]
+    assert [s["data-c-prob"] for s in spans] == [prob_colour(t.prob, "classic") for t in scored]
+    assert [s["data-f-prob"] for s in spans] == [text_colour(prob_colour(t.prob, "classic")) for t in scored]
+    assert cli(["score", "the cat sat", "-m", "toy", "--palette", "rainbow"]).exit_code != 0
