@@ -53,6 +53,25 @@ def test_blocks_equal_full_logits(monkeypatch, block, rows, top_k, bias, cap):
                 torch.log_softmax(logits, -1))
 
 
+@pytest.mark.parametrize("block", [64, 4096])
+@pytest.mark.parametrize("rows", [5, 1024])
+@pytest.mark.parametrize("top_k", [0, 1, 7])
+@pytest.mark.parametrize("bias,cap", [(True, no_cap), (False, soft_cap)])
+def test_lean_scores_and_nll_equal_full_logits(monkeypatch, block, rows, top_k, bias, cap):
+    """The echo's reduction (log-probs and top-k, no rank or entropy) and the NLL-only one."""
+    monkeypatch.setattr(blocked_head, "BLOCK", block)
+    monkeypatch.setattr(blocked_head, "NLL_ROWS", rows)
+    x, w, b, t = case(block + rows + top_k, bias=bias)
+    ref = reference(x, w, b, t, top_k, cap)
+    lean = blocked_head.blocked_top_k(x, t, top_k, w, b, cap)
+    assert torch.allclose(lean.logprob, ref.logprob, atol=2e-5)
+    assert torch.equal(lean.rank, torch.zeros_like(ref.rank)) and lean.entropy.isnan().all()  # "not computed"
+    assert torch.allclose(lean.top_logprobs, ref.top_logprobs, atol=2e-5)
+    full_logp = torch.log_softmax(cap(x @ w.t() if b is None else torch.addmm(b, x, w.t())), -1)
+    assert torch.allclose(full_logp.gather(-1, lean.top_ids).double(), lean.top_logprobs, atol=2e-5)  # ties: any order
+    assert torch.allclose(-blocked_head.blocked_nll(x, t, w, b, cap).double(), ref.logprob, atol=2e-5)
+
+
 def test_peaked_distributions_keep_tiny_entropies(monkeypatch):
     monkeypatch.setattr(blocked_head, "BLOCK", 100)
     x, w, b, t = case(1, scale=400.0)  # logits spread over hundreds: near one-hot rows

@@ -4,7 +4,7 @@ CI has no GPU, so this file skips there; on a machine with one:
 
     PYTHONPATH=src python -m pytest tests/test_cuda.py -v
 
-On CUDA the CPU fast paths (``fastllama``, ``fastdecode``) are off and transformers' own
+On CUDA the CPU fast paths (``fast_forward``, ``fast_decode``) are off and transformers' own
 forward runs; the CPU side keeps them on, as a user's CPU run has them. Every analysis's
 ``to_dict()`` is compared field by field: token ids, ranks and texts exactly, numbers within
 ``ATOL`` (plus ``RTOL`` of the value, for perplexities), ranks exactly in the top 100. The largest
@@ -65,7 +65,7 @@ def pair(request):
     module = smollm2_shaped() if request.param == "smollm2-shape" else tiny_model(request.param)
     cpu = logitscope.from_transformers(module, tiny_tokenizer(), name=request.param)
     gpu = logitscope.from_transformers(copy.deepcopy(module).to(DEVICE), tiny_tokenizer(), name=request.param)
-    assert gpu.backend.device.type == "cuda" and gpu.backend._fast is None and gpu.backend._decode is None
+    assert gpu.backend.device.type == "cuda" and gpu.backend._fast_forward is None and gpu.backend._static_decoder is None
     yield request.param, cpu, gpu
     del gpu
     torch.cuda.empty_cache()

@@ -250,7 +250,7 @@ def test_invalid_utf8_arguments(name, files, no_model):
 
 
 ENV_CLASSES = {"LOGITSCOPE_THREADS": ("abc", "whole number"), "LOGITSCOPE_DEVICE": ("garbage", "not a device"),
-               "LOGITSCOPE_CACHE": ("{file}", "is a file"), "LOGITSCOPE_FAST_FORWARD": ("yes", "neither 0 nor 1")}
+               "LOGITSCOPE_CACHE": ("{file}", "is a file"), "LOGITSCOPE_FAST_PATHS": ("yes", "neither 0 nor 1")}
 
 
 @pytest.mark.parametrize("var", list(ENV_CLASSES))

@@ -26,10 +26,10 @@ def backend(request):
     family = request.param.split("-")[0]
     mp = pytest.MonkeyPatch()
     if request.param.endswith("no-fast-path"):
-        mp.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+        mp.setenv("LOGITSCOPE_FAST_PATHS", "0")
     b = HFBackend(tiny_model(family), tiny_tokenizer(), name=f"tiny-{request.param}")
     mp.undo()
-    assert (b._fast is not None) == (request.param in ("llama", "qwen2"))  # the fast path applies where it should
+    assert (b._fast_forward is not None) == (request.param in ("llama", "qwen2"))  # the fast path applies where it should
     return b
 
 
@@ -49,6 +49,17 @@ def test_score_positions_equal_the_naive_reference_in_a_right_padded_batch(backe
         top = ref.topk(4, dim=-1)
         assert got.top_ids.tolist() == top.indices.tolist()
         torch.testing.assert_close(got.top_logprobs, top.values, atol=2e-5, rtol=0)
+
+
+def test_scores_without_ranks_equal_score_positions_minus_the_stats(backend):
+    seqs = [ids_of(backend, t) for t in TEXTS]
+    starts = [1, 3, 5]
+    full = backend.score_positions(seqs, starts, top_k=4)
+    for got, ref in zip(backend.scores_without_ranks(seqs, starts, top_k=4), full):
+        torch.testing.assert_close(got.logprob, ref.logprob, atol=2e-5, rtol=0)
+        assert got.top_ids.tolist() == ref.top_ids.tolist()
+        torch.testing.assert_close(got.top_logprobs, ref.top_logprobs, atol=2e-5, rtol=0)
+        assert (got.rank == 0).all() and got.entropy.isnan().all()  # "not computed"
 
 
 def test_nll_sums_equal_the_naive_sums(backend):

@@ -20,7 +20,7 @@ import torch
 
 import logitscope
 from logitscope import loading
-from logitscope.backends import fastllama, lightllama
+from logitscope.backends import fast_forward, lightllama
 from logitscope.backends.hf import HFBackend
 from logitscope.errors import ModelLoadError
 
@@ -32,7 +32,7 @@ TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_atten
 @pytest.fixture(autouse=True)
 def temporary_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("LOGITSCOPE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("LOGITSCOPE_FAST_FORWARD", raising=False)
+    monkeypatch.delenv("LOGITSCOPE_FAST_PATHS", raising=False)
     monkeypatch.delenv("LOGITSCOPE_DEVICE", raising=False)
 
 
@@ -146,7 +146,7 @@ def test_families_with_their_own_tokenizer_class_take_the_transformers_path(tmp_
     path = save_tiny(tmp_path / kind, kind)
     assert lightllama.plan(path) is None
     m = logitscope.load(path)
-    assert type(m.backend) is HFBackend and m.backend._fast is not None
+    assert type(m.backend) is HFBackend and m.backend._fast_forward is not None
 
 
 def test_light_start_agrees_with_a_naive_forward(tiny_llama_dir):
@@ -192,7 +192,7 @@ def test_kv_cache_and_model_access_build_the_transformers_model_on_the_same_weig
     b = light.backend
     assert type(b.model).__name__ == "LlamaForCausalLM" and b.cache_arg == generic.backend.cache_arg
     assert b.model.model.embed_tokens.weight is b._light.model.embed_tokens.weight  # shared, not copied
-    assert b._fast is not None and b._fast.inner is b.model.get_decoder()  # the fast forward follows
+    assert b._fast_forward is not None and b._fast_forward.inner is b.model.get_decoder()  # the fast forward follows
     assert light.next_token("The cat", top_k=3).to_dict() == before.to_dict()
     b.tokenizer.save_pretrained(tmp_path / "tok")  # anything else goes to the transformers tokenizer
     assert (tmp_path / "tok" / "tokenizer.json").exists()
@@ -201,18 +201,18 @@ def test_kv_cache_and_model_access_build_the_transformers_model_on_the_same_weig
 def test_torch_older_than_2_5_uses_transformers_forward(tiny_llama_dir, monkeypatch):
     expected = logitscope.load(tiny_llama_dir).next_token("The cat", top_k=5)
     monkeypatch.setattr(torch, "__version__", "2.4.1+cpu")
-    assert not fastllama.torch_supported()
+    assert not fast_forward.torch_supported()
     assert lightllama.plan(tiny_llama_dir) is None
     m = logitscope.load(tiny_llama_dir)
-    assert type(m.backend) is HFBackend and m.backend._fast is None
+    assert type(m.backend) is HFBackend and m.backend._fast_forward is None
     got = m.next_token("The cat", top_k=5)
     torch.testing.assert_close(got.logprobs, expected.logprobs, rtol=1e-5, atol=1e-5)
     monkeypatch.setattr(torch, "__version__", "2.5.0")
-    assert fastllama.torch_supported()
+    assert fast_forward.torch_supported()
 
 
 def test_fast_forward_switched_off_takes_the_transformers_path(tiny_llama_dir, monkeypatch):
-    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+    monkeypatch.setenv("LOGITSCOPE_FAST_PATHS", "0")
     assert type(logitscope.load(tiny_llama_dir).backend) is HFBackend
 
 
@@ -236,7 +236,7 @@ def test_extra_tensors_take_the_transformers_path(tmp_path):
 # -- a broken checkpoint is never loaded silently ---------------------------------------------
 @pytest.mark.parametrize("fast", ["1", "0"])
 def test_missing_tensor_is_an_error_naming_it(tiny_llama_dir, tmp_path, monkeypatch, fast):
-    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", fast)  # light start and transformers path
+    monkeypatch.setenv("LOGITSCOPE_FAST_PATHS", fast)  # light start and transformers path
     name = "model.layers.1.mlp.down_proj.weight"
     broken = drop_tensor(tiny_llama_dir, tmp_path / "broken", name)
     with pytest.raises(ModelLoadError, match=name.replace(".", r"\.")) as info:
@@ -262,7 +262,7 @@ def test_tied_head_needs_no_tensor_of_its_own(tmp_path):
 
 @pytest.mark.parametrize("fast", ["1", "0"])
 def test_corrupt_weights_are_a_clear_error(tiny_llama_dir, tmp_path, monkeypatch, fast):
-    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", fast)
+    monkeypatch.setenv("LOGITSCOPE_FAST_PATHS", fast)
     broken = shutil.copytree(tiny_llama_dir, tmp_path / "broken")
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelLoadError, match="cannot load"):
@@ -272,7 +272,7 @@ def test_corrupt_weights_are_a_clear_error(tiny_llama_dir, tmp_path, monkeypatch
 def test_unexpected_tensor_is_reported(tiny_llama_dir, tmp_path, monkeypatch, caplog):
     from safetensors.torch import load_file, save_file
 
-    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+    monkeypatch.setenv("LOGITSCOPE_FAST_PATHS", "0")
     extra = shutil.copytree(tiny_llama_dir, tmp_path / "extra")
     tensors = {**load_file(extra / "model.safetensors"), "model.layers.0.mystery.weight": torch.zeros(3)}
     save_file(tensors, extra / "model.safetensors", metadata={"format": "pt"})
@@ -284,7 +284,7 @@ def test_unexpected_tensor_is_reported(tiny_llama_dir, tmp_path, monkeypatch, ca
 def test_loading_leaves_transformers_logging_as_it_was(tmp_path, monkeypatch):
     from transformers.utils import logging as hf_logging
 
-    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+    monkeypatch.setenv("LOGITSCOPE_FAST_PATHS", "0")
     path = save_tiny(tmp_path / "m")
     for level in (logging.INFO, logging.WARNING):
         hf_logging.set_verbosity(level)
@@ -344,6 +344,6 @@ def test_running_one_command_imports_only_its_module():
     src = str(Path(logitscope.__file__).parents[1])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": src})
-    # common (the error boundary), the command's module, and remote_options (three click options every
+    # common (the error boundary), the command's module, and model_options (the click options every
     # command with --model gets); no other command module
-    assert out.stdout.strip() == "['logitscope.cli.common', 'logitscope.cli.core_cmds', 'logitscope.cli.remote_options']"
+    assert out.stdout.strip() == "['logitscope.cli.common', 'logitscope.cli.core_cmds', 'logitscope.cli.model_options']"

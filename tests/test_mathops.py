@@ -121,6 +121,16 @@ def test_logsumexp_paths_is_log_of_summed_probabilities(lps):
     assert mathops.logsumexp_paths(lps) == pytest.approx(math.log(sum(math.exp(x) for x in lps)), abs=1e-9)
 
 
+@settings(max_examples=50)
+@given(st.lists(st.tuples(st.floats(min_value=-30, max_value=0), st.floats(min_value=-30, max_value=0)),
+                min_size=1, max_size=6))
+def test_lattice_total_is_the_float64_sum_over_paths(pairs):
+    """s -> m_i -> t for each pair (log p(s->m_i), log p(m_i->t)): the total is exact to float64."""
+    edges = {"s": [(f"m{i}", a) for i, (a, _) in enumerate(pairs)]} | {f"m{i}": [("t", b)] for i, (_, b) in enumerate(pairs)}
+    total, _ = mathops.lattice_score(edges, "s", "t", "log")
+    assert total == pytest.approx(math.log(math.fsum(math.exp(a + b) for a, b in pairs)), rel=1e-12, abs=1e-12)
+
+
 def test_lattice_total_and_best_path():
     half, quarter = math.log(0.5), math.log(0.25)
     edges = {"s": [("a", half), ("b", half)], "a": [("t", half)], "b": [("t", quarter), ("a", half)]}

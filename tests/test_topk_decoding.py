@@ -4,7 +4,6 @@ full-vocabulary results, and the refusals."""
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

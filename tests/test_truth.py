@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 import logitscope
 from logitscope import InputError
 from logitscope.backends.toy import ToyBackend
-from logitscope.confidence.truth import MEASURES, auroc, evaluate, load_pairs, pair_accuracy, roc_curve
+from logitscope.confidence.truth import MEASURES, evaluate, load_pairs
+from logitscope.core.calibration_math import auroc, pair_accuracy, roc_curve
 
 scores = st.lists(st.integers(-5, 5).map(float), min_size=1, max_size=12)
 

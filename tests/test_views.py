@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from rich.console import Console
 
 import logitscope
-from logitscope import CapabilityError
+from logitscope import CapabilityError, InputError
 from logitscope.backends.toy import ToyBackend
 from logitscope.confidence.truth import StatementPair, evaluate
 from logitscope.core.processors import SamplerConfig
@@ -24,12 +24,13 @@ from logitscope.evaluation import calibration as cal
 from logitscope.evaluation.quantization import QuantizationReport, VariantStats
 from logitscope.views import html as html_views
 from logitscope.views import terminal
+from logitscope.views.text import show_token
 
 ANALYSIS_MODULES = [
     "logitscope", "logitscope.model", "logitscope.results", "logitscope.loading",
     "logitscope.core.mathops", "logitscope.core.calibration_math", "logitscope.core.processors",
     "logitscope.core.boundary", "logitscope.core.corpus",
-    "logitscope.backends.base", "logitscope.backends.hf", "logitscope.backends.fastllama", "logitscope.backends.toy",
+    "logitscope.backends.base", "logitscope.backends.hf", "logitscope.backends.fast_forward", "logitscope.backends.toy",
     "logitscope.scoring.score", "logitscope.scoring.perplexity",
     "logitscope.sampling.generation", "logitscope.sampling.chain", "logitscope.sampling.session",
     "logitscope.sampling.beam", "logitscope.sampling.tree",
@@ -321,6 +322,24 @@ def test_generation_plot_can_show_the_running_product(results):
     running = [math.exp(sum(s.logprob for s in gen.steps[: i + 1])) for i in range(len(gen.steps))]
     assert list(trace.lines[2].get_ydata()) == pytest.approx(running)
     assert trace.get_yscale() == "log" and len(gen.plot().axes[0].lines) == 2
+
+
+def test_tree_plot_by_path_probability(results):
+    """by="path": each branch as wide as the product of p down to it, labelled with p and the path."""
+    tree = results["TreeResult"]
+    nodes = [node for _, node in tree.nodes()]  # depth first, as the branches are drawn
+    ax = tree.plot(by="path").axes[0]
+    widths = [line.get_linewidth() for line in ax.lines]
+    top = max(n.cum_prob for n in nodes)
+    assert widths == pytest.approx([0.6 + 6 * n.cum_prob / top for n in nodes])
+    labels = [t.get_text() for t in ax.texts][1:]  # after the prompt
+    assert labels == [f"{show_token(n.text)}  p={n.prob:.2g}  path={n.cum_prob:.2g}" for n in nodes]
+    assert "path probability" in ax.get_title()
+    default = tree.plot().axes[0]  # unchanged: width by the conditional p, no title
+    assert [line.get_linewidth() for line in default.lines] == pytest.approx([0.5 + 4 * n.prob for n in nodes])
+    assert default.get_title() == ""
+    with pytest.raises(InputError, match="unknown tree width"):
+        tree.plot(by="cum")
 
 
 def test_reliability_diagram_of_bins_shows_accuracy_and_confidence():

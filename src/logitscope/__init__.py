@@ -49,15 +49,19 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-def load(path=None, *, device: str | None = None, threads: int | None = None) -> "Model":
-    """Load a model: None/'bundled' (SmolLM2-135M-Instruct), 'toy', a local HF directory or a .gguf file.
+def load(path=None, *, device: str | None = None, threads: int | None = None, engine: str | None = None,
+         dtype: str | None = None, remote: dict | None = None) -> "Model":
+    """Load a model: None/'bundled' (SmolLM2-135M-Instruct), 'toy', a local HF directory, a .gguf file, or
+    an OpenAI-compatible server's URL (``remote``: {"api_key": ..., "concurrency": ..., "timeout": ...}).
 
-    The default comes from $LOGITSCOPE_MODEL when set.
+    ``engine``: "torch", "llamacpp" (.gguf files; ``bash scripts/install_llamacpp.sh``) or "auto" (default:
+    llama.cpp only for .gguf files over 600 MB); ``dtype``: the torch engine's "float32" (default, the
+    reference) or "bfloat16". The default model comes from $LOGITSCOPE_MODEL when set.
     """
     from .loading import load_backend
     from .model import Model
 
-    return Model(load_backend(path, device=device, threads=threads))
+    return Model(load_backend(path, device=device, threads=threads, engine=engine, dtype=dtype, remote=remote))
 
 
 def from_backend(backend: "Backend") -> "Model":

@@ -59,3 +59,11 @@ def check_range(name: str, value, low=None, high=None, *, low_open=False, high_o
         interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
         raise InputError(f"{name}={value!r} is out of range", hint=f"{name} must be in {interval}")
     return value
+
+
+def missing_weights(names, where) -> ModelLoadError:
+    """The error for a checkpoint without some of the model's weights (they would be left random)."""
+    names = sorted(names)
+    return ModelLoadError(f"the checkpoint in {where} lacks {len(names)} weight(s) the model needs: "
+                          f"{', '.join(names[:8])}{' ...' if len(names) > 8 else ''}",
+                          hint="the weights file is incomplete or from another model; re-download or re-convert it")

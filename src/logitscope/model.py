@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .backends.base import Backend
-from .results import NextTokenResult, ScoreResult, TokenizeResult, TokenPiece
+from .results import ModelInfo, NextTokenResult, ScoreResult, TokenizeResult, TokenPiece
 from .scoring import score as scoring
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from .confidence.uncertainty import UncertaintyResult
     from .core.processors import SamplerConfig
     from .evaluation.calibration import CalibrationReport
+    from .evaluation.compare import EngineComparison
     from .evaluation.quantization import QuantizationReport
     from .sampling.beam import BeamResult
     from .sampling.chain import ChainResult, SampleResult
@@ -24,9 +26,32 @@ if TYPE_CHECKING:
     from .scoring.perplexity import PerplexityComparison, PerplexityResult
 
 
-class Model:
+def _stamped(method):
+    """Mark the result(s) of an analysis method with the model, engine and dtype that computed them."""
+    @functools.wraps(method)
+    def run(self: "Model", *args, **kwargs):
+        out = method(self, *args, **kwargs)
+        for result in out if isinstance(out, list) else [out]:
+            if hasattr(result, "stamped"):
+                result.stamped(self.producer)
+        return out
+    return run
+
+
+class _StampAll(type):
+    """Every public method of ``Model`` that returns a result gets ``_stamped``."""
+
+    def __new__(mcs, name, bases, namespace):
+        for key, value in list(namespace.items()):
+            if callable(value) and not key.startswith("_") and key not in ("logits", "info", "compare"):
+                namespace[key] = _stamped(value)
+        return super().__new__(mcs, name, bases, namespace)
+
+
+class Model(metaclass=_StampAll):
     """A loaded model. Every method is a thin call into an analysis module that is
-    written against ``self.backend`` (see ``logitscope.backends.base``)."""
+    written against ``self.backend`` (see ``logitscope.backends.base``); every result it
+    returns says which model, engine and dtype produced it (``result.produced_by``)."""
 
     def __init__(self, backend: Backend):
         self.backend = backend
@@ -42,9 +67,20 @@ class Model:
                 f"kv_cache={c.kv_cache})")
 
     @property
+    def producer(self) -> dict:
+        """{"model", "engine", "dtype"}: what computes this model's numbers."""
+        return {"model": self.backend.name, "engine": self.backend.engine, "dtype": self.backend.dtype}
+
+    @property
     def capabilities(self):
         """What the backend can do (``Capabilities``): full vocabulary or top-k only, context, KV cache, weights."""
         return self.backend.capabilities
+
+    def info(self) -> ModelInfo:
+        """What this model is (backend, engine, dtype, special tokens) and what it can do (capabilities)."""
+        b = self.backend
+        return ModelInfo(b.name, type(b).__name__, b.engine, b.dtype, b.vocab_size, b.bos_token_id, b.eos_token_id,
+                         b.adds_bos_by_default, b.capabilities.describe())
 
     # -- tokenization view ---------------------------------------------------------
     def tokenize(self, text: str) -> TokenizeResult:
@@ -116,12 +152,15 @@ class Model:
 
     def generate(self, prompt: str, max_new_tokens: int = 50, sampler: "SamplerConfig | None" = None,
                  seed: int | None = 0, stop: Sequence[str] = (), bos: str | bool = "auto",
-                 top_alternatives: int = 10, use_cache: bool = True, on_text=None) -> "GenerationResult":
-        """Traced generation on the backend's KV cache; see ``sampling.generation.generate``."""
+                 top_alternatives: int = 10, use_cache: bool = True, on_text=None,
+                 speculative: bool = True) -> "GenerationResult":
+        """Traced generation on the backend's KV cache (prompt-lookup drafts verified in one forward unless
+        ``speculative=False``: the same tokens either way); see ``sampling.generation.generate``."""
         from .sampling.generation import generate
 
         return generate(self.backend, prompt, max_new_tokens=max_new_tokens, sampler=sampler, seed=seed, stop=stop,
-                        bos=bos, top_alternatives=top_alternatives, use_cache=use_cache, on_text=on_text)
+                        bos=bos, top_alternatives=top_alternatives, use_cache=use_cache, on_text=on_text,
+                        speculative=speculative)
 
     def beam_search(self, prompt: str, num_beams: int = 4, max_new_tokens: int = 20, alpha: float = 1.0,
                     bos: str | bool = "auto") -> "BeamResult":
@@ -185,6 +224,16 @@ class Model:
         from .views.html import write_html
 
         return write_html(self.score(text, context=context, top_k=5, bos=bos), path, color_by)
+
+    # -- evaluation: engines side by side, calibration, quantization ------------------------------
+    def compare(self, other: "Model", text: str, window: int = 512, bos: str | bool = "auto",
+                progress: bool = False) -> "EngineComparison":
+        """``other`` against this model on the same tokens of ``text``: per-token Δlog-prob, KL, same top
+        token, rank changes, perplexity of each (e.g. float32 vs llama.cpp vs bfloat16 of one GGUF)."""
+        from .evaluation.compare import compare_engines
+
+        return compare_engines(self.backend, other.backend, text, window=window, bos=bos,
+                               producers=(self.producer, other.producer), progress=progress)
 
     # -- evaluation: calibration, quantization --------------------------------------------------
     def calibrate(self, dataset=None, normalize: str = "sum", bins: int = 10, bos: str | bool = "auto",

@@ -12,7 +12,10 @@ calibration…) is written once against this class in the analysis modules.
                               -> one PositionScores per sequence: for every target
                                  seq[t], t >= start, log p(seq[t] | seq[:t]), its
                                  rank, the entropy at t, and the top-k alternatives
+    scores_without_ranks(seqs, starts, top_k)
+                              -> as score_positions, without ranks or entropies (cheaper)
     nll_sums(seqs, starts)    -> Σ -log p per sequence (perplexity's hot path)
+    position_logits(ids)      -> (T, V) raw scores of every position (one forward's logits)  [full_vocab]
     prefill(ids) / extend(state, ids) / fork(state)
                               -> DecodeState: incremental decoding (KV cache when
                                  capabilities.kv_cache, otherwise recomputation)
@@ -139,6 +142,11 @@ class PositionScores:
                               top_ids=torch.zeros(n, 0, dtype=torch.long),
                               top_logprobs=torch.zeros(n, 0, dtype=torch.float64))
 
+    def split(self, sizes: list[int]) -> list["PositionScores"]:
+        """Consecutive pieces of ``sizes`` rows (the inverse of ``concat``)."""
+        pieces = [torch.split(getattr(self, f), sizes) for f in ("logprob", "rank", "entropy", "top_ids", "top_logprobs")]
+        return [PositionScores(*fields) for fields in zip(*pieces)]
+
     @staticmethod
     def concat(parts: list["PositionScores"]) -> "PositionScores":
         return PositionScores(*(torch.cat([getattr(p, f) for p in parts]) for f in
@@ -171,7 +179,7 @@ class Backend(ABC):
     for the hot loops that chain them; a caller moves what it keeps with ``.cpu()``."""
 
     name: str = "backend"
-    engine: str = "python"  # what computes the numbers: "torch", "llamacpp", "remote", "toy"...
+    engine: str = "python"  # what computes the numbers: "torch", "llamacpp", "remote", "python" (toy models)
     dtype: str = "float64"  # the arithmetic of the logits (e.g. "float32", "bfloat16", "Q4_1")
     capabilities: Capabilities = Capabilities()
     vocab_size: int
@@ -180,6 +188,7 @@ class Backend(ABC):
     adds_bos_by_default: bool = False  # the tokenizer's own convention for a prefix token
     chat_template: str | None = None  # a Jinja chat template (messages, add_generation_prompt), if the model has one
     group_tokens: int = GROUP_TOKENS  # ids per nll_sums call that keep this backend busy (perplexity's batches)
+    demo_texts: tuple[str, str] | None = None  # (prompt, text) for `logitscope demo` when the defaults do not fit
 
     # -- tokenization -------------------------------------------------------
     @abstractmethod
@@ -237,10 +246,24 @@ class Backend(ABC):
             out.append(PositionScores.from_logits(logits, torch.tensor(seq[start:]), top_k))
         return out
 
+    def scores_without_ranks(self, sequences: list[list[int]], starts: list[int], top_k: int = 0) -> list[PositionScores]:
+        """As ``score_positions`` without ranks or entropies (rank 0 and entropy NaN: "not computed"), for
+        callers that read only log-probs and alternatives (the server's echo). Default: score_positions."""
+        return self.score_positions(sequences, starts, top_k)
+
     def nll_sums(self, sequences: list[list[int]], starts: list[int]) -> list[float]:
         """Σ -log p(seq[t] | seq[:t]) over t >= start, per sequence, in float64 (perplexity's
         hot path: no ranks, entropies or top-k). Default: through score_positions."""
         return [-float(s.logprob.sum()) for s in self.score_positions(sequences, starts, 0)]
+
+    def position_logits(self, ids: list[int]) -> torch.Tensor:
+        """(T, V) float32 raw scores of every position: row t follows ids[:t+1] (one forward pass's logits)
+        [full_vocab]. Default: hidden states through the LM head for local weights, else one next_logits
+        row per prefix. Keep T moderate: this is T x V floats."""
+        require(self, "full_vocab", "the logits of every position")
+        if self.capabilities.weights:
+            return self.project(self.hidden_states(torch.tensor([list(ids)]))[0]).float().cpu()  # (T, V)
+        return as_float(self.next_logits([list(ids[:t + 1]) for t in range(len(ids))]))
 
     def token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[torch.Tensor]:
         """log p(seq[t] | seq[:t]) for t >= start, per sequence: (len(seq) - start,) float64 each —

@@ -29,14 +29,14 @@ _BAD_ARG = "logitscope.bad_utf8_argument"
 # -- the error boundary -----------------------------------------------------------------------
 def prepare_command(cmd: click.Command) -> click.Command:
     """Every float option of every command rejects NaN at parse time (see ``Number``), and every
-    command with --model gets the remote-model options (--api-key, --concurrency, --timeout).
+    command with --model gets the model options (--engine, --dtype, --api-key, --concurrency, --timeout).
     Called for each command as the group registers or lazily looks it up."""
-    from .remote_options import add_remote_options
+    from .model_options import add_model_options
 
     for param in cmd.params:
         if type(param.type) is click.types.FloatParamType:
             param.type = NUMBER
-    return add_remote_options(cmd)
+    return add_model_options(cmd)
 
 
 class LogitscopeGroup(click.Group):
@@ -218,13 +218,28 @@ def bos_value(choice: str):
 
 
 def load_model(spec):
-    """Load once per command (environment checked first); progress of a first-time GGUF
-    conversion goes to stderr."""
+    """Load once per command (environment checked first, the model options passed on); progress of a
+    first-time GGUF conversion and load-time warnings (e.g. bfloat16 without hardware) go to stderr."""
+    return load_model_as(spec)
+
+
+def load_model_as(spec, **overrides):
+    """``load_model`` with some of the model options replaced (None keeps the command's own)."""
+    import warnings
+
     from .. import load
     from ..settings import check_environment
+    from .model_options import load_options
 
     check_environment()
-    return load(spec)
+    options = load_options() | {k: v for k, v in overrides.items() if v is not None}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load(spec, **options)
+    for w in caught:
+        if issubclass(w.category, (UserWarning, FutureWarning)) and "logitscope" in (w.filename or "") + str(w.message):
+            click.echo(f"warning: {w.message}", err=True)
+    return model
 
 
 # -- input ----------------------------------------------------------------------------------
@@ -285,7 +300,7 @@ def show(result, as_json: bool, data=None, piped_width: int = 120, **view_option
     """The one ending of every command: JSON (``data``, else ``result.to_dict()``) or the
     result's terminal view (``views.terminal.render(result, **view_options)``)."""
     if as_json:
-        return emit_json(result.to_dict() if data is None else data)
+        return emit_json(result.with_producer(result.to_dict() if data is None else data))
     from rich.text import Text
 
     from ..views.terminal import render

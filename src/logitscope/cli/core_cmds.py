@@ -100,7 +100,7 @@ def demo_cmd(model):
     m = load_model(model)
     out = console()
     out.print(f"model: {m!r}")
-    prompt, text = getattr(m.backend, "demo_texts", (DEMO_PROMPT, DEMO_TEXT))  # the toy model knows ~13 words
+    prompt, text = m.backend.demo_texts or (DEMO_PROMPT, DEMO_TEXT)  # the toy model knows ~13 words
     out.print(m.next_token(prompt, top_k=10))
     out.print(render(m.score(text), table=True))
 

@@ -56,6 +56,7 @@ class ScoreTask:
     start: int
     top_k: int = 0
     values_only: bool = False  # only log p of each target is read (no rank, entropy or alternatives)
+    ranks: bool = True  # ranks (and entropies) are read; False: log-probs and alternatives only
 
 
 class Stepper:
@@ -315,22 +316,26 @@ class ModelWorker:
 
 
 def _score_tasks(backend: Backend, tasks: list[ScoreTask]) -> list[PositionScores]:
-    """Scores of every task, in order: values-only tasks through ``token_logprobs`` (the blocked NLL path),
-    the others through one ``score_positions`` call with the largest top_k asked."""
-    values_only = [t.values_only and not t.top_k for t in tasks]
-    light = [i for i, v in enumerate(values_only) if v]
-    full = [i for i, v in enumerate(values_only) if not v]
+    """Scores of every task, in order, each group in one backend call: values-only tasks through
+    ``token_logprobs`` (the blocked NLL path), tasks that read no ranks through ``scores_without_ranks``,
+    the others through ``score_positions`` (each call with its group's largest top_k)."""
+    kinds = ["values" if t.values_only and not t.top_k else "lean" if not t.ranks else "full" for t in tasks]
     out: list[PositionScores | None] = [None] * len(tasks)
-    if light:
-        values = backend.token_logprobs([tasks[i].seq for i in light], [tasks[i].start for i in light])
-        for i, lp in zip(light, values):
-            out[i] = PositionScores.values_only(lp)
-    if full:
-        top_k = max(tasks[i].top_k for i in full)
-        for i, s in zip(full, backend.score_positions([tasks[i].seq for i in full], [tasks[i].start for i in full],
-                                                      top_k)):
-            out[i] = s
+    for kind in ("values", "lean", "full"):
+        group = [i for i, k in enumerate(kinds) if k == kind]
+        if group:
+            for i, s in zip(group, _score_group(backend, kind, [tasks[i] for i in group])):
+                out[i] = s
     return out  # type: ignore[return-value]
+
+
+def _score_group(backend: Backend, kind: str, tasks: list[ScoreTask]) -> list[PositionScores]:
+    seqs, starts = [t.seq for t in tasks], [t.start for t in tasks]
+    if kind == "values":
+        return [PositionScores.values_only(lp) for lp in backend.token_logprobs(seqs, starts)]
+    top_k = max(t.top_k for t in tasks)
+    score = backend.scores_without_ranks if kind == "lean" else backend.score_positions
+    return score(seqs, starts, top_k)
 
 
 def _keep_top(s: PositionScores, k: int) -> PositionScores:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 
+from .. import settings
 from ..errors import InputError
 
-API_KEY_ENV = "LOGITSCOPE_API_KEY"
+API_KEY_ENV = "LOGITSCOPE_API_KEY"  # named in messages; read by settings.api_key()
 
 
 def is_loopback(host: str) -> bool:
@@ -60,4 +60,4 @@ def serve(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warn
 
 
 def api_key_from_env(given: str | None) -> str | None:
-    return given or os.environ.get(API_KEY_ENV) or None
+    return given or settings.api_key()

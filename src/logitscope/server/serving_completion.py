@@ -174,9 +174,11 @@ def _score_task(backend: Backend, prompt: PromptIds, req: CompletionRequest, lim
     token_budget(backend, len(prompt.ids), req.max_tokens, limits)
     wants = _wants_prompt_scores(req) and len(prompt.ids) > 1
     if req.max_tokens == 1:  # a placeholder target: its row is the distribution after the prompt
-        return ScoreTask(prompt.ids + [0], 1 if wants else len(prompt.ids), top_k)
+        return ScoreTask(prompt.ids + [0], 1 if wants else len(prompt.ids), top_k,
+                         ranks=req.prompt_logprobs is not None)
     # legacy echo reads each prompt token's log-prob (and top_k alternatives); prompt_logprobs also reads ranks
-    return ScoreTask(prompt.ids, 1, top_k, values_only=req.prompt_logprobs is None) if wants else None
+    rank_read = req.prompt_logprobs is not None
+    return ScoreTask(prompt.ids, 1, top_k, values_only=not rank_read, ranks=rank_read) if wants else None
 
 
 def _scored_choice(backend: Backend, index: int, prompt: PromptIds, s: PositionScores | None,

@@ -26,7 +26,11 @@ _NAMED = {"cyan": "#1b7c83", "green": "#1a7f37", "red": "#cf222e", "yellow": "#9
 def render(result, **options) -> str | None:
     """The HTML fragment of ``result`` (None for types without one: Jupyter then shows repr)."""
     view = lookup(VIEWS, result)
-    return None if view is None else f'<div class="logitscope">{_FRAGMENT_CSS}{view(result, **options)}</div>'
+    if view is None:
+        return None
+    producer = text.producer_line(result)
+    note = f'<p class="note">{html.escape(producer)}</p>' if producer else ""
+    return f'<div class="logitscope">{_FRAGMENT_CSS}{view(result, **options)}{note}</div>'
 
 
 # -- building blocks ----------------------------------------------------------------------------
@@ -110,9 +114,7 @@ def tokenize_fragment(result) -> str:
 def comparison_fragment(result) -> str:
     if len(result.results) == 1:
         return to_html(tables.per_source_table(result.results[0]))
-    from ..scoring.perplexity import WHY
-
-    notes = "".join(_p(f"{c}: {WHY[c]}") for c in result.conventions) if len(result.conventions) > 1 else ""
+    notes = "".join(_p(f"{c}: {why}") for c, why in result.convention_notes())
     return to_html(tables.side_by_side_table(result.results)) + notes
 
 
@@ -148,6 +150,8 @@ def _table(make):
 
 
 VIEWS = {
+    "ModelInfo": _table(tables.info_table),
+    "EngineComparison": lambda r: to_html(tables.comparison_table(r)) + to_html(tables.comparison_worst_table(r)),
     "NextTokenResult": _table(tables.next_token_table),
     "ScoreResult": score_fragment,
     "TokenizeResult": tokenize_fragment,

@@ -22,13 +22,15 @@ from .colours import (COLOR_MODES, DEFAULT_PALETTE, RANK_LIMITS, UNSCORED_STYLE,
 
 
 def render(result, **options):
-    """The rich renderable of ``result`` (a Pretty repr for types without a view)."""
+    """The rich renderable of ``result`` (a Pretty repr for types without a view), with the line saying
+    which model, engine and dtype computed it when the result knows."""
     view = lookup(VIEWS, result)
     if view is None:
         from rich.pretty import Pretty
 
         return Pretty(result)
-    return view(result, **options)
+    shown, producer = view(result, **options), text.producer_line(result)
+    return Group(shown, Text(producer, style="dim")) if producer else shown
 
 
 def to_rich(spec: tables.TableSpec) -> Table:
@@ -106,9 +108,7 @@ def comparison_view(result) -> Group:
     """Per-source table for one run; side by side for several, with what each convention means."""
     if len(result.results) == 1:
         return Group(perplexity_view(result.results[0]))
-    from ..scoring.perplexity import WHY
-
-    notes = [Text(f"  {conv:<9} {WHY[conv]}") for conv in result.conventions] if len(result.conventions) > 1 else []
+    notes = [Text(f"  {conv:<9} {why}") for conv, why in result.convention_notes()]
     return Group(to_rich(tables.side_by_side_table(result.results)), *notes)
 
 
@@ -153,7 +153,13 @@ def _table(make):
     return lambda result: to_rich(make(result))
 
 
+def engine_comparison_view(result, worst: int = 8) -> Group:
+    return Group(to_rich(tables.comparison_table(result)), to_rich(tables.comparison_worst_table(result, worst)))
+
+
 VIEWS = {
+    "ModelInfo": _table(tables.info_table),
+    "EngineComparison": engine_comparison_view,
     "NextTokenResult": next_token_view,
     "ScoreResult": score_view,
     "TokenizeResult": tokenize_view,

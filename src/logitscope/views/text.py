@@ -19,6 +19,12 @@ PROB_BINS = 10
 
 
 # -- formats ------------------------------------------------------------------------------
+def producer_line(result) -> str | None:
+    """"computed by MODEL · engine ENGINE · DTYPE" when the result knows what produced it."""
+    p = getattr(result, "produced_by", None)
+    return f"computed by {p['model']} · engine {p['engine']} · {p['dtype']}" if p else None
+
+
 def fmt(value, digits: int = 4, missing: str = "–") -> str:
     """A number with ``digits`` decimals; ``missing`` for None or NaN, ints as they are."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

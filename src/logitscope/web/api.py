@@ -96,7 +96,8 @@ def _page_routes(router: APIRouter) -> None:
     async def models(request: Request) -> dict:
         workers = request.app.state.engine.workers
         return {"models": [{"name": n, "context_length": w.backend.capabilities.context_length,
-                            "vocab_size": w.backend.vocab_size, "kv_cache": w.backend.capabilities.kv_cache}
+                            "vocab_size": w.backend.vocab_size, "kv_cache": w.backend.capabilities.kv_cache,
+                            "engine": w.backend.engine, "dtype": w.backend.dtype}
                            for n, w in workers.items()]}
 
     @router.get("/api/colours")

@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
-from test_fastllama import tiny
+from test_fast_forward import tiny
 from torch import nn
 
-from logitscope.backends import fastdecode
-from logitscope.backends.fastdecode import FastDecode, StaticCache
+from logitscope.backends import fast_decode
+from logitscope.backends.fast_decode import StaticCacheDecoder, StaticCache
 from logitscope.backends.hf import HFBackend
 from logitscope.core.processors import Sampler, SamplerConfig
 from logitscope.sampling.generation import generate
@@ -36,7 +36,7 @@ def ids_of(width: int, seed: int = 0) -> list[int]:
     return torch.randint(0, 101, (width,), generator=torch.Generator().manual_seed(seed)).tolist()
 
 
-def decode_in_pieces(fast: FastDecode, ids: list[int], cuts: list[int]) -> torch.Tensor:
+def decode_in_pieces(fast: StaticCacheDecoder, ids: list[int], cuts: list[int]) -> torch.Tensor:
     """Feed ``ids`` in the pieces between ``cuts`` through one cache; (T, V) logits of every position."""
     cache, rows = fast.new_cache(4), []
     for begin, end in zip([0] + cuts, cuts + [len(ids)]):
@@ -51,14 +51,14 @@ def test_decode_equals_transformers(kind, overrides, cuts):
     """Prefill + single steps + multi-token steps (verification) over a cache that must grow past 256 rows."""
     model = tiny(kind, **overrides)
     ids = ids_of(300)
-    fast = FastDecode.for_model(model)
+    fast = StaticCacheDecoder.for_model(model)
     assert fast is not None
     torch.testing.assert_close(decode_in_pieces(fast, ids, cuts), reference_logits(model, ids), rtol=1e-5, atol=1e-5)
 
 
 def test_fork_copies_and_truncate_rolls_back():
     model = tiny("llama")
-    fast = FastDecode.for_model(model)
+    fast = StaticCacheDecoder.for_model(model)
     ids = ids_of(40, seed=3)
     cache = fast.new_cache(8)
     fast.step(cache, ids[:20])
@@ -74,7 +74,7 @@ def test_fork_copies_and_truncate_rolls_back():
 
 def test_in_place_weight_edits_reach_the_decode_path():
     model = tiny("qwen2")
-    fast = FastDecode.for_model(model)
+    fast = StaticCacheDecoder.for_model(model)
     with torch.no_grad():
         for layer in model.model.layers:
             layer.mlp.down_proj.weight.mul_(0.5)
@@ -85,11 +85,11 @@ def test_in_place_weight_edits_reach_the_decode_path():
 def test_models_it_does_not_cover_get_none():
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    assert FastDecode.for_model(GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50))) is None
-    assert FastDecode.for_model(tiny("llama", hidden_act="gelu")) is None
-    assert FastDecode.for_model(tiny("llama").to(torch.bfloat16)) is None
+    assert StaticCacheDecoder.for_model(GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50))) is None
+    assert StaticCacheDecoder.for_model(tiny("llama", hidden_act="gelu")) is None
+    assert StaticCacheDecoder.for_model(tiny("llama").to(torch.bfloat16)) is None
     dynamic = tiny("llama", rope_parameters={"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0})
-    assert FastDecode.for_model(dynamic) is None
+    assert StaticCacheDecoder.for_model(dynamic) is None
 
 
 def test_sliding_window_backend_falls_back_past_the_window():
@@ -110,9 +110,9 @@ def test_environment_switch_turns_it_off(monkeypatch):
     from logitscope.backends.hf import HFBackend
 
     monkeypatch.setenv("LOGITSCOPE_FAST_DECODE", "0")
-    assert not fastdecode.enabled()
+    assert not fast_decode.enabled()
     backend = HFBackend(tiny("llama"), _FakeTokenizer())
-    assert backend._decode is None and not isinstance(backend.prefill([1, 2, 3]).cache, StaticCache)
+    assert backend._static_decoder is None and not isinstance(backend.prefill([1, 2, 3]).cache, StaticCache)
 
 
 class _FakeTokenizer:
@@ -131,7 +131,7 @@ def test_backend_extend_rows_and_rewind(kind, overrides, fast, monkeypatch):
 
     monkeypatch.setenv("LOGITSCOPE_FAST_DECODE", "1" if fast else "0")
     backend = HFBackend(tiny(kind, **overrides), _FakeTokenizer())
-    assert (backend._decode is not None) == fast
+    assert (backend._static_decoder is not None) == fast
     ids = ids_of(50, seed=7)
     ref = reference_logits(backend.model, ids)  # (T, V)
     state = backend.prefill(ids[:30])
@@ -202,7 +202,7 @@ PROMPT = "The history of the printing press begins"
 @pytest.mark.slow
 def test_smol_decodes_through_the_static_cache(smol):
     b = smol.backend
-    assert b._decode is not None
+    assert b._static_decoder is not None
     ids = b.tokenize(PROMPT).ids
     state = b.prefill(ids)
     assert isinstance(state.cache, StaticCache)

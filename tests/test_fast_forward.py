@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from logitscope.backends import fastllama
-from logitscope.backends.fastllama import FastDecoder
+from logitscope.backends import fast_forward
+from logitscope.backends.fast_forward import FastForward
 
 TINY = dict(vocab_size=101, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=512)
@@ -49,7 +49,7 @@ def test_fast_forward_equals_transformers(kind, overrides, width):
     model = tiny(kind, **overrides)
     ids = random_ids(3, width)
     expected = reference(model, ids)
-    fast = FastDecoder.for_model(model)
+    fast = FastForward.for_model(model)
     assert fast is not None
     torch.testing.assert_close(fast(ids), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(reference(model, ids), expected, rtol=0, atol=0)  # the model is left as it was
@@ -60,15 +60,15 @@ def test_query_blocks_cover_every_position(monkeypatch):
     model = tiny("llama")
     ids = random_ids(2, 77)
     expected = reference(model, ids)
-    fast = FastDecoder.for_model(model)
+    fast = FastForward.for_model(model)
     for block in (5, 16, 76, 77, 500):
-        monkeypatch.setattr(fastllama, "QUERY_BLOCK", block)
+        monkeypatch.setattr(fast_forward, "QUERY_BLOCK", block)
         torch.testing.assert_close(fast(ids), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_right_padding_does_not_touch_real_rows():
     model = tiny("llama")
-    fast = FastDecoder.for_model(model)
+    fast = FastForward.for_model(model)
     short = random_ids(1, 30)
     padded = torch.cat([short, torch.zeros(1, 90, dtype=torch.long)], dim=1)
     torch.testing.assert_close(fast(padded)[:, :30], fast(short), rtol=1e-5, atol=1e-5)
@@ -77,7 +77,7 @@ def test_right_padding_does_not_touch_real_rows():
 def test_in_place_weight_edits_reach_the_fast_forward():
     """Simulated quantization edits the per-module weights in place: the fast path must see it."""
     model = tiny("llama")
-    fast = FastDecoder.for_model(model)
+    fast = FastForward.for_model(model)
     ids = random_ids(2, 40)
     before = fast(ids)
     with torch.no_grad():
@@ -91,7 +91,7 @@ def test_in_place_weight_edits_reach_the_fast_forward():
 
 def test_sliding_window_models_fall_back_beyond_the_window():
     model = tiny("mistral", sliding_window=16)
-    fast = FastDecoder.for_model(model)
+    fast = FastForward.for_model(model)
     assert fast.covers(16) and not fast.covers(17)
     ids = random_ids(2, 16)
     torch.testing.assert_close(fast(ids), reference(model, ids), rtol=1e-5, atol=1e-5)
@@ -100,19 +100,19 @@ def test_sliding_window_models_fall_back_beyond_the_window():
 def test_models_it_does_not_cover_get_none():
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    assert FastDecoder.for_model(GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50))) is None
-    assert FastDecoder.for_model(tiny("llama", hidden_act="gelu")) is None
+    assert FastForward.for_model(GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50))) is None
+    assert FastForward.for_model(tiny("llama", hidden_act="gelu")) is None
     extra = tiny("llama")
     extra.model.layers[1].self_attn.q_norm = nn.Identity()  # e.g. Qwen3-style q/k norms
-    assert FastDecoder.for_model(extra) is None
-    assert FastDecoder.for_model(tiny("llama").to(torch.bfloat16)) is None
+    assert FastForward.for_model(extra) is None
+    assert FastForward.for_model(tiny("llama").to(torch.bfloat16)) is None
 
 
 # -- in the transformers backend (bundled model) ----------------------------------------------
 @pytest.mark.slow
 def test_smol_backend_hidden_equals_transformers(smol):
     b = smol.backend
-    assert b._fast is not None  # SmolLM2 is a Llama: the fast path is on
+    assert b._fast_forward is not None  # SmolLM2 is a Llama: the fast path is on
     seqs = [b.tokenize(t).ids for t in ("Hello", "The capital of France is Paris. " * 12, "a b c " * 30)]
     ids = b._pad_batch(seqs)
     torch.testing.assert_close(b.hidden_states(ids), reference(b.model, ids), rtol=1e-4, atol=2e-4)
