@@ -1,8 +1,8 @@
 """Long web requests as worker jobs the page can cancel, streamed as JSON lines.
 
 A stepped job (a ``Stepper``: reading window by window, Run N, a continuation) stops at its
-next step once cancelled. A one-call analysis (the tree, beam search, ranking) runs on an
-``Interruptible`` view of the backend: every model call first checks the job's flag, so
+next step once cancelled. A one-call analysis (the tree, beam search, ranking) runs on
+``backends.interruptible.Interruptible``: every model call first checks the job's flag, so
 Cancel stops it at its next forward pass instead of letting it run on in the worker.
 
     {"job": "86fee440f16c"}                          the id for POST /api/jobs/{id}/cancel
@@ -18,52 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Callable
 
 from ..backends.base import Backend
-from ..errors import LogitscopeError
+from ..backends.interruptible import Interrupted, Interruptible
 from ..server.engine import Job
 from ..server.errors import error_response
 
-MODEL_CALLS = frozenset({"next_logits", "next_top_k", "prefill", "extend", "extend_rows", "score_positions",
-                         "nll_sums", "token_logprobs", "score_continuations", "hidden_states"})
-REPORT_EVERY = 0.1  # seconds between progress lines
 STOP_POLL = 0.2  # seconds between checks whether the server is stopping
-
-
-class JobCancelled(LogitscopeError):
-    """The page cancelled the job (not an error: the stream ends with {"cancelled": true})."""
-
-
-class Interruptible:
-    """``backend`` seen by one job: each model call raises JobCancelled once the job is cancelled,
-    and counts towards ``report({"progress": calls, "of": expected})`` when ``expected`` is known."""
-
-    def __init__(self, backend: Backend, cancelled: Callable[[], bool], report=None, expected: int | None = None):
-        self._backend, self._cancelled, self._report, self._expected = backend, cancelled, report, expected
-        self._calls, self._reported = 0, 0.0
-
-    def __getattr__(self, name: str):
-        attr = getattr(self._backend, name)
-        if name not in MODEL_CALLS:
-            return attr
-
-        def call(*args, **kwargs):
-            if self._cancelled():
-                raise JobCancelled("cancelled")
-            self._calls += 1
-            self._tell()
-            return attr(*args, **kwargs)
-
-        return call
-
-    def _tell(self) -> None:
-        now = time.monotonic()
-        if self._report and self._expected and now - self._reported >= REPORT_EVERY:
-            self._reported = now
-            self._report({"progress": min(self._calls, self._expected), "of": self._expected})
 
 
 def interruptible_call(fn: Callable[[Backend], object], expected: int | None = None) -> Callable:
@@ -110,7 +73,7 @@ async def outcome(job: Job, partial) -> dict:
     if error is None and not job.future.cancelled():
         return {"result": job.future.result()}
     extra = await partial() if partial else {}
-    if job.future.cancelled() or isinstance(error, JobCancelled):
+    if job.future.cancelled() or isinstance(error, Interrupted):
         return {"cancelled": True, **extra}
     return {"error": json.loads(error_response(error).body)["error"], **extra}
 
