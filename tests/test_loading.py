@@ -347,3 +347,51 @@ def test_running_one_command_imports_only_its_module():
     # common (the error boundary), the command's module, and model_options (the click options every
     # command with --model gets); no other command module
     assert out.stdout.strip() == "['logitscope.cli.common', 'logitscope.cli.core_cmds', 'logitscope.cli.model_options']"
+
+
+# -- engines and dtypes ------------------------------------------------------------------------------------
+def test_bfloat16_loads_the_model_in_bfloat16_and_scores_near_float32(tiny_llama_dir):
+    """bfloat16 multiplies in bfloat16 (the blocked LM head too); its numbers stay near float32's and its
+    own paths agree: perplexity's NLL path and per-token scores, both near a naive bf16 forward."""
+    fp32, bf16 = logitscope.load(tiny_llama_dir), logitscope.load(tiny_llama_dir, dtype="bfloat16")
+    assert bf16.backend.dtype == "bfloat16" and bf16.info().dtype == "bfloat16" and fp32.info().dtype == "float32"
+    assert next(bf16.backend.model.parameters()).dtype == torch.bfloat16
+    text = "The capital of France is Paris. Once upon a time there was a small model."
+    a, b = fp32.score(text), bf16.score(text)
+    assert [t.token_id for t in a.tokens] == [t.token_id for t in b.tokens]
+    assert max(abs(x.logprob - y.logprob) for x, y in zip(a.scored_tokens, b.scored_tokens)) < 0.25
+    ids = list(b.input_ids)
+    with torch.inference_mode():
+        naive = torch.log_softmax(bf16.backend.model(torch.tensor([ids])).logits[0].float(), -1)  # (T, V)
+    ref = naive[:-1].gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+    got = torch.tensor([t.logprob for t in b.scored_tokens])
+    assert (got - ref.double()).abs().max() < 0.1  # bf16 rounding of a logit: one ulp (1/16 at logits of 16..32)
+    nll = bf16.backend.nll_sums([ids], [1])[0]
+    assert nll == pytest.approx(-float(got.sum()), abs=0.1 * len(got))
+
+
+def test_bfloat16_without_bf16_hardware_warns(tiny_llama_dir, monkeypatch):
+    monkeypatch.setattr(loading, "bf16_hardware", lambda: False)
+    with pytest.warns(UserWarning, match="no bfloat16 instructions"):
+        logitscope.load(tiny_llama_dir, dtype="bfloat16")
+
+
+def test_engine_and_dtype_refusals(tiny_llama_dir):
+    with pytest.raises(logitscope.InputError, match="dtype='float16' is not one of"):
+        logitscope.load(tiny_llama_dir, dtype="float16")
+    with pytest.raises(logitscope.InputError, match="do not apply to the toy model"):
+        logitscope.load("toy", engine="llamacpp")
+    with pytest.raises(logitscope.ModelLoadError, match="runs GGUF files"):
+        logitscope.load(tiny_llama_dir, engine="llamacpp")
+
+
+def test_engine_auto_picks_llamacpp_only_for_large_gguf_files(tmp_path):
+    small, large = tmp_path / "small.gguf", tmp_path / "large.gguf"
+    small.write_bytes(b"GGUF")
+    with large.open("wb") as f:
+        f.truncate(loading.AUTO_TORCH_GGUF_BYTES + 1)  # sparse: no disk used
+    assert not loading._runs_on_llamacpp(small, "auto", "float32")
+    assert loading._runs_on_llamacpp(large, "auto", "float32")
+    assert not loading._runs_on_llamacpp(large, "auto", "bfloat16")  # a dtype asks for the torch engine
+    assert not loading._runs_on_llamacpp(large, "torch", "float32") and loading._runs_on_llamacpp(small, "llamacpp",
+                                                                                                   "float32")

@@ -129,15 +129,20 @@ def _rows_scores(x, t, top_k, weight, bias, cap, buffer) -> PositionScores:
 
 
 def _block(x, weight, bias, cap, v: int, out: torch.Tensor) -> torch.Tensor:
-    w = weight[v:v + out.shape[1]]
-    z = torch.mm(x, w.t(), out=out) if bias is None else torch.addmm(bias[v:v + out.shape[1]], x, w.t(), out=out)
+    """The logits of rows ``x`` for the vocabulary block at ``v``, in the float32 buffer ``out``; a bfloat16
+    head multiplies in bfloat16 (the model's own logits) and the reductions run on their float32 copy."""
+    w, b = weight[v:v + out.shape[1]], None if bias is None else bias[v:v + out.shape[1]]
+    if weight.dtype != out.dtype:
+        out.copy_(torch.mm(x, w.t()) if b is None else torch.addmm(b, x, w.t()))
+        return cap(out, in_place=True)
+    z = torch.mm(x, w.t(), out=out) if b is None else torch.addmm(b, x, w.t(), out=out)
     return cap(z, in_place=True)
 
 
 def _dot_logits(x, t, weight, bias, cap) -> torch.Tensor:
-    """z[t] per row as one dot product each (the same value as the matmul's up to float32 rounding)."""
+    """z[t] per row as one dot product each (the same value as the matmul's up to rounding), as float32."""
     z = (x * weight[t]).sum(-1) + (0.0 if bias is None else bias[t])
-    return cap(z)
+    return cap(z.float())
 
 
 def _block_stats(z: torch.Tensor, zt: torch.Tensor, eps: torch.Tensor):

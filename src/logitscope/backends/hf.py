@@ -180,11 +180,11 @@ class HFBackend(Backend):
 
     def _position_scores(self, rows: torch.Tensor, targets: torch.Tensor, top_k: int,
                          stats: bool = True) -> PositionScores:
-        """(N, H) hidden rows -> scores of (N,) targets: blocked over the vocabulary for a plain float32
-        head (``blocked_head``; without ``stats`` no rank or entropy is counted), else full logits
+        """(N, H) hidden rows -> scores of (N,) targets: blocked over the vocabulary for a plain float32 or
+        bfloat16 head (``blocked_head``; without ``stats`` no rank or entropy is counted), else full logits
         PROJECT_CHUNK rows at a time."""
         head = self.lm_head()
-        if isinstance(head, torch.nn.Linear) and head.weight.dtype == torch.float32:
+        if _blockable(head):
             reduce = blocked_scores if stats else blocked_top_k
             return reduce(rows, targets, top_k, head.weight, head.bias, self._cap)
         return PositionScores.concat([
@@ -229,9 +229,9 @@ class HFBackend(Backend):
     @torch.inference_mode()
     def _target_nll(self, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """(N, H) hidden rows, (N,) targets -> (N,) float32 NLL = log Z - z[target]: blocked over the
-        vocabulary for a plain float32 head (``blocked_head.blocked_nll``), else full logits."""
+        vocabulary for a plain float32 or bfloat16 head (``blocked_head.blocked_nll``), else full logits."""
         head = self.lm_head()
-        if not isinstance(head, torch.nn.Linear) or head.weight.dtype != torch.float32:
+        if not _blockable(head):
             return self._target_nll_full(rows, targets)
         return blocked_nll(rows, targets, head.weight, head.bias, self._cap)
 
@@ -360,6 +360,11 @@ class HFBackend(Backend):
         out = decoder(input_ids=self._pad_batch(conts).to(self.device), use_cache=True,
                       **{_cache_kwarg(decoder): cache})
         return out.last_hidden_state
+
+
+def _blockable(head: torch.nn.Module) -> bool:
+    """A plain Linear LM head in float32 or bfloat16: ``blocked_head`` walks it in vocabulary blocks."""
+    return isinstance(head, torch.nn.Linear) and head.weight.dtype in (torch.float32, torch.bfloat16)
 
 
 def _as_dynamic(cache: StaticCache):
