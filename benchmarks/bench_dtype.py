@@ -12,12 +12,12 @@ token's rank changed, top-10 alternatives shared. Prints a markdown table (and w
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
 
 import logitscope
+from ab_trees import best_time
 from logitscope.loading import bf16_hardware
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,25 +29,15 @@ def corpus(tokens: int, model) -> list[int]:
     return (ids * (tokens // len(ids) + 1))[:tokens]
 
 
-def best_rate(fn, tokens: int, repeats: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return tokens / best
-
-
 def throughput(models: dict, ids: list[int], window: int, repeats: int) -> dict:
     seqs = [ids[i:i + window] for i in range(0, len(ids) - window + 1, window)]
     n = sum(len(s) - 1 for s in seqs)
     out = {}
     for _ in range(2):  # alternate the models, twice, keep each one's best
         for name, m in models.items():
-            nll = best_rate(lambda: m.backend.nll_sums(seqs, [1] * len(seqs)), n, repeats)
+            nll = n / best_time(lambda: m.backend.nll_sums(seqs, [1] * len(seqs)), repeats)
             with torch.inference_mode():
-                scores = best_rate(lambda: m.backend.score_positions(seqs, [1] * len(seqs), 5), n, repeats)
+                scores = n / best_time(lambda: m.backend.score_positions(seqs, [1] * len(seqs), 5), repeats)
             old = out.get(name, (0.0, 0.0))
             out[name] = (max(old[0], nll), max(old[1], scores))
     return out

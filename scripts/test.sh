@@ -13,6 +13,12 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   echo "test: installing chromium for the browser tests" >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
 fi
+# axe-core for the accessibility checks (tests/test_web_layout.py) from npm into tests/node_modules, pinned by
+# tests/package-lock.json; the tests read it from disk, so they run offline afterwards. Test-only: the page never loads it.
+if [ ! -f tests/node_modules/axe-core/axe.min.js ] && command -v npm >/dev/null 2>&1; then
+  echo "test: installing axe-core (npm ci --prefix tests)" >&2
+  npm ci --prefix tests --no-audit --no-fund --loglevel=error >/dev/null
+fi
 export LOGITSCOPE_THREADS=${LOGITSCOPE_THREADS:-2}
 if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"

@@ -42,11 +42,14 @@ def next_cmd(prompt, rows, temperature, bos, model, as_json):
 @click.option("--html", "html_path", type=OutputPath(HTML_EXTENSIONS), default=None, help="Also write a self-contained HTML heatmap (hover a token).")
 @click.option("--color-by", type=click.Choice(["prob", "rank", "entropy"]), default="prob", show_default=True,
               help="Colour tokens by probability, GLTR rank bucket or entropy.")
+@click.option("--palette", type=click.Choice(["viridis", "classic"]), default="viridis", show_default=True,
+              help="Colour scale: viridis (colour-blind safe) or classic (red to green, GLTR's rank colours).")
 @bos_option
 @model_option
 @json_option
 @option_names(top_k="alternatives")
-def score_cmd(text, file, context, alternatives, table, window, stride, html_path, color_by, bos, model, as_json):
+def score_cmd(text, file, context, alternatives, table, window, stride, html_path, color_by, palette, bos, model,
+              as_json):
     """Score TEXT (or -f FILE) token by token: a coloured heatmap with totals.
 
     \b
@@ -59,11 +62,12 @@ def score_cmd(text, file, context, alternatives, table, window, stride, html_pat
     body = read_text(text, file)
     result = load_model(model).score(body, context=context, top_k=alternatives, bos=bos_value(bos),
                                      window=window, stride=stride)
-    show(result, as_json, table=table, color_by=color_by)  # the numbers first: a failed write loses none
+    # the numbers first: a failed write of the page loses none
+    show(result, as_json, table=table, color_by=color_by, palette_name=palette)
     if html_path is not None:
         from ..views.html import write_html
 
-        click.echo(f"wrote {write_html(result, html_path, color_by)}", err=True)
+        click.echo(f"wrote {write_html(result, html_path, color_by, palette)}", err=True)
 
 
 @click.command("tokenize")

@@ -105,7 +105,9 @@ class ModelWorker:
         self._outstanding = 0
         self._scores: list[Job] = []
         self._gens: list[Job] = []
+        self._admitting: list[Job] = []  # the jobs of the current iteration, while they are admitted
         self._stopping = False
+        self.winding_down = False  # cancel_all ran: the server is stopping
         self._thread: threading.Thread | None = None
         self.start()
 
@@ -116,7 +118,7 @@ class ModelWorker:
                 return
         if self._thread is not None:
             self._thread.join()
-        self._stopping = False
+        self._stopping = self.winding_down = False
         self._thread = threading.Thread(target=self._run, name=f"logitscope-worker-{self.backend.name}",
                                         daemon=True)
         self._thread.start()
@@ -154,6 +156,14 @@ class ModelWorker:
         """Run ``fn(backend)`` in the worker thread (tokenization, small lookups)."""
         return await self.run(Job("call", fn))
 
+    def cancel_all(self) -> None:
+        """Mark every queued and running job cancelled (the server is stopping): generations stop at
+        their next step and their streams end, so a graceful shutdown need not wait for them."""
+        with self._cv:
+            self.winding_down = True
+            for job in [*self._inbox, *self._admitting, *self._scores, *self._gens]:
+                job.cancelled = True
+
     def close(self, timeout: float = 10.0) -> None:
         with self._cv:
             self._stopping = True
@@ -167,8 +177,10 @@ class ModelWorker:
             jobs = self._take()
             if jobs is None:
                 break
+            self._admitting = jobs
             for job in jobs:
                 self._admit(job)
+            self._admitting = []
             self._score_batch()
             self._step_generations()
         with self._cv:
@@ -346,6 +358,10 @@ class Engine:
     def start(self) -> None:
         for worker in self.workers.values():
             worker.start()
+
+    def cancel_all(self) -> None:
+        for worker in self.workers.values():
+            worker.cancel_all()
 
     def close(self) -> None:
         for worker in self.workers.values():

@@ -46,10 +46,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def serve(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning") -> None:
+def serve(app, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning", on_exit=None) -> None:
+    """Run uvicorn until Ctrl-C or SIGTERM. ``on_exit()`` runs first when the signal arrives: the web
+    app cancels its models' running jobs there, so open streams end and the shutdown is prompt."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            if on_exit is not None and not self.should_exit:
+                on_exit()
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)).run()
 
 
 def api_key_from_env(given: str | None) -> str | None:

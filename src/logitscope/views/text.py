@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .colours import RANK_BUCKETS, rank_bucket
+from .colours import RANK_LIMITS, rank_bucket
 
 if TYPE_CHECKING:
     from ..results import ScoreResult, TokenScore
@@ -150,7 +150,7 @@ def display_pieces(result: ScoreResult) -> list[tuple[str, TokenScore | None]]:
 
 def rank_histogram(result: ScoreResult) -> list[int]:
     """Scored tokens per GLTR rank bucket."""
-    counts = [0] * len(RANK_BUCKETS)
+    counts = [0] * len(RANK_LIMITS)
     for t in result.scored_tokens:
         counts[rank_bucket(t.rank)] += 1
     return counts

@@ -48,17 +48,20 @@ class ReadRequest(Body):
     max_prob_below: float | None = Field(0.1, ge=0, le=1)
     entropy_above: float | None = Field(4.0, ge=0)
     color_by: str = Field("prob", pattern="^(prob|rank|entropy|surprisal)$")
+    palette: str = Field("viridis", pattern="^(viridis|classic)$", description="colour scale of the HTML heatmap")
     stream: bool = Field(False, description="answer JSON lines: job id, progress per window, then the result")
 
 
 class PositionRequest(Body):
     ids: list[int] = Field(min_length=1, max_length=1_000_000)
     top: int = Field(50, ge=1, le=500)
+    token_id: int | None = Field(None, ge=0, description="the token read here: its own row ('read'), whatever its rank")
 
 
 class ContinueRequest(Body):
     ids: list[int] = Field(min_length=1, max_length=1_000_000)
     max_new_tokens: int = Field(20, ge=1, le=200)
+    stream: bool = Field(False, description="answer JSON lines: job id, progress, then the result (cancellable)")
 
 
 class ChainRequest(SamplerFields):
@@ -98,15 +101,18 @@ class TreeRequest(BaseModel):
     depth: int = Field(3, ge=1, le=8)
     branch: int = Field(3, ge=1, le=10)
     min_prob: float = Field(0.0, ge=0, le=1)
+    stream: bool = Field(False, description="answer JSON lines: job id, progress, then the result (cancellable)")
 
 
 class BeamRequest(Body):
     prompt: Text = Field(max_length=MAX_TEXT)
     num_beams: int = Field(4, ge=1, le=16)
     max_new_tokens: int = Field(12, ge=1, le=64)
+    stream: bool = Field(False, description="answer JSON lines: job id, progress, then the result (cancellable)")
 
 
 class RankRequest(Body):
     prompt: Text = Field(max_length=MAX_TEXT)
     candidates: list[Text] = Field(min_length=1, max_length=64)
     context: Context = Field(None, max_length=MAX_TEXT, description="a retrieved context: also show the lift")
+    stream: bool = Field(False, description="answer JSON lines: job id, progress, then the result (cancellable)")

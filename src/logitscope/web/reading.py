@@ -12,10 +12,11 @@ import torch
 
 from ..backends.base import Backend, PositionScores
 from ..confidence.uncertainty import flag_uncertain
+from ..core import mathops
 from ..core.boundary import encode, plan_windows
 from ..errors import InputError
 from ..results import ScoreResult
-from ..scoring.score import _score_result, next_token_after
+from ..scoring.score import _score_result, candidates, next_token_after
 from ..server.engine import Stepper
 
 
@@ -61,15 +62,31 @@ def window_notes(backend: Backend, result: ScoreResult) -> list[str]:
             f"{limit - 1} tokens before it)"]
 
 
-def position_distribution(backend: Backend, ids: list[int], top: int) -> dict:
+def position_distribution(backend: Backend, ids: list[int], top: int, token_id: int | None = None) -> dict:
     """The next-token distribution after ``ids`` (the last context's worth of them): ``Model.next_token``'s
-    numbers (``next_token_after``), with the cumulative mass of its top entries."""
+    numbers (``next_token_after``), with the cumulative mass of its top entries; with ``token_id`` also
+    that token's own row as ``read`` (its probability and rank, even far beyond the top)."""
     if not ids:
         raise InputError("no tokens before this position", hint="pick a scored token")
     seen = ids[-(backend.capabilities.context_length - 1):]  # the tokens a window can hold before the target
     with torch.inference_mode():
         result = next_token_after(backend, seen, "", top_k=top)
     mass = torch.tensor([c.logprob for c in result.top], dtype=torch.float64).exp().cumsum(0).tolist()
-    return {"prefix_tokens": len(seen), "truncated": len(seen) < len(ids), "entropy": result.entropy,
-            "top_k_only": result.top_k_only,
-            "top": [{**c.to_dict(), "cumulative": m} for c, m in zip(result.top, mass)]}
+    out = {"prefix_tokens": len(seen), "truncated": len(seen) < len(ids), "entropy": result.entropy,
+           "top_k_only": result.top_k_only,
+           "top": [{**c.to_dict(), "cumulative": m} for c, m in zip(result.top, mass)]}
+    if token_id is not None:
+        out["read"] = read_row(backend, result, token_id)
+    return out
+
+
+def read_row(backend: Backend, result, token_id: int) -> dict | None:
+    """The row of ``token_id`` in a NextTokenResult: its log-prob and rank (1 + the tokens above it);
+    None on a top-k-only backend when the token is not among the known ones."""
+    if not 0 <= token_id < backend.vocab_size:
+        raise InputError(f"token id {token_id} is not in the vocabulary", hint=f"use an id in [0, {backend.vocab_size - 1}]")
+    if result.logprobs is None:
+        return next((c.to_dict() for c in result.top if c.token_id == token_id), None)
+    ids = torch.tensor([token_id])
+    rank = int(mathops.rank_of(result.logprobs, ids[0]))
+    return candidates(backend, ids, result.logprobs[ids].double(), first_rank=rank)[0].to_dict()

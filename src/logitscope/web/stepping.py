@@ -54,7 +54,8 @@ class StepNode:
     def to_dict(self) -> dict:
         return {"id": self.id, "parent": self.parent, "token_id": self.token_id, "text": self.text,
                 "logprob": self.logprob, "prob": math.exp(self.logprob), "processed_logprob": self.processed_logprob,
-                "cum_logprob": self.cum_logprob, "depth": self.depth, "children": list(self.children)}
+                "cum_logprob": self.cum_logprob, "cum_prob": math.exp(self.cum_logprob), "depth": self.depth,
+                "children": list(self.children)}
 
 
 class StepSession:
