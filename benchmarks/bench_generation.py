@@ -11,7 +11,7 @@ greedy and top-p, EOS suppressed so every run produces exactly N tokens:
 * llama-cpp-python       the bundled GGUF (Q4_1) through llama.cpp, in /work/venv-contenders
 
 Plus a torch-profiler breakdown of one decode step through transformers' cache (before)
-and through ``fastdecode`` (after), and the speculation acceptance rate of each traced run.
+and through ``fast_decode`` (after), and the speculation acceptance rate of each traced run.
 Ratios are comparable within one run only (the machine is shared): run it under
 ``flock /tmp/logitscope-bench.lock``.
 
@@ -33,7 +33,7 @@ import torch
 import logitscope
 from logitscope.core.processors import Sampler, SamplerConfig
 from logitscope.loading import bundled_gguf_path_or_none
-from logitscope.sampling import speculative
+from logitscope.sampling.session import DecodeSession
 from logitscope.sampling.generation import generate
 
 PROMPT = "The history of the printing press begins"
@@ -88,30 +88,28 @@ def hf_generate(model, n: int, cfg: SamplerConfig):
 
 
 class Accepted:
-    """Counts drafted and accepted tokens by wrapping ``speculative.accepts``."""
+    """Counts drafted and accepted tokens by wrapping ``DecodeSession._verify``."""
 
     def __init__(self):
         self.drafted = self.accepted = 0
-        self._inner = speculative.accepts
+        self._inner = DecodeSession._verify
 
-    def __call__(self, sampler, processed, draft):
-        ok = self._inner(sampler, processed, draft)
-        self.drafted += 1
-        self.accepted += ok
-        return ok
+    def __call__(self, session, draft):
+        out = self._inner(session, draft)
+        self.drafted += len(draft)
+        self.accepted += sum(e.token == d for e, d in zip(out, draft))
+        return out
 
 
 def logitscope_rows(model, n: int) -> dict:
-    import logitscope.sampling.generation as generation
-
     out = {}
     for name, cfg in configs(model).items():
         counter = Accepted()
-        generation.accepts = counter
+        DecodeSession._verify = lambda session, draft: counter(session, draft)
         try:
             t, result = timed(lambda: generate(model.backend, PROMPT, n, cfg, top_alternatives=10))
         finally:
-            generation.accepts = counter._inner
+            DecodeSession._verify = counter._inner
         assert len(result.token_ids) == n
         out[f"traced {name}"] = {"s": t, "drafted": counter.drafted, "accepted": counter.accepted}
         out[f"traced, no speculation {name}"] = {"s": timed(lambda: generate(
@@ -140,8 +138,8 @@ def profile_step(model, fast: bool, steps: int = 20) -> list[str]:
     from torch.profiler import ProfilerActivity, profile
 
     backend = model.backend
-    saved = backend._decode
-    backend._decode = saved if fast else None
+    saved = backend._static_decoder
+    backend._static_decoder = saved if fast else None
     try:
         with torch.inference_mode():
             state = backend.prefill(backend.tokenize(PROMPT).ids)
@@ -153,12 +151,12 @@ def profile_step(model, fast: bool, steps: int = 20) -> list[str]:
                     state = backend.extend(state, [int(state.logits.argmax())])
                 per_step = (time.perf_counter() - start) / steps
     finally:
-        backend._decode = saved
+        backend._static_decoder = saved
     events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
     total = sum(e.self_cpu_time_total for e in events)
     rows = [f"| {e.key} | {e.count // steps} | {e.self_cpu_time_total / steps / 1000:.2f} | "
             f"{100 * e.self_cpu_time_total / total:.1f}% |" for e in events[:8]]
-    return [f"{per_step * 1000:.1f} ms per step ({'fastdecode' if fast else 'transformers cache'}, profiled)", "",
+    return [f"{per_step * 1000:.1f} ms per step ({'fast_decode' if fast else 'transformers cache'}, profiled)", "",
             "| op | calls per step | self ms per step | share |", "|---|---|---|---|", *rows]
 
 

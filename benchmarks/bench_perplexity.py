@@ -318,15 +318,15 @@ def steady_state(model, tok, window: int, n_windows: int, repeats: int) -> dict:
     the fast Llama forward and transformers' forward, alternating ``repeats`` times."""
     backend = model.backend
     text = text_of_tokens(tok, corpus_text(), n_windows * (window - 1))
-    fast = backend._fast
+    fast = backend._fast_forward
     paths = {"fast": fast, "transformers": None}  # None: transformers' own forward
     best = {name: 0.0 for name in paths}
     for _ in range(repeats):
         for name, setting in paths.items():
-            backend._fast = setting
+            backend._fast_forward = setting
             total, dt = timed(lambda: model.perplexity(texts=[text], convention="disjoint", window=window).total)
             best[name] = max(best[name], total.num_scored / dt)
-    backend._fast = fast
+    backend._fast_forward = fast
     return {"tokens": total.num_scored, "windows": n_windows, **best}
 
 

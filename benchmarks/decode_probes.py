@@ -2,13 +2,13 @@
 
     python benchmarks/decode_probes.py matvec          # every weight of a step read once, cold, per row count
     python benchmarks/decode_probes.py drafter [T]     # an int8 weight-only copy as a drafter: step cost, verify cost
-    python benchmarks/decode_probes.py verify [T]      # fastdecode steps of 1..7 rows, x @ W.T against W @ x.T
+    python benchmarks/decode_probes.py verify [T]      # fast_decode steps of 1..7 rows, x @ W.T against W @ x.T
 
 ``matvec`` multiplies 1, 2 and 6 rows by 30 layers' worth of SmolLM2-135M-shaped random float32
 matrices plus the 49,152 x 576 head (540 MB: more than any cache, as in a real decode step) as
 ``F.linear(x, W)``, ``torch.mv`` and ``W @ x.T``. ``drafter`` builds an int8 copy of the bundled
 model (per-row symmetric int8 weights, ``torch._weight_int8pack_mm`` with bfloat16 activations,
-norms and embedding shared) and times one-token steps of both through ``fastdecode``, the
+norms and embedding shared) and times one-token steps of both through ``fast_decode``, the
 greedy agreement of the two, and a float32 verification of 1, 5 and 9 rows.
 """
 
@@ -71,7 +71,7 @@ class Int8Linear(nn.Linear):
 
 def drafter(threads: int) -> None:
     import logitscope
-    from logitscope.backends.fastdecode import FastDecode
+    from logitscope.backends.fast_decode import StaticCacheDecoder
 
     torch.set_num_threads(threads)
     backend = logitscope.load().backend
@@ -81,7 +81,7 @@ def drafter(threads: int) -> None:
         for name, child in list(module.named_children()):
             if isinstance(child, nn.Linear):
                 setattr(module, name, Int8Linear(child))
-    full, draft = FastDecode.for_model(model), FastDecode.for_model(int8)
+    full, draft = StaticCacheDecoder.for_model(model), StaticCacheDecoder.for_model(int8)
     ids = backend.tokenize("The history of the printing press begins").ids
 
     def greedy(decoder, n=40):
@@ -109,14 +109,14 @@ def drafter(threads: int) -> None:
 
 
 def verify(threads: int) -> None:
-    """One fastdecode step of 1, 2, 4 and 7 rows after a 40-token prompt, with the few-row
-    W @ x.T products (fastdecode.FEW_ROWS = 16) and without (FEW_ROWS = 1), interleaved."""
+    """One fast_decode step of 1, 2, 4 and 7 rows after a 40-token prompt, with the few-row
+    W @ x.T products (fast_decode.FEW_ROWS = 16) and without (FEW_ROWS = 1), interleaved."""
     import logitscope
-    from logitscope.backends import fastdecode
+    from logitscope.backends import fast_decode
 
     torch.set_num_threads(threads)
     backend = logitscope.load().backend
-    decoder = fastdecode.FastDecode.for_model(backend.torch_module)
+    decoder = fast_decode.StaticCacheDecoder.for_model(backend.torch_module)
     ids = backend.tokenize("The history of the printing press begins with movable type in " * 4).ids[:40]
     cache = decoder.new_cache(64)
     decoder.step(cache, ids)
@@ -124,7 +124,7 @@ def verify(threads: int) -> None:
         cells = {}
         for _ in range(3):
             for few in (1, 16):
-                fastdecode.FEW_ROWS = few
+                fast_decode.FEW_ROWS = few
 
                 def step():
                     decoder.project(decoder.step(cache, ids[:rows]))

@@ -89,3 +89,15 @@ def cli():
         return runner.invoke(main, args, catch_exceptions=False, **kwargs)
 
     return invoke
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium through Playwright (never a downloaded browser), one per test module."""
+    from webapp import ARGS, CHROMIUM
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()

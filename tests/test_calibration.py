@@ -13,6 +13,7 @@ import logitscope
 from logitscope.evaluation import calibration as cal
 from logitscope.backends.toy import ToyBackend
 from logitscope.errors import InputError
+from tolerances import FLOAT32_TOKEN, FLOAT64
 
 # "Question: pick\nAnswer:" is three toy words; after "Answer:" the bigram model
 # prefers "cat" 3:1 over "dog" (add-0.1 smoothing), and "big dog" is two words.
@@ -88,8 +89,8 @@ def test_sum_confidence_is_the_model_probability_renormalised_over_choices(toy):
     prompt = "Question: pick\nAnswer:"
     p_cat, p_dog = (math.exp(toy_logprob(toy, prompt, w)) for w in ("cat", "dog"))
     first = report.questions[0]
-    assert first.probs[0] == pytest.approx(p_cat / (p_cat + p_dog), rel=1e-9)
-    assert first.scores[0] == pytest.approx(math.log(p_cat), rel=1e-9)
+    assert first.probs[0] == FLOAT64.approx(p_cat / (p_cat + p_dog))
+    assert first.scores[0] == FLOAT64.approx(math.log(p_cat))
     assert [q.correct for q in report.questions] == [True, False]
     assert report.metrics.accuracy == 0.5
     assert report.temperature is None  # fewer than 4 questions: no split to fit on
@@ -101,7 +102,7 @@ def test_normalisations_change_multi_token_choices_only(toy):
     means = cal.score_choices(toy.backend, [item], "mean")[0]
     per_byte = cal.score_choices(toy.backend, [item], "bytes")[0]
     assert means[0] == pytest.approx(sums[0]) and means[1] == pytest.approx(sums[1] / 2)
-    assert per_byte[1] == pytest.approx(sums[1] / len("big dog".encode()), rel=1e-9)  # toy tokens exclude spaces
+    assert per_byte[1] == FLOAT64.approx(sums[1] / len("big dog".encode()))  # toy tokens exclude spaces
     with pytest.raises(InputError, match="normalisation"):
         cal.score_choices(toy.backend, [item], "max")
 
@@ -113,7 +114,7 @@ def test_padding_for_questions_with_fewer_choices(toy):
     metrics = cal.calibration_metrics(scores, np.array([0, 1]), bins=4)
     probs = [np.exp(row[np.isfinite(row)]) / np.exp(row[np.isfinite(row)]).sum() for row in scores]
     brier = np.mean([((p - np.eye(len(p))[y]) ** 2).sum() for p, y in zip(probs, (0, 1))])  # padding adds nothing
-    assert metrics.accuracy == 1.0 and metrics.brier == pytest.approx(brier, abs=1e-12)
+    assert metrics.accuracy == 1.0 and metrics.brier == FLOAT64.approx(brier)
 
 
 def test_temperature_report_never_worsens_its_own_split():
@@ -127,13 +128,14 @@ def test_temperature_report_never_worsens_its_own_split():
     assert rep.after.temperature == rep.temperature and rep.before.temperature == 1.0
 
 
+@pytest.mark.parity
 @pytest.mark.slow
 def test_smol_choice_scores_match_model_score(smol):
     item = cal.load_mcq().items[0]  # the capital of France
     scores = cal.score_choices(smol.backend, [item], "sum")[0]
     prompt = cal.PROMPT_TEMPLATE.format(question=item.question)
     for choice, score in zip(item.choices, scores):
-        assert score == pytest.approx(smol.score(" " + choice, context=prompt).total_logprob, abs=1e-4)
+        assert score == FLOAT32_TOKEN.approx(smol.score(" " + choice, context=prompt).total_logprob)
 
 
 @pytest.mark.slow

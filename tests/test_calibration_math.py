@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from logitscope.core import calibration_math as cm
 from logitscope.errors import InputError
+from tolerances import FLOAT64
 
 # a hand-worked example: ten predictions, five equal-width bins
 SEED_CONF = [0.95, 0.90, 0.85, 0.80, 0.75, 0.70, 0.60, 0.55, 0.45, 0.30]
@@ -22,8 +23,8 @@ def test_ece_matches_a_hand_computation():
     # (0.4,0.6]: {.60,.55,.45} acc 0 conf .5333 -> .3*.5333 = .160
     # (0.6,0.8]: {.80,.75,.70} acc 2/3 conf .75 -> .3*.0833 = .025
     # (0.8,1.0]: {.95,.90,.85} acc 2/3 conf .90 -> .3*.2333 = .070
-    assert cm.expected_calibration_error(SEED_CONF, SEED_CORRECT, bins=5) == pytest.approx(0.285, abs=1e-12)
-    assert cm.maximum_calibration_error(SEED_CONF, SEED_CORRECT, bins=5) == pytest.approx(0.16 / 0.3, abs=1e-12)
+    assert cm.expected_calibration_error(SEED_CONF, SEED_CORRECT, bins=5) == FLOAT64.approx(0.285)
+    assert cm.maximum_calibration_error(SEED_CONF, SEED_CORRECT, bins=5) == FLOAT64.approx(0.16 / 0.3)
 
 
 def test_reliability_table_of_seed_example():
@@ -38,8 +39,8 @@ def test_perfectly_calibrated_set_has_zero_ece():
     conf = [0.25] * 4 + [0.5] * 4 + [0.75] * 4 + [1.0] * 4
     correct = [1, 0, 0, 0] + [1, 1, 0, 0] + [1, 1, 1, 0] + [1, 1, 1, 1]
     for bins in (4, 10):
-        assert cm.expected_calibration_error(conf, correct, bins) == pytest.approx(0.0, abs=1e-12)
-    assert cm.expected_calibration_error(conf, correct, 4, "mass") == pytest.approx(0.0, abs=1e-12)
+        assert cm.expected_calibration_error(conf, correct, bins) == FLOAT64.approx(0.0)
+    assert cm.expected_calibration_error(conf, correct, 4, "mass") == FLOAT64.approx(0.0)
 
 
 def test_sampled_calibrated_set_has_small_ece():

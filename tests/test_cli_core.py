@@ -42,7 +42,7 @@ def test_score_reads_files_and_prints_heatmap_totals(cli, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["score", "   ", "-m", "toy"], "empty"),
     (["score", "", "-m", "toy"], "empty"),
-    (["next", "the", "-m", "toy", "-k", "0"], "top_k"),
+    (["next", "the", "-m", "toy", "-k", "0"], "--show=0 is out of range"),  # the option, not the library's top_k
     (["next", "the", "-m", "toy", "--temperature", "0"], "temperature"),
     (["next", "the", "-m", "toy", "--temperature", "-1"], "temperature"),
     (["score", "-f", "/no/such/file.txt", "-m", "toy"], "does not exist"),

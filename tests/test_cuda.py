@@ -4,11 +4,11 @@ CI has no GPU, so this file skips there; on a machine with one:
 
     PYTHONPATH=src python -m pytest tests/test_cuda.py -v
 
-On CUDA the CPU fast paths (``fastllama``, ``fastdecode``) are off and transformers' own
+On CUDA the CPU fast paths (``fast_forward``, ``fast_decode``) are off and transformers' own
 forward runs; the CPU side keeps them on, as a user's CPU run has them. Every analysis's
 ``to_dict()`` is compared field by field: token ids, ranks and texts exactly, numbers within
-``ATOL`` (plus ``RTOL`` of the value, for perplexities), ranks exactly in the top 100. The largest
-difference seen is printed.
+``CPU_VS_CUDA`` (tests/tolerances.py: an absolute part, plus a relative one for perplexities), ranks
+exactly in the top 100. The largest difference seen is printed.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from logitscope import SamplerConfig
 from logitscope.backends.hf import HFBackend
 
 from tiny_models import FAMILIES, tiny_model, tiny_tokenizer
+from tolerances import CPU_VS_CUDA
 
 DEVICE = "cuda"
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CI has none)")
 
-ATOL, RTOL = 1e-4, 1e-5  # two devices' float32 kernels differ by ~1e-6 relative on logits of size ~10
 TIMING_KEYS = {"seconds", "elapsed", "elapsed_s", "tokens_per_second", "time_s", "wall_s"}
 PROMPT = "Once upon a time"
 TEXT = "The cat sat on the mat. To be or not to be, that is the question."
@@ -65,7 +65,7 @@ def pair(request):
     module = smollm2_shaped() if request.param == "smollm2-shape" else tiny_model(request.param)
     cpu = logitscope.from_transformers(module, tiny_tokenizer(), name=request.param)
     gpu = logitscope.from_transformers(copy.deepcopy(module).to(DEVICE), tiny_tokenizer(), name=request.param)
-    assert gpu.backend.device.type == "cuda" and gpu.backend._fast is None and gpu.backend._decode is None
+    assert gpu.backend.device.type == "cuda" and gpu.backend._fast_forward is None and gpu.backend._static_decoder is None
     yield request.param, cpu, gpu
     del gpu
     torch.cuda.empty_cache()
@@ -88,7 +88,7 @@ def assert_same(a, b, where: str = "", tag: str = "") -> None:
         if math.isnan(a) or math.isinf(a):
             assert (math.isnan(a) and math.isnan(b)) or a == b, where
             return
-        assert b == pytest.approx(a, abs=ATOL, rel=RTOL), where
+        assert b == CPU_VS_CUDA.approx(a), where
         WORST[tag] = max(WORST.get(tag, 0.0), abs(a - b) / max(1.0, abs(a)))
     else:
         assert a == b, where
@@ -124,10 +124,10 @@ def test_contract_values(pair):
     seqs = [cpu.backend.tokenize(t).ids for t in (TEXT, LONG[:150], PROMPT)]
     starts = [1, 5, 2]
     for a, b in zip(cpu.backend.nll_sums(seqs, starts), gpu.backend.nll_sums(seqs, starts)):
-        assert b == pytest.approx(a, abs=ATOL * 10, rel=RTOL)  # a sum of ~200 terms
+        assert b == pytest.approx(a, abs=CPU_VS_CUDA.abs * 10, rel=CPU_VS_CUDA.rel)  # a sum of ~200 terms
     for a, b in zip(cpu.backend.token_logprobs(seqs, starts), gpu.backend.token_logprobs(seqs, starts)):
         assert b.device.type == "cpu"
-        torch.testing.assert_close(b, a, atol=ATOL, rtol=0)
+        CPU_VS_CUDA.assert_close(b, a)
 
 
 def test_greedy_generation_is_transformers_generate_on_cuda(pair):

@@ -250,7 +250,7 @@ def test_invalid_utf8_arguments(name, files, no_model):
 
 
 ENV_CLASSES = {"LOGITSCOPE_THREADS": ("abc", "whole number"), "LOGITSCOPE_DEVICE": ("garbage", "not a device"),
-               "LOGITSCOPE_CACHE": ("{file}", "is a file"), "LOGITSCOPE_FAST_FORWARD": ("yes", "neither 0 nor 1")}
+               "LOGITSCOPE_CACHE": ("{file}", "is a file"), "LOGITSCOPE_FAST_PATHS": ("yes", "neither 0 nor 1")}
 
 
 @pytest.mark.parametrize("var", list(ENV_CLASSES))
@@ -293,3 +293,82 @@ def test_every_json_document_is_strict_json(name, files):
     result = CliRunner().invoke(main, [*fill(JSON_RUNS[name], files), "-m", "toy", "--json"])
     assert "Traceback" not in result.stderr
     json.loads(result.stdout, parse_constant=reject_constant)  # NaN / Infinity would raise here
+
+
+# -- issue 22's root causes, command by command ------------------------------------------------------
+ALL_COMMANDS = sorted(set(COMMANDS) | set(main.commands) | {"serve", "ui", "info", "models", "workshop"})
+
+
+@pytest.mark.parametrize("args", [[name, "--help"] for name in ALL_COMMANDS] + [["models", "list", "--help"],
+                                                                                 ["models", "add", "--help"]])
+def test_help_is_clicks_own_ending(args):
+    """A: `CMD --help` prints its help on stdout, nothing on stderr, exit 0 (no "internal error")."""
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0 and result.stderr == "" and result.stdout.startswith("Usage: ")
+    assert f" {args[-2]} [OPTIONS]" in result.stdout.splitlines()[0]
+
+
+def test_help_through_a_real_process_prints_nothing_on_stderr():
+    proc = subprocess.run([sys.executable, "-m", "logitscope", "next", "--help"], capture_output=True)
+    assert proc.returncode == 0 and proc.stderr == b"" and proc.stdout.startswith(b"Usage: ")
+
+
+def test_a_group_without_its_command_shows_its_help():
+    """A: `logitscope models` alone: click's help, as `logitscope` alone, not one squashed error line."""
+    result = CliRunner().invoke(main, ["models"], catch_exceptions=False)
+    assert "error:" not in result.output and "internal error" not in result.output
+    assert "Commands:" in result.output and "list" in result.output and result.output.count("\n") > 5
+
+
+def test_declining_a_prompt_is_clicks_abort():
+    """A: answering no to `models add`'s terms: click's "Aborted!" (exit 1), not a bug report."""
+    result = CliRunner().invoke(main, ["models", "add", "gemma3-270m"], input="n\n", catch_exceptions=False)
+    assert result.exit_code == 1 and result.stderr.strip().endswith("Aborted!")
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, option", [
+    (["next", "the", "-k", "0"], "--show=0"), (["score", "the cat", "--alternatives", "-1"], "--alternatives=-1"),
+    (["dist", "the", "-k", "0"], "--show=0"), (["beam", "the", "-b", "0"], "--beams=0"),
+    (["generate", "the", "-n", "0"], "--max-new-tokens=0"), (["tree", "the", "-d", "0"], "--depth=0"),
+    (["sample", "the", "-n", "0"], "-n 0"), (["quantize", "{good}", "--base-top-k", "0"], "--base-top-k=0"),
+    (["perplexity", "{good}", "--window", "1"], "--window=1"), (["calibrate", "{mcq}", "--bins", "0"], "--bins=0"),
+])
+def test_errors_name_the_option_not_the_library_parameter(args, option, files):
+    """I: `next -k 0` says --show, not top_k; `beam -b 0` says --beams, not num_beams."""
+    result = run(fill(args, files))
+    assert_one_error(result, f"error: {option} is out of range", "hint:")
+    assert not any(p in result.stderr for p in ("top_k", "num_beams", "max_new_tokens", "base_top_k"))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["serve", "--port", "70000"], "70000 is not in the range"), (["ui", "--port", "-1"], "-1 is not in the range"),
+    (["next", "the", "-m", "http://127.0.0.1:abc/v1"], "is not a valid server URL"),
+    (["next", "the", "-m", "http://:8000/v1"], "with a host"),
+    (["next", "the", "-m", "http://u:s3cret@127.0.0.1:abc/v1"], "http://u:***@127.0.0.1:abc/v1"),
+    (["next", "the", "-m", "http://127.0.0.1:9/v1", "--timeout", "inf"], "--timeout=inf is out of range"),
+    (["next", "the", "-m", "http://127.0.0.1:9/v1", "--timeout", "nan"], "--timeout=nan is not a number"),
+    (["next", "the", "-m", "http://127.0.0.1:9/v1", "--timeout", "0"], "0.0 is not in the range x>0"),
+    (["next", "the", "-m", "http://127.0.0.1:9/v1", "--api-key", "   "], "--api-key: the key is blank"),
+    (["serve", "--api-key", "   "], "--api-key: the key is blank"),
+])
+def test_values_out_of_range_are_one_line(args, words, no_model):
+    """E, H, I: ports, server URLs, timeouts and blank API keys are checked before any model or server starts;
+    a URL's password is never echoed."""
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert_one_error(result, words)
+    assert "s3cret" not in result.stderr
+
+
+def test_a_port_in_use_is_refused_before_the_banner(no_model):
+    """E: serve/ui on a busy port: one error line, no "serving at" banner, no uvicorn traceback."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        for args in (["serve", "--port", port], ["ui", "--port", port, "--no-browser"]):
+            result = CliRunner().invoke(main, args, catch_exceptions=False)
+            assert_one_error(result, f"cannot serve on 127.0.0.1:{port}", "in use")
+            assert "serving" not in result.stderr

@@ -9,6 +9,7 @@ import torch
 
 import logitscope
 from logitscope.evaluation import quantization as q
+from tolerances import FLOAT32_RELATIVE, FLOAT32_VALUES, FLOAT64
 
 WORDS = "the cat sat on mat dog slept a".split()
 
@@ -74,9 +75,10 @@ def test_quantization_impact_runs_on_gpt2(gpt2):
     report = gpt2.quantization_impact("the cat sat on the mat the dog slept", bits=(16, 1), int8=False)
     by_bits = {v.bits: v for v in report.variants}
     assert by_bits[16].kl_mean < 1e-4 < by_bits[1].kl_mean and by_bits[16].same_top == 1.0
-    assert by_bits[1].perplexity != pytest.approx(report.base_perplexity, rel=1e-6)
+    assert by_bits[1].perplexity != FLOAT32_RELATIVE.approx(report.base_perplexity)
 
 
+@pytest.mark.parity
 def test_logits_tensor_matches_the_transformers_forward(gpt2):
     text = "the cat sat on the mat"
     logits = gpt2.logits(text)
@@ -84,7 +86,7 @@ def test_logits_tensor_matches_the_transformers_forward(gpt2):
     assert logits.shape == (1, len(ids), gpt2.backend.vocab_size)
     with torch.no_grad():
         ref = gpt2.backend.model(torch.tensor([ids])).logits
-    torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-5)
+    FLOAT32_VALUES.assert_close(logits, ref)
     assert gpt2.logits(text, bos=True).shape[1] == len(ids) + 1
     nxt = gpt2.next_token(text, top_k=1, bos=False)
     assert nxt.top[0].token_id == int(logits[0, -1].argmax())
@@ -94,6 +96,6 @@ def test_logits_on_the_toy_model_are_its_log_probs(table_model):
     logits = table_model.logits("the cat", bos=True)  # rows: after <BOS>, after "the", after "cat"
     probs = torch.softmax(logits[0].double(), dim=-1)
     cat = table_model.tokenize("cat").ids[0]
-    assert float(probs[1, cat]) == pytest.approx(0.75, abs=1e-9)
+    assert float(probs[1, cat]) == FLOAT64.approx(0.75)
     with pytest.raises(logitscope.InputError):
         table_model.logits("   ")

@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 import logitscope
 from logitscope import InputError
 from logitscope.backends.toy import ToyBackend
-from logitscope.views.colours import COLOR_MODES, check_mode, entropy_colour, prob_colour, rank_bucket, text_colour
+from logitscope.views.colours import (COLOR_MODES, check_mode, contrast, entropy_colour, luminance, prob_colour, rank_bucket,
+                                      text_colour)
 from logitscope.views.html import render_html, write_html
 from logitscope.views.terminal import heatmap as terminal_heatmap
 from logitscope.views.text import prob_histogram, rank_histogram
+from tolerances import FLOAT32_RELATIVE
 
 TABLE = {
     ("<BOS>",): {"x<y&z": 0.6, "a": 0.4},
@@ -55,19 +57,35 @@ def test_gltr_rank_buckets(rank, bucket):
 
 
 @given(st.floats(1e-6, 1.0), st.floats(1e-6, 1.0))
-def test_prob_colour_moves_from_red_to_green(p, q):
+def test_classic_prob_colour_moves_from_red_to_green(p, q):
     def hue_order(colour):  # more green and less red as p grows
         r, g = int(colour[1:3], 16), int(colour[3:5], 16)
         return g - r
     if p < q:
-        assert hue_order(prob_colour(p)) <= hue_order(prob_colour(q))
+        assert hue_order(prob_colour(p, "classic")) <= hue_order(prob_colour(q, "classic"))
+
+
+@given(st.floats(1e-6, 1.0), st.floats(1e-6, 1.0))
+def test_default_prob_colour_grows_lighter_with_p(p, q):
+    """Viridis: lightness alone orders the scale, so it reads without telling red from green."""
+    if p < q:
+        assert luminance(prob_colour(p)) <= luminance(prob_colour(q))
+
+
+@given(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255))
+def test_text_on_any_background_meets_wcag_aa(r, g, b):
+    background = f"#{r:02x}{g:02x}{b:02x}"
+    assert contrast(text_colour(background), background) >= 4.5
 
 
 def test_colour_ends_and_readable_text():
-    assert prob_colour(1.0) != prob_colour(1e-5)
-    assert prob_colour(1e-5) == prob_colour(1e-4)  # below the floor everything is equally red
+    assert prob_colour(1.0) == "#fde725" and prob_colour(1e-4) == "#440154"  # viridis' ends
+    assert prob_colour(1e-5) == prob_colour(1e-4)  # below the floor everything is equally dark
     assert entropy_colour(100.0) == entropy_colour(6.0)
     assert text_colour("#ffffff") == "#000000" and text_colour("#000000") == "#ffffff"
+    assert text_colour("#fde725") == "#000000" and text_colour("#440154") == "#ffffff"
+    with pytest.raises(InputError, match="palette must be one of"):
+        prob_colour(0.5, "rainbow")
 
 
 def test_unknown_mode_is_an_error(odd_result):
@@ -141,7 +159,7 @@ def test_heatmap_on_the_bundled_model(smol, tmp_path):
     spans = parse(path.read_text(encoding="utf-8")).spans
     vienna = next(s for s in spans if s["data-token"] == " Vienna")
     ref = next(t for t in smol.score("The capital of Australia is Vienna.").tokens if t.text == " Vienna")
-    assert float(vienna["data-prob"]) == pytest.approx(ref.prob, rel=1e-4)
+    assert float(vienna["data-prob"]) == FLOAT32_RELATIVE.approx(ref.prob)
     assert math.isclose(float(vienna["data-logprob"]), ref.logprob, rel_tol=1e-4)
 
 
@@ -157,3 +175,14 @@ def test_display_pieces_keep_gaps_and_share_a_split_character():
     pieces = display_pieces(result)
     assert "".join(p for p, _ in pieces) == "é b"  # the split character once, whole: no '\ufffd'
     assert [t.position if t else None for _, t in pieces] == [0, None, 2]
+
+
+def test_cli_palette_colours_the_html_heatmap(cli, tmp_path):
+    out = tmp_path / "heat.html"
+    result = cli(["score", "the cat sat", "-m", "toy", "--html", str(out), "--palette", "classic"])
+    assert result.exit_code == 0
+    scored = logitscope.load("toy").score("the cat sat", top_k=3).scored_tokens
+    spans = [s for s in parse(out.read_text(encoding="utf-8")).spans if "data-c-prob" in s]
+    assert [s["data-c-prob"] for s in spans] == [prob_colour(t.prob, "classic") for t in scored]
+    assert [s["data-f-prob"] for s in spans] == [text_colour(prob_colour(t.prob, "classic")) for t in scored]
+    assert cli(["score", "the cat sat", "-m", "toy", "--palette", "rainbow"]).exit_code != 0

@@ -17,6 +17,9 @@ from logitscope.backends.topk import TopKBackend
 from logitscope.core import mathops
 
 from tiny_models import FAMILIES, naive_logprobs, tiny_model, tiny_tokenizer
+from tolerances import FLOAT32_TOKEN, FLOAT64
+
+pytestmark = pytest.mark.parity  # float32 paths against the naive forward: run again on AVX2 kernels
 
 TEXTS = ["The cat sat on the mat.", "To be or not to be", "Once upon a time there was a small model. " * 3]
 
@@ -26,10 +29,10 @@ def backend(request):
     family = request.param.split("-")[0]
     mp = pytest.MonkeyPatch()
     if request.param.endswith("no-fast-path"):
-        mp.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+        mp.setenv("LOGITSCOPE_FAST_PATHS", "0")
     b = HFBackend(tiny_model(family), tiny_tokenizer(), name=f"tiny-{request.param}")
     mp.undo()
-    assert (b._fast is not None) == (request.param in ("llama", "qwen2"))  # the fast path applies where it should
+    assert (b._fast_forward is not None) == (request.param in ("llama", "qwen2"))  # the fast path applies where it should
     return b
 
 
@@ -43,12 +46,23 @@ def test_score_positions_equal_the_naive_reference_in_a_right_padded_batch(backe
     for seq, start, got in zip(seqs, starts, backend.score_positions(seqs, starts, top_k=4)):
         ref = naive_logprobs(backend.model, seq)[start - 1:-1]  # (N, V): row t-1 predicts t
         targets = torch.tensor(seq[start:])
-        torch.testing.assert_close(got.logprob, ref.gather(-1, targets[:, None])[:, 0], atol=2e-5, rtol=0)
+        FLOAT32_TOKEN.assert_close(got.logprob, ref.gather(-1, targets[:, None])[:, 0])
         assert got.rank.tolist() == mathops.rank_of(ref, targets).tolist()
-        torch.testing.assert_close(got.entropy, mathops.entropy(ref), atol=2e-5, rtol=0)
+        FLOAT32_TOKEN.assert_close(got.entropy, mathops.entropy(ref))
         top = ref.topk(4, dim=-1)
         assert got.top_ids.tolist() == top.indices.tolist()
-        torch.testing.assert_close(got.top_logprobs, top.values, atol=2e-5, rtol=0)
+        FLOAT32_TOKEN.assert_close(got.top_logprobs, top.values)
+
+
+def test_scores_without_ranks_equal_score_positions_minus_the_stats(backend):
+    seqs = [ids_of(backend, t) for t in TEXTS]
+    starts = [1, 3, 5]
+    full = backend.score_positions(seqs, starts, top_k=4)
+    for got, ref in zip(backend.scores_without_ranks(seqs, starts, top_k=4), full):
+        FLOAT32_TOKEN.assert_close(got.logprob, ref.logprob)
+        assert got.top_ids.tolist() == ref.top_ids.tolist()
+        FLOAT32_TOKEN.assert_close(got.top_logprobs, ref.top_logprobs)
+        assert (got.rank == 0).all() and got.entropy.isnan().all()  # "not computed"
 
 
 def test_nll_sums_equal_the_naive_sums(backend):
@@ -56,7 +70,7 @@ def test_nll_sums_equal_the_naive_sums(backend):
     starts = [1, 2, len(seqs[2]) - 1]
     for seq, start, got in zip(seqs, starts, backend.nll_sums(seqs, starts)):
         ref = naive_logprobs(backend.model, seq)[start - 1:-1].gather(-1, torch.tensor(seq[start:])[:, None])
-        assert got == pytest.approx(-float(ref.sum()), abs=1e-4)
+        assert got == FLOAT32_TOKEN.approx(-float(ref.sum()))
 
 
 def test_token_logprobs_equal_the_naive_values_in_order(backend):
@@ -66,14 +80,14 @@ def test_token_logprobs_equal_the_naive_values_in_order(backend):
     for seq, start, values in zip(seqs, starts, got):
         ref = naive_logprobs(backend.model, seq)[start - 1:-1].gather(-1, torch.tensor(seq[start:], dtype=torch.long)[:, None])
         assert values.dtype == torch.float64 and values.shape == (len(seq) - start,)
-        torch.testing.assert_close(values, ref[:, 0].double(), atol=2e-5, rtol=0)
+        FLOAT32_TOKEN.assert_close(values, ref[:, 0].double())
 
 
 def test_next_logits_are_the_last_row_of_each_prefix(backend):
     prefixes = [ids_of(backend, t) for t in TEXTS]
     got = torch.log_softmax(backend.next_logits(prefixes).double(), -1)
     for row, prefix in zip(got, prefixes):
-        torch.testing.assert_close(row, naive_logprobs(backend.model, prefix)[-1], atol=2e-5, rtol=0)
+        FLOAT32_TOKEN.assert_close(row, naive_logprobs(backend.model, prefix)[-1])
 
 
 def test_kv_cache_prefill_extend_fork_match_full_forwards(backend):
@@ -82,11 +96,10 @@ def test_kv_cache_prefill_extend_fork_match_full_forwards(backend):
     branch = backend.fork(state)
     for t in ids[3:]:
         state = backend.extend(state, [t])
-    torch.testing.assert_close(mathops.log_softmax(state.logits.double()), naive_logprobs(backend.model, ids)[-1],
-                               atol=1e-4, rtol=0)
+    FLOAT32_TOKEN.assert_close(mathops.log_softmax(state.logits.double()), naive_logprobs(backend.model, ids)[-1])
     branch = backend.extend(branch, ids[3:6])  # the fork survived the first branch's steps
-    torch.testing.assert_close(mathops.log_softmax(branch.logits.double()),
-                               naive_logprobs(backend.model, ids[:6])[-1], atol=1e-4, rtol=0)
+    FLOAT32_TOKEN.assert_close(mathops.log_softmax(branch.logits.double()),
+                               naive_logprobs(backend.model, ids[:6])[-1])
 
 
 def test_score_continuations_reuse_the_prefix_and_match_full_passes(backend):
@@ -96,7 +109,7 @@ def test_score_continuations_reuse_the_prefix_and_match_full_passes(backend):
     got = backend.score_continuations(state, conts, top_k=3)
     ref = backend.score_positions([prefix + c for c in conts], [len(prefix)] * len(conts), top_k=3)
     for g, r in zip(got, ref):
-        torch.testing.assert_close(g.logprob, r.logprob, atol=1e-4, rtol=0)
+        FLOAT32_TOKEN.assert_close(g.logprob, r.logprob)
         assert g.rank.tolist() == r.rank.tolist() and g.top_ids.tolist() == r.top_ids.tolist()
 
 
@@ -106,7 +119,7 @@ def test_model_score_through_from_transformers_equals_the_reference():
     r = m.score(TEXTS[1], bos=True)
     ref = naive_logprobs(model, list(r.input_ids))[:-1].gather(-1, torch.tensor(r.input_ids[1:])[:, None])[:, 0]
     got = torch.tensor([t.logprob for t in r.scored_tokens], dtype=torch.float64)
-    torch.testing.assert_close(got, ref, atol=2e-5, rtol=0)
+    FLOAT32_TOKEN.assert_close(got, ref)
     assert r.first_token_scored and r.prefix_token_id == tok.bos_token_id and r.top_k_only is None
 
 
@@ -135,8 +148,7 @@ def test_uncertainty_flags_keep_what_a_small_top_k_backend_has(full_and_topk):
     full, _ = full_and_topk
     three = logitscope.from_backend(TopKBackend(full.backend, 3))
     a, b = full.uncertain(TEXTS[0], bos=True), three.uncertain(TEXTS[0], bos=True)
-    assert [t.logprob for t in b.scored.scored_tokens] == pytest.approx([t.logprob for t in a.scored.scored_tokens],
-                                                                        abs=1e-9)
+    assert [t.logprob for t in b.scored.scored_tokens] == FLOAT64.approx([t.logprob for t in a.scored.scored_tokens])
     assert all(len(t.alternatives) == 3 for t in b.scored.scored_tokens)
     assert all(len(t.alternatives) == 5 for t in a.scored.scored_tokens)
 
@@ -146,7 +158,7 @@ def test_top_k_scores_keep_log_probs_and_label_what_they_lost(full_and_topk):
     a, b = full.score(TEXTS[0], bos=True, top_k=3), topk.score(TEXTS[0], bos=True, top_k=3)
     assert b.top_k_only == 5 and a.top_k_only is None and "top_k_only" in b.to_dict()
     for x, y in zip(a.scored_tokens, b.scored_tokens):
-        assert y.logprob == pytest.approx(x.logprob, abs=1e-12)
+        assert y.logprob == FLOAT64.approx(x.logprob)
         assert y.rank == (x.rank if x.rank <= 5 else 6)  # 6 stands for "beyond the top 5"
         assert y.entropy <= x.entropy + 1e-9  # a lower bound, never the entropy itself
         assert [c.token_id for c in y.alternatives] == [c.token_id for c in x.alternatives]
@@ -159,13 +171,13 @@ def test_top_k_next_token_and_perplexity(full_and_topk):
     assert [c.token_id for c in a.top] == [c.token_id for c in b.top] and b.logprobs is None
     assert b.entropy <= a.entropy and b.top_k_only == 5
     top = torch.tensor([c.logprob for c in a.top])
-    assert b.entropy == pytest.approx(float(mathops.entropy_lower_bound(top)), abs=1e-9)
+    assert b.entropy == FLOAT64.approx(float(mathops.entropy_lower_bound(top)))
     with pytest.raises(CapabilityError, match="at most 5"):
         topk.next_token("The cat", top_k=6)
     with pytest.raises(CapabilityError, match="full vocab"):
         topk.next_token("The cat", temperature=0.5)
     pa = full.perplexity(texts=TEXTS).total.perplexity
-    assert topk.perplexity(texts=TEXTS).total.perplexity == pytest.approx(pa, rel=1e-12)  # exact from chosen tokens
+    assert topk.perplexity(texts=TEXTS).total.perplexity == FLOAT64.approx(pa)  # exact from chosen tokens
 
 
 @pytest.mark.parametrize("call", [
@@ -193,7 +205,7 @@ def test_entropy_lower_bound_is_below_the_entropy_and_exact_with_the_whole_vocab
         top = logp.sort(descending=True).values
         for k in (1, 5, 20):
             assert float(mathops.entropy_lower_bound(top[:k])) <= h + 1e-12
-        assert float(mathops.entropy_lower_bound(top)) == pytest.approx(h, abs=1e-9)
+        assert float(mathops.entropy_lower_bound(top)) == FLOAT64.approx(h)
     assert math.isclose(float(mathops.remaining_mass(torch.log(torch.tensor([0.5, 0.25], dtype=torch.float64)))), 0.25)
 
 

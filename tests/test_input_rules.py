@@ -29,7 +29,7 @@ def test_one_window_rule_for_score_and_perplexity(cli, tmp_path, window):
     a = cli(["score", "the cat sat", "-m", "toy", "--window", window])
     b = cli(["perplexity", str(f), "-m", "toy", "--window", window])
     assert a.exit_code == b.exit_code == 2
-    assert a.stderr == b.stderr == f"error: window={window} is out of range (hint: window must be in [2, 512])\n"
+    assert a.stderr == b.stderr == f"error: --window={window} is out of range (hint: --window must be in [2, 512])\n"
 
 
 def test_llamacpp_run_that_scores_nothing_fails(cli, tmp_path):
@@ -104,26 +104,35 @@ def test_rank_by_pmi_without_pmi_is_refused(cli):
 @pytest.fixture
 def clean_env(monkeypatch):
     for name in ("LOGITSCOPE_MODEL", "LOGITSCOPE_CACHE", "LOGITSCOPE_THREADS", "LOGITSCOPE_DEVICE",
-                 "LOGITSCOPE_FAST_FORWARD", "XDG_CACHE_HOME"):
+                 "LOGITSCOPE_FAST_PATHS", "LOGITSCOPE_FAST_FORWARD", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
 
 @pytest.mark.parametrize("name, value, expected", [
     ("LOGITSCOPE_THREADS", "4", 4), ("LOGITSCOPE_THREADS", " ", None), ("LOGITSCOPE_DEVICE", "cuda:1", "cuda:1"),
-    ("LOGITSCOPE_MODEL", "/a/my models", "/a/my models"), ("LOGITSCOPE_FAST_FORWARD", "0", False),
+    ("LOGITSCOPE_MODEL", "/a/my models", "/a/my models"), ("LOGITSCOPE_FAST_PATHS", "0", False),
 ])
 def test_settings_read_good_values(clean_env, name, value, expected):
     clean_env.setenv(name, value)
     read = {"LOGITSCOPE_THREADS": settings.threads, "LOGITSCOPE_DEVICE": settings.device,
-            "LOGITSCOPE_MODEL": settings.default_model, "LOGITSCOPE_FAST_FORWARD": settings.fast_forward}[name]
+            "LOGITSCOPE_MODEL": settings.default_model, "LOGITSCOPE_FAST_PATHS": settings.fast_paths}[name]
     assert read() == expected
+
+
+def test_old_fast_forward_name_still_works_with_a_warning(clean_env):
+    clean_env.delenv("LOGITSCOPE_FAST_FORWARD", raising=False)
+    clean_env.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+    with pytest.warns(FutureWarning, match="LOGITSCOPE_FAST_PATHS"):
+        assert settings.fast_paths() is False
+    clean_env.setenv("LOGITSCOPE_FAST_PATHS", "1")  # the new name wins, silently
+    assert settings.fast_paths() is True
 
 
 @pytest.mark.parametrize("name, value, words", [
     ("LOGITSCOPE_THREADS", "abc", "is not a whole number >= 1"), ("LOGITSCOPE_THREADS", "0", "whole number"),
     ("LOGITSCOPE_THREADS", "-2", "whole number"), ("LOGITSCOPE_DEVICE", "garbage", "is not a device"),
-    ("LOGITSCOPE_FAST_FORWARD", "off", "neither 0 nor 1"),
+    ("LOGITSCOPE_FAST_PATHS", "off", "neither 0 nor 1"),
 ])
 def test_settings_name_the_variable_and_value(clean_env, name, value, words):
     clean_env.setenv(name, value)

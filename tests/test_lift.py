@@ -12,6 +12,7 @@ import logitscope
 from logitscope import InputError
 from logitscope.backends.toy import ToyBackend
 from logitscope.confidence.lift import context_lift
+from tolerances import FLOAT64
 
 VOCAB = ["who", "wrote", "it", "?", "ann", "bob", "cats", "purr", "the", "book", "by", "was"]
 
@@ -43,9 +44,9 @@ def copying():
 def test_irrelevant_context_gives_zero_lift(ignoring):
     result = ignoring.context_lift("who wrote it ?", " ann", ["cats purr", "the book was by bob"])
     for c in result.contexts:
-        assert c.lift == pytest.approx(0.0, abs=1e-12)
+        assert c.lift == FLOAT64.approx(0.0)
         assert not c.supported and c.lifted_tokens == ()
-        assert [t.lift for t in c.tokens] == pytest.approx([0.0], abs=1e-12)
+        assert [t.lift for t in c.tokens] == FLOAT64.approx([0.0])
     assert result.total_without == pytest.approx(math.log(0.2))
     assert not result.supported
 
@@ -53,7 +54,7 @@ def test_irrelevant_context_gives_zero_lift(ignoring):
 def test_context_with_the_answer_lifts_it(copying):
     result = copying.context_lift("who wrote it ?", " ann", ["cats purr", "the book was by ann"], min_lift=1.0)
     irrelevant, relevant = result.contexts
-    assert irrelevant.lift == pytest.approx(0.0, abs=1e-12)
+    assert irrelevant.lift == FLOAT64.approx(0.0)
     assert relevant.lift == pytest.approx(math.log(0.9 / 0.2))
     assert relevant.supported and [t.text for t in relevant.lifted_tokens] == ["ann"]
     assert result.best is relevant and result.supported
@@ -63,7 +64,7 @@ def test_token_lifts_add_up_to_the_total(copying):
     result = copying.context_lift("who wrote it ?", " ann cats purr", ["the book was by ann"])
     c = result.contexts[0]
     assert c.aligned
-    assert math.fsum(t.lift for t in c.tokens) == pytest.approx(c.lift, abs=1e-12)
+    assert math.fsum(t.lift for t in c.tokens) == FLOAT64.approx(c.lift)
 
 
 def test_to_dict_and_dataframe(copying):
@@ -120,6 +121,6 @@ def test_lift_cli_on_a_toy_model(cli):
     out = cli(["lift", "-q", "the cat", "-a", " sat", "-c", "the dog sat", "-m", "toy", "--json"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
-    assert data["contexts"][0]["lift"] == pytest.approx(0.0, abs=1e-9)  # a bigram model ignores the context
+    assert data["contexts"][0]["lift"] == FLOAT64.approx(0.0)  # a bigram model ignores the context
     table = cli(["lift", "-q", "the cat", "-a", " sat", "-c", "the dog sat", "-m", "toy"])
     assert "NOT supported" in table.output

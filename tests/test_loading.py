@@ -20,9 +20,10 @@ import torch
 
 import logitscope
 from logitscope import loading
-from logitscope.backends import fastllama, lightllama
+from logitscope.backends import fast_forward, lightllama
 from logitscope.backends.hf import HFBackend
 from logitscope.errors import ModelLoadError
+from tolerances import FLOAT32_TOKEN, FLOAT32_VALUES
 
 TEXT = "The cat sat on the mat. Hello there, general Kenobi! Ünïcode ✓ and 123 numbers\n  spaced   out."
 TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -32,7 +33,7 @@ TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_atten
 @pytest.fixture(autouse=True)
 def temporary_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("LOGITSCOPE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("LOGITSCOPE_FAST_FORWARD", raising=False)
+    monkeypatch.delenv("LOGITSCOPE_FAST_PATHS", raising=False)
     monkeypatch.delenv("LOGITSCOPE_DEVICE", raising=False)
 
 
@@ -146,9 +147,10 @@ def test_families_with_their_own_tokenizer_class_take_the_transformers_path(tmp_
     path = save_tiny(tmp_path / kind, kind)
     assert lightllama.plan(path) is None
     m = logitscope.load(path)
-    assert type(m.backend) is HFBackend and m.backend._fast is not None
+    assert type(m.backend) is HFBackend and m.backend._fast_forward is not None
 
 
+@pytest.mark.parity
 def test_light_start_agrees_with_a_naive_forward(tiny_llama_dir):
     m = logitscope.load(tiny_llama_dir)
     assert m.backend.capabilities.context_length == 128
@@ -158,7 +160,7 @@ def test_light_start_agrees_with_a_naive_forward(tiny_llama_dir):
         logits = load_generic(tiny_llama_dir).backend.model(ids[None]).logits[0]  # (T, V)
     ref = torch.log_softmax(logits, -1)[:-1].gather(-1, ids[1:, None])[:, 0]
     got = torch.tensor([t.logprob for t in r.tokens[1:]], dtype=torch.float32)
-    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+    FLOAT32_TOKEN.assert_close(got, ref)
 
 
 def test_light_tokenizer_matches_the_transformers_tokenizer(tiny_llama_dir):
@@ -192,7 +194,7 @@ def test_kv_cache_and_model_access_build_the_transformers_model_on_the_same_weig
     b = light.backend
     assert type(b.model).__name__ == "LlamaForCausalLM" and b.cache_arg == generic.backend.cache_arg
     assert b.model.model.embed_tokens.weight is b._light.model.embed_tokens.weight  # shared, not copied
-    assert b._fast is not None and b._fast.inner is b.model.get_decoder()  # the fast forward follows
+    assert b._fast_forward is not None and b._fast_forward.inner is b.model.get_decoder()  # the fast forward follows
     assert light.next_token("The cat", top_k=3).to_dict() == before.to_dict()
     b.tokenizer.save_pretrained(tmp_path / "tok")  # anything else goes to the transformers tokenizer
     assert (tmp_path / "tok" / "tokenizer.json").exists()
@@ -201,18 +203,18 @@ def test_kv_cache_and_model_access_build_the_transformers_model_on_the_same_weig
 def test_torch_older_than_2_5_uses_transformers_forward(tiny_llama_dir, monkeypatch):
     expected = logitscope.load(tiny_llama_dir).next_token("The cat", top_k=5)
     monkeypatch.setattr(torch, "__version__", "2.4.1+cpu")
-    assert not fastllama.torch_supported()
+    assert not fast_forward.torch_supported()
     assert lightllama.plan(tiny_llama_dir) is None
     m = logitscope.load(tiny_llama_dir)
-    assert type(m.backend) is HFBackend and m.backend._fast is None
+    assert type(m.backend) is HFBackend and m.backend._fast_forward is None
     got = m.next_token("The cat", top_k=5)
-    torch.testing.assert_close(got.logprobs, expected.logprobs, rtol=1e-5, atol=1e-5)
+    FLOAT32_VALUES.assert_close(got.logprobs, expected.logprobs)
     monkeypatch.setattr(torch, "__version__", "2.5.0")
-    assert fastllama.torch_supported()
+    assert fast_forward.torch_supported()
 
 
 def test_fast_forward_switched_off_takes_the_transformers_path(tiny_llama_dir, monkeypatch):
-    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+    monkeypatch.setenv("LOGITSCOPE_FAST_PATHS", "0")
     assert type(logitscope.load(tiny_llama_dir).backend) is HFBackend
 
 
@@ -236,7 +238,7 @@ def test_extra_tensors_take_the_transformers_path(tmp_path):
 # -- a broken checkpoint is never loaded silently ---------------------------------------------
 @pytest.mark.parametrize("fast", ["1", "0"])
 def test_missing_tensor_is_an_error_naming_it(tiny_llama_dir, tmp_path, monkeypatch, fast):
-    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", fast)  # light start and transformers path
+    monkeypatch.setenv("LOGITSCOPE_FAST_PATHS", fast)  # light start and transformers path
     name = "model.layers.1.mlp.down_proj.weight"
     broken = drop_tensor(tiny_llama_dir, tmp_path / "broken", name)
     with pytest.raises(ModelLoadError, match=name.replace(".", r"\.")) as info:
@@ -262,7 +264,7 @@ def test_tied_head_needs_no_tensor_of_its_own(tmp_path):
 
 @pytest.mark.parametrize("fast", ["1", "0"])
 def test_corrupt_weights_are_a_clear_error(tiny_llama_dir, tmp_path, monkeypatch, fast):
-    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", fast)
+    monkeypatch.setenv("LOGITSCOPE_FAST_PATHS", fast)
     broken = shutil.copytree(tiny_llama_dir, tmp_path / "broken")
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelLoadError, match="cannot load"):
@@ -272,7 +274,7 @@ def test_corrupt_weights_are_a_clear_error(tiny_llama_dir, tmp_path, monkeypatch
 def test_unexpected_tensor_is_reported(tiny_llama_dir, tmp_path, monkeypatch, caplog):
     from safetensors.torch import load_file, save_file
 
-    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+    monkeypatch.setenv("LOGITSCOPE_FAST_PATHS", "0")
     extra = shutil.copytree(tiny_llama_dir, tmp_path / "extra")
     tensors = {**load_file(extra / "model.safetensors"), "model.layers.0.mystery.weight": torch.zeros(3)}
     save_file(tensors, extra / "model.safetensors", metadata={"format": "pt"})
@@ -284,7 +286,7 @@ def test_unexpected_tensor_is_reported(tiny_llama_dir, tmp_path, monkeypatch, ca
 def test_loading_leaves_transformers_logging_as_it_was(tmp_path, monkeypatch):
     from transformers.utils import logging as hf_logging
 
-    monkeypatch.setenv("LOGITSCOPE_FAST_FORWARD", "0")
+    monkeypatch.setenv("LOGITSCOPE_FAST_PATHS", "0")
     path = save_tiny(tmp_path / "m")
     for level in (logging.INFO, logging.WARNING):
         hf_logging.set_verbosity(level)
@@ -344,6 +346,54 @@ def test_running_one_command_imports_only_its_module():
     src = str(Path(logitscope.__file__).parents[1])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": src})
-    # common (the error boundary), the command's module, and remote_options (three click options every
+    # common (the error boundary), the command's module, and model_options (the click options every
     # command with --model gets); no other command module
-    assert out.stdout.strip() == "['logitscope.cli.common', 'logitscope.cli.core_cmds', 'logitscope.cli.remote_options']"
+    assert out.stdout.strip() == "['logitscope.cli.common', 'logitscope.cli.core_cmds', 'logitscope.cli.model_options']"
+
+
+# -- engines and dtypes ------------------------------------------------------------------------------------
+def test_bfloat16_loads_the_model_in_bfloat16_and_scores_near_float32(tiny_llama_dir):
+    """bfloat16 multiplies in bfloat16 (the blocked LM head too); its numbers stay near float32's and its
+    own paths agree: perplexity's NLL path and per-token scores, both near a naive bf16 forward."""
+    fp32, bf16 = logitscope.load(tiny_llama_dir), logitscope.load(tiny_llama_dir, dtype="bfloat16")
+    assert bf16.backend.dtype == "bfloat16" and bf16.info().dtype == "bfloat16" and fp32.info().dtype == "float32"
+    assert next(bf16.backend.model.parameters()).dtype == torch.bfloat16
+    text = "The capital of France is Paris. Once upon a time there was a small model."
+    a, b = fp32.score(text), bf16.score(text)
+    assert [t.token_id for t in a.tokens] == [t.token_id for t in b.tokens]
+    assert max(abs(x.logprob - y.logprob) for x, y in zip(a.scored_tokens, b.scored_tokens)) < 0.25
+    ids = list(b.input_ids)
+    with torch.inference_mode():
+        naive = torch.log_softmax(bf16.backend.model(torch.tensor([ids])).logits[0].float(), -1)  # (T, V)
+    ref = naive[:-1].gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+    got = torch.tensor([t.logprob for t in b.scored_tokens])
+    assert (got - ref.double()).abs().max() < 0.1  # bf16 rounding of a logit: one ulp (1/16 at logits of 16..32)
+    nll = bf16.backend.nll_sums([ids], [1])[0]
+    assert nll == pytest.approx(-float(got.sum()), abs=0.1 * len(got))
+
+
+def test_bfloat16_without_bf16_hardware_warns(tiny_llama_dir, monkeypatch):
+    monkeypatch.setattr(loading, "bf16_hardware", lambda: False)
+    with pytest.warns(UserWarning, match="no bfloat16 instructions"):
+        logitscope.load(tiny_llama_dir, dtype="bfloat16")
+
+
+def test_engine_and_dtype_refusals(tiny_llama_dir):
+    with pytest.raises(logitscope.InputError, match="dtype='float16' is not one of"):
+        logitscope.load(tiny_llama_dir, dtype="float16")
+    with pytest.raises(logitscope.InputError, match="do not apply to the toy model"):
+        logitscope.load("toy", engine="llamacpp")
+    with pytest.raises(logitscope.ModelLoadError, match="runs GGUF files"):
+        logitscope.load(tiny_llama_dir, engine="llamacpp")
+
+
+def test_engine_auto_picks_llamacpp_only_for_large_gguf_files(tmp_path):
+    small, large = tmp_path / "small.gguf", tmp_path / "large.gguf"
+    small.write_bytes(b"GGUF")
+    with large.open("wb") as f:
+        f.truncate(loading.AUTO_TORCH_GGUF_BYTES + 1)  # sparse: no disk used
+    assert not loading._runs_on_llamacpp(small, "auto", "float32")
+    assert loading._runs_on_llamacpp(large, "auto", "float32")
+    assert not loading._runs_on_llamacpp(large, "auto", "bfloat16")  # a dtype asks for the torch engine
+    assert not loading._runs_on_llamacpp(large, "torch", "float32") and loading._runs_on_llamacpp(small, "llamacpp",
+                                                                                                   "float32")

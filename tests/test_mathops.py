@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from logitscope.core import mathops
 from logitscope.errors import InputError
+from tolerances import FLOAT64
 
 finite = st.floats(min_value=-50, max_value=50, allow_nan=False, allow_infinity=False)
 logit_vectors = st.lists(finite, min_size=2, max_size=40).map(lambda v: torch.tensor(v, dtype=torch.float64))
@@ -18,14 +19,14 @@ logit_vectors = st.lists(finite, min_size=2, max_size=40).map(lambda v: torch.te
 
 @given(logit_vectors, finite)
 def test_softmax_is_shift_invariant(z, c):
-    assert torch.allclose(mathops.softmax(z), mathops.softmax(z + c), atol=1e-12)
+    assert FLOAT64.allclose(mathops.softmax(z), mathops.softmax(z + c))
 
 
 @given(logit_vectors)
 def test_softmax_sums_to_one_and_exp_logsoftmax_is_softmax(z):
     p = mathops.softmax(z)
     assert math.isclose(float(p.sum()), 1.0, abs_tol=1e-12)
-    assert torch.allclose(mathops.log_softmax(z).exp(), p, atol=1e-12)
+    assert FLOAT64.allclose(mathops.log_softmax(z).exp(), p)
 
 
 @given(st.lists(st.floats(min_value=990, max_value=1010), min_size=2, max_size=20))
@@ -47,7 +48,7 @@ def test_seed_numerically_stable_example():
     lp = mathops.log_softmax(torch.tensor([1002.0, 1001.0, 999.0, 995.0], dtype=torch.float64))
     lse = math.log(1 + math.exp(-1) + math.exp(-3) + math.exp(-7))  # relative to the max, 1002
     expected = torch.tensor([-lse, -1 - lse, -3 - lse, -7 - lse], dtype=torch.float64)
-    assert torch.allclose(lp, expected, atol=1e-5)
+    assert FLOAT64.allclose(lp, expected)
 
 
 @given(logit_vectors)
@@ -74,7 +75,7 @@ def test_cross_entropy_is_entropy_plus_kl(a, b):
     ce = mathops.cross_entropy(p, q)
     assert math.isclose(float(ce), float(mathops.entropy(p) + mathops.kl_divergence(p, q)), abs_tol=1e-9)
     assert float(mathops.kl_divergence(p, q)) >= 0
-    assert float(mathops.kl_divergence(p, p)) == pytest.approx(0.0, abs=1e-12)
+    assert float(mathops.kl_divergence(p, p)) == FLOAT64.approx(0.0)
 
 
 def test_entropy_ignores_zero_probability_entries():
@@ -118,7 +119,17 @@ def test_temperature_must_be_positive():
 @settings(max_examples=50)
 @given(st.lists(st.floats(min_value=-30, max_value=0), min_size=1, max_size=10))
 def test_logsumexp_paths_is_log_of_summed_probabilities(lps):
-    assert mathops.logsumexp_paths(lps) == pytest.approx(math.log(sum(math.exp(x) for x in lps)), abs=1e-9)
+    assert mathops.logsumexp_paths(lps) == FLOAT64.approx(math.log(sum(math.exp(x) for x in lps)))
+
+
+@settings(max_examples=50)
+@given(st.lists(st.tuples(st.floats(min_value=-30, max_value=0), st.floats(min_value=-30, max_value=0)),
+                min_size=1, max_size=6))
+def test_lattice_total_is_the_float64_sum_over_paths(pairs):
+    """s -> m_i -> t for each pair (log p(s->m_i), log p(m_i->t)): the total is exact to float64."""
+    edges = {"s": [(f"m{i}", a) for i, (a, _) in enumerate(pairs)]} | {f"m{i}": [("t", b)] for i, (_, b) in enumerate(pairs)}
+    total, _ = mathops.lattice_score(edges, "s", "t", "log")
+    assert total == FLOAT64.approx(math.log(math.fsum(math.exp(a + b) for a, b in pairs)))
 
 
 def test_lattice_total_and_best_path():

@@ -18,6 +18,7 @@ from logitscope.scoring import perplexity as ppl
 from logitscope.backends.toy import ToyBackend
 from logitscope.core.boundary import plan_disjoint_windows, plan_llamacpp_chunks
 from logitscope.core.corpus import Document, text_blocks
+from tolerances import FLOAT32_RELATIVE, FLOAT64
 
 WORDS = "the cat sat on mat dog slept".split()
 
@@ -89,7 +90,7 @@ def test_one_window_text_agrees_across_conventions_and_with_score(counting_model
     for conv in ("strided", "disjoint"):
         r = counting_model.perplexity(texts=[text], convention=conv, window=32, bos=True)
         assert r.total.num_scored == score.num_scored
-        assert r.total.perplexity == pytest.approx(score.perplexity, rel=1e-12)
+        assert r.total.perplexity == FLOAT64.approx(score.perplexity)
 
 
 def test_strided_with_stride_equal_window_is_disjoint(counting_model):
@@ -99,7 +100,7 @@ def test_strided_with_stride_equal_window_is_disjoint(counting_model):
         a = counting_model.perplexity(texts=[words(n_text)], convention="strided", window=window, stride=window)
         b = counting_model.perplexity(texts=[words(n_text)], convention="disjoint", window=window)
         assert a.total.num_scored == b.total.num_scored == n_text
-        assert a.total.nll == pytest.approx(b.total.nll, rel=1e-12)
+        assert a.total.nll == FLOAT64.approx(b.total.nll)
     a = counting_model.perplexity(texts=[words(19)], convention="strided", window=window, stride=window)
     b = counting_model.perplexity(texts=[words(19)], convention="disjoint", window=window)
     assert a.total.num_scored == b.total.num_scored == 19
@@ -109,7 +110,7 @@ def test_documents_are_separate_and_corpus_is_token_weighted(counting_model):
     texts = [words(5), words(30)]
     r = counting_model.perplexity(texts=texts, window=8)
     singles = [counting_model.perplexity(texts=[t], window=8).total for t in texts]
-    assert r.total.nll == pytest.approx(sum(s.nll for s in singles), rel=1e-12)
+    assert r.total.nll == FLOAT64.approx(sum(s.nll for s in singles))
     assert r.total.perplexity == pytest.approx(math.exp(r.total.nll / r.total.num_scored))
     assert r.mean_document_perplexity == pytest.approx(np.mean([s.perplexity for s in singles]))
 
@@ -140,6 +141,7 @@ def test_options_out_of_range(counting_model):
 
 
 # -- bundled model -------------------------------------------------------------------------
+@pytest.mark.parity
 @pytest.mark.slow
 def test_smol_one_window_matches_score_and_lm_eval_windows(smol):
     text = "The quick brown fox jumps over the lazy dog. It was not amused, and neither was the cat."
@@ -147,13 +149,14 @@ def test_smol_one_window_matches_score_and_lm_eval_windows(smol):
     for conv in ("strided", "disjoint"):
         r = smol.perplexity(texts=[text], convention=conv, window=64, bos=True)
         assert r.total.num_scored == score.num_scored
-        assert r.total.perplexity == pytest.approx(score.perplexity, rel=1e-5)
+        assert r.total.perplexity == FLOAT32_RELATIVE.approx(score.perplexity)
     n_text = len(smol.backend.tokenize(text).ids)  # 3 * 6 + 3 ids with the prefix: awkward for window 6
     for conv in ppl.CONVENTIONS:
         r = smol.perplexity(texts=[text], convention=conv, window=6, bos=True)
         assert r.total.num_scored == ppl.expected_scored(conv, n_text + 1, 6)
 
 
+@pytest.mark.parity
 @pytest.mark.slow
 def test_smol_padding_invariance(smol):
     """Adding a much longer document to the batch changes no other document's NLL beyond 1e-5."""
@@ -194,7 +197,7 @@ def test_smol_strided_matches_a_naive_per_window_loop(smol):
         if end == ids.shape[1]:
             break
     assert r.total.num_scored == count
-    assert r.total.perplexity == pytest.approx(math.exp(nll / count), rel=1e-4)
+    assert r.total.perplexity == FLOAT32_RELATIVE.approx(math.exp(nll / count))
 
 
 # -- CLI -----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from logitscope.errors import InputError
 from logitscope.core.processors import (Sampler, SamplerConfig, chi_square_gof, compose, greedy, logit_bias, min_p,
                                    repetition_penalty, run_chain, temperature, top_k, top_p)
+from tolerances import FLOAT64
 
 NO_IDS = torch.zeros(1, 0, dtype=torch.long)
 INF = math.inf
@@ -46,12 +47,12 @@ def test_greedy_per_row():
 
 def test_huge_temperature_flattens_to_uniform():
     probs = torch.softmax(temperature(1e9)(NO_IDS, logits_of([0.7, 0.2, 0.1])), -1)
-    assert torch.allclose(probs, torch.full((1, 3), 1 / 3, dtype=torch.float64), atol=1e-8)
+    assert FLOAT64.allclose(probs, torch.full((1, 3), 1 / 3, dtype=torch.float64))
 
 
 def test_tiny_temperature_concentrates_on_the_argmax():
     probs = torch.softmax(temperature(1e-3)(NO_IDS, logits_of([0.5, 0.3, 0.2])), -1)
-    assert probs[0, 0] == pytest.approx(1.0, abs=1e-12)
+    assert probs[0, 0] == FLOAT64.approx(1.0)
 
 
 @pytest.mark.parametrize("bad", [-0.5, -1e-9, math.nan])
@@ -88,6 +89,8 @@ def test_top_k_below_one_is_refused():
     (0.8001, [0, 1, 2]),    # just past it needs the third
     (0.5, [0]),             # the first token alone reaches 0.5
     (0.3, [0]),             # the smallest set is never empty
+    (1e-9, [0]),            # at the tolerance: still the most likely token (issue 22)
+    (1e-300, [0]),          # below it too
     (0.96, [0, 1, 2, 3]),
     (1.0, [0, 1, 2, 3]),
 ])
@@ -209,7 +212,7 @@ def test_processed_distribution_sums_to_one_over_nested_survivors(row, cfg):
         survivors = set(kept(logits))
         assert survivors and survivors <= previous  # every stage only removes tokens
         probs = torch.softmax(logits, -1)[0]
-        assert float(probs.sum()) == pytest.approx(1.0, abs=1e-9)
+        assert float(probs.sum()) == FLOAT64.approx(1.0)
         assert all(probs[i] == 0 for i in set(range(len(row))) - survivors)
         previous = survivors
 
@@ -235,7 +238,7 @@ def test_chi_square_matches_scipy():
     stat, dof, p = chi_square_gof(counts, probs, min_expected=1)
     ref = scipy_stats.chisquare([48, 33, 19], [50, 30, 20])
     assert (stat, dof) == (pytest.approx(ref.statistic), 2)
-    assert p == pytest.approx(ref.pvalue, rel=1e-9)
+    assert p == FLOAT64.approx(ref.pvalue)
 
 
 def test_draws_follow_the_processed_probabilities():

@@ -24,6 +24,7 @@ from logitscope.core.processors import SamplerConfig  # noqa: E402
 from logitscope.server import create_app  # noqa: E402
 from remote_fakes import CLAMP_BELOW, TOY, LlamaCppFake, VLLMFake  # noqa: E402
 from server_util import LiveServer, toy_model  # noqa: E402
+from tolerances import FLOAT32_ROUNDING, FLOAT32_TOKEN, FLOAT64
 
 TEXTS = ["the cat sat on the mat", "the dog slept on the mat or the cat sat", "to be or not to be"]
 
@@ -89,8 +90,8 @@ def test_score_equals_local(remote_full, toy):
         for x, y in zip(a.tokens, b.tokens):
             assert (y.text, y.start, y.end, y.rank) == (x.text, x.start, x.end, x.rank)
             if x.logprob is not None:
-                assert y.logprob == pytest.approx(x.logprob, abs=1e-9)
-                assert y.entropy == pytest.approx(x.entropy, abs=1e-6)
+                assert y.logprob == FLOAT64.approx(x.logprob)
+                assert y.entropy == FLOAT64.approx(x.entropy)
                 assert [c.logprob for c in y.alternatives] == pytest.approx([c.logprob for c in x.alternatives])
                 assert y.alternatives[0].token_id == x.alternatives[0].token_id  # (later ones may tie)
 
@@ -98,23 +99,27 @@ def test_score_equals_local(remote_full, toy):
 def test_next_token_perplexity_ranking_lift_uncertainty_equal_local(remote_full, toy):
     a, b = toy.next_token("the cat", top_k=4), remote_full.next_token("the cat", top_k=4)
     assert a.top[0].token_id == b.top[0].token_id  # (later ones tie in the toy model)
-    assert [c.logprob for c in b.top] == pytest.approx([c.logprob for c in a.top], abs=1e-5)  # local: float32
-    assert b.entropy == pytest.approx(a.entropy, abs=1e-5)
+    assert [c.logprob for c in b.top] == FLOAT32_TOKEN.approx([c.logprob for c in a.top])  # local: float32
+    assert b.entropy == FLOAT32_TOKEN.approx(a.entropy)
     for conv in ("strided", "disjoint", "llamacpp"):
         pa = toy.perplexity(texts=TEXTS * 3, convention=conv, window=6)
         pb = remote_full.perplexity(texts=TEXTS * 3, convention=conv, window=6)
-        assert pb.total.perplexity == pytest.approx(pa.total.perplexity, rel=1e-9)
+        assert pb.total.perplexity == FLOAT64.approx(pa.total.perplexity)
         assert pb.total.num_scored == pa.total.num_scored
     ra, rb = (m.rank("the cat", [" sat on the mat", " slept", " be"]) for m in (toy, remote_full))
     for x, y in zip(ra.candidates, rb.candidates):
-        assert y.score("sum") == pytest.approx(x.score("sum"), abs=1e-9)
+        assert y.score("sum") == FLOAT64.approx(x.score("sum"))
     la, lb = (m.context_lift("the cat", " sat", ["the dog sat", "to be or not"]) for m in (toy, remote_full))
-    assert lb.to_dict()["rows"] == pytest.approx(la.to_dict()["rows"]) if "rows" in la.to_dict() else True
+    assert lb.total_without == FLOAT64.approx(la.total_without) and lb.supported == la.supported
+    assert len(lb.contexts) == len(la.contexts) == 2 and not la.skipped and not lb.skipped
+    for x, y in zip(la.contexts, lb.contexts):
+        assert x.tokens and y.lift == FLOAT64.approx(x.lift)
+        assert [t.lift for t in y.tokens] == FLOAT64.approx([t.lift for t in x.tokens])
     ua, ub = (m.uncertain("the cat sat on the mat", max_prob_below=0.4) for m in (toy, remote_full))
     assert [(x["text"], x["token_positions"]) for x in ub.to_dict()["spans"]] == \
         [(x["text"], x["token_positions"]) for x in ua.to_dict()["spans"]]
     assert [x["max_entropy"] for x in ub.to_dict()["spans"]] == \
-        pytest.approx([x["max_entropy"] for x in ua.to_dict()["spans"]], abs=1e-9)
+        FLOAT64.approx([x["max_entropy"] for x in ua.to_dict()["spans"]])
 
 
 def test_top_k_variant_is_labelled(remote_topk, toy):
@@ -124,8 +129,8 @@ def test_top_k_variant_is_labelled(remote_topk, toy):
     full = toy.score(text, top_k=3)
     assert b.top_k_only == 3
     for x, y, f in zip(a.scored_tokens, b.scored_tokens, full.scored_tokens):
-        assert y.logprob == pytest.approx(x.logprob, abs=1e-9)
-        assert y.entropy == pytest.approx(x.entropy, abs=1e-9) and y.entropy <= f.entropy + 1e-9  # the bound
+        assert y.logprob == FLOAT64.approx(x.logprob)
+        assert y.entropy == FLOAT64.approx(x.entropy) and y.entropy <= f.entropy + 1e-9  # the bound
         assert y.rank == f.rank  # prompt_logprobs give the exact rank even beyond the top 3
     assert any(f.rank > 3 for f in full.scored_tokens)
     with pytest.raises(CapabilityError, match="at most 3"):
@@ -134,8 +139,7 @@ def test_top_k_variant_is_labelled(remote_topk, toy):
         remote_topk.next_token("the cat", temperature=0.5)
     with pytest.raises(CapabilityError, match="full vocab"):
         remote_topk.generate("the cat", max_new_tokens=2)
-    assert remote_topk.perplexity(texts=TEXTS).total.perplexity == pytest.approx(
-        toy.perplexity(texts=TEXTS).total.perplexity, rel=1e-9)  # exact from the chosen tokens
+    assert remote_topk.perplexity(texts=TEXTS).total.perplexity == FLOAT64.approx(toy.perplexity(texts=TEXTS).total.perplexity)  # exact from the chosen tokens
 
 
 def test_greedy_traced_generation_and_the_tree_from_a_top_k_server(remote_topk, topk_server, toy):
@@ -144,12 +148,12 @@ def test_greedy_traced_generation_and_the_tree_from_a_top_k_server(remote_topk, 
         a, b = toy.generate(prompt, 6, greedy), remote_topk.generate(prompt, 6, greedy)
         assert (b.token_ids, b.text, b.stop_reason, b.top_k_only) == (a.token_ids, a.text, a.stop_reason, 3)
         for x, y in zip(a.steps, b.steps):
-            assert y.logprob == pytest.approx(x.logprob, abs=1e-6) and y.rank == x.rank == 1
+            assert y.logprob == FLOAT64.approx(x.logprob) and y.rank == x.rank == 1
             assert y.entropy <= x.entropy + 1e-6 and len(y.alternatives) == 3  # the bound; at most k alternatives
-            assert y.remaining_mass == pytest.approx(1 - sum(c.prob for c in y.alternatives), abs=1e-9)
+            assert y.remaining_mass == FLOAT64.approx(1 - sum(c.prob for c in y.alternatives))
     ta, tb = toy.tree("the cat", 2, 2), remote_topk.tree("the cat", 2, 2)  # (deeper, ties pick other words)
     assert tb.top_k_only == 3 and [len(p) for p, _ in tb.nodes()] == [len(p) for p, _ in ta.nodes()]
-    assert [n.cum_logprob for _, n in tb.nodes()] == pytest.approx([n.cum_logprob for _, n in ta.nodes()], abs=1e-6)
+    assert [n.cum_logprob for _, n in tb.nodes()] == FLOAT64.approx([n.cum_logprob for _, n in ta.nodes()])
     with pytest.raises(CapabilityError, match="at most 3"):
         remote_topk.tree("the cat", 2, 4)
     with pytest.raises(CapabilityError, match="needs full vocab"):
@@ -166,7 +170,7 @@ def test_many_prompts_are_packed_into_concurrent_requests(full_server, toy):
     assert len(b._plan(seqs)) > 5  # several requests, several prompts in each
     got = b.nll_sums(seqs, [1] * len(seqs))
     want = toy.backend.nll_sums(seqs, [1] * len(seqs))
-    assert got == pytest.approx(want, rel=1e-12)
+    assert got == FLOAT64.approx(want)
     b.close()
 
 
@@ -185,7 +189,7 @@ def test_vllm_shapes_prompt_logprobs_token_id_keys_clamps_and_int_error_codes(to
         for x, y in zip(a.scored_tokens, r.scored_tokens):
             assert y.rank == x.rank
             for cx, cy in [(x, y), *zip(x.alternatives, y.alternatives)]:  # -9999.0 on the wire is log(0)
-                assert cy.logprob == (-math.inf if cx.logprob < CLAMP_BELOW else pytest.approx(cx.logprob, abs=1e-9))
+                assert cy.logprob == (-math.inf if cx.logprob < CLAMP_BELOW else FLOAT64.approx(cx.logprob))
         assert any(c.logprob == -math.inf for t in r.scored_tokens for c in t.alternatives)
         body = next(b for m_, p, b in fake.requests if p == "/v1/completions" and b.get("prompt_logprobs") == 13)
         assert isinstance(body["prompt"], list) and body["max_tokens"] == 1  # ids sent; vLLM refuses 0
@@ -203,7 +207,7 @@ def test_llamacpp_shapes_chat_logprobs_and_echo_refusal(toy):
         m = logitscope.from_backend(b)
         a, r = toy.next_token("the cat", top_k=5), m.next_token("the cat", top_k=5)
         assert r.top[0].token_id == a.top[0].token_id and r.top_k_only == 13  # the whole toy vocabulary
-        assert [c.logprob for c in r.top] == pytest.approx([c.logprob for c in a.top], abs=1e-6)
+        assert [c.logprob for c in r.top] == FLOAT32_ROUNDING.approx([c.logprob for c in a.top])
         with pytest.raises(CapabilityError, match="prompt log-probs"):
             m.score(TEXTS[0])
         with pytest.raises(CapabilityError, match="prompt log-probs"):
@@ -220,7 +224,7 @@ def test_text_only_server_round_trip_is_checked(toy):
         since = len(fake.requests)
         a, b = toy.score(TEXTS[0], top_k=2), m.score(TEXTS[0], top_k=2)
         assert [t.logprob for t in b.scored_tokens] == \
-            [(-math.inf if t.logprob < CLAMP_BELOW else pytest.approx(t.logprob, abs=1e-9)) for t in a.scored_tokens]
+            [(-math.inf if t.logprob < CLAMP_BELOW else FLOAT64.approx(t.logprob)) for t in a.scored_tokens]
         assert all(isinstance(p, str) for _, path, body in fake.requests[since:] if path == "/v1/completions"
                    for p in ([body["prompt"]] if isinstance(body["prompt"], str) else body["prompt"]))
         fake.fault = "retokenize"
@@ -301,5 +305,5 @@ def test_api_key_is_sent(toy):
 def test_entropy_bound_matches_mathops(remote_topk):
     ids, lps = remote_topk.backend.next_top_k([[0, 11, 3]], 3)
     r = remote_topk.next_token("the cat", top_k=3)
-    assert r.entropy == pytest.approx(float(mathops.entropy_lower_bound(lps[0])), abs=1e-12)
+    assert r.entropy == FLOAT64.approx(float(mathops.entropy_lower_bound(lps[0])))
     assert ids.shape == (1, 3) and torch.all(lps[0, :-1] >= lps[0, 1:])

@@ -16,6 +16,7 @@ from logitscope.backends.topk import TopKBackend  # noqa: E402
 from logitscope.evaluation.calibration import bundled_dataset_path  # noqa: E402
 from logitscope.server import create_app  # noqa: E402
 from server_util import LiveServer  # noqa: E402
+from tolerances import FLOAT32_RELATIVE, FLOAT32_TOKEN
 
 pytestmark = pytest.mark.slow
 TEXT = "The quick brown fox jumps over the lazy dog. Logitscope shows what a model believes, token by token."
@@ -40,23 +41,25 @@ def test_capabilities_and_tokenizer_round_trip(remote, smol):
     assert got.ids == local.ids and got.offsets == local.offsets
 
 
+@pytest.mark.parity
 def test_score_is_the_top_20_variant_of_the_local_scores(remote, smol):
     a = logitscope.from_backend(TopKBackend(smol.backend, 20)).score(TEXT, top_k=5)
     full, b = smol.score(TEXT, top_k=5), remote.score(TEXT, top_k=5)
     assert b.top_k_only == 20 and b.input_ids == a.input_ids
     for x, y, f in zip(a.scored_tokens, b.scored_tokens, full.scored_tokens):
-        assert y.logprob == pytest.approx(x.logprob, abs=1e-5)
-        assert y.entropy == pytest.approx(x.entropy, abs=1e-4) and y.rank == f.rank
+        assert y.logprob == FLOAT32_TOKEN.approx(x.logprob)
+        assert y.entropy == FLOAT32_TOKEN.approx(x.entropy) and y.rank == f.rank
         assert y.alternatives[0].token_id == x.alternatives[0].token_id
 
 
+@pytest.mark.parity
 def test_perplexity_in_every_convention_equals_local(remote, smol):
     texts = [TEXT * 3, "A second document, shorter.", TEXT]
     for conv in ("strided", "disjoint", "llamacpp"):
         a = smol.perplexity(texts=texts, convention=conv, window=32)
         b = remote.perplexity(texts=texts, convention=conv, window=32)
         assert b.total.num_scored == a.total.num_scored
-        assert b.total.perplexity == pytest.approx(a.total.perplexity, rel=1e-5)
+        assert b.total.perplexity == FLOAT32_RELATIVE.approx(a.total.perplexity)
 
 
 def test_ranking_and_calibration_equal_local(remote, smol, tmp_path):
@@ -64,13 +67,13 @@ def test_ranking_and_calibration_equal_local(remote, smol, tmp_path):
     rb = remote.rank("The capital of France is", [" Paris", " London", " a city"])
     assert rb.order("sum") == ra.order("sum")
     for x, y in zip(ra.candidates, rb.candidates):
-        assert y.score("sum") == pytest.approx(x.score("sum"), abs=1e-4)
+        assert y.score("sum") == FLOAT32_TOKEN.approx(x.score("sum"))
     items = [json.loads(line) for line in open(bundled_dataset_path())][:12]
     path = tmp_path / "mcq.jsonl"
     path.write_text("".join(json.dumps(i) + "\n" for i in items))
     ca, cb = smol.calibrate(path), remote.calibrate(path)
     assert cb.metrics.accuracy == ca.metrics.accuracy
-    assert cb.metrics.ece == pytest.approx(ca.metrics.ece, abs=1e-4)
+    assert cb.metrics.ece == FLOAT32_TOKEN.approx(ca.metrics.ece)
 
 
 # -- llama-cpp-python's real server (the contenders environment) ------------------------------------

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from logitscope.server import create_app  # noqa: E402
 from logitscope.server.engine import Job, ModelWorker, ScoreTask, ServerBusy  # noqa: E402
 from server_util import Gate, toy_model  # noqa: E402
+from tolerances import FLOAT32_ROUNDING, FLOAT64
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +58,12 @@ def test_echo_logprobs_equal_model_score(client, toy):
     assert lp["tokens"] == [t.text for t in ref.tokens]  # <BOS> the cat ...
     assert lp["token_logprobs"][0] is None and lp["top_logprobs"][0] is None
     for got, tok in zip(lp["token_logprobs"][1:], ref.tokens[1:]):
-        assert got == pytest.approx(tok.logprob, abs=1e-12)
+        assert got == FLOAT64.approx(tok.logprob)
     assert lp["text_offset"] == [t.start for t in ref.tokens]
     for top, tok in zip(lp["top_logprobs"][1:], ref.tokens[1:]):
         assert tok.text in top and len(top) <= 4  # logprobs + the chosen token
         best = max(top.values())
-        assert best == pytest.approx(tok.alternatives[0].logprob, abs=1e-12)
+        assert best == FLOAT64.approx(tok.alternatives[0].logprob)
     assert body["usage"] == {"prompt_tokens": 7, "completion_tokens": 0, "total_tokens": 7}
 
 
@@ -76,14 +77,14 @@ def test_a_top_k_backend_is_served_with_text_prompts(toy):
     assert status == 200, body
     ref = toy.score("the cat sat")
     got = body["choices"][0]["logprobs"]["token_logprobs"][1:]
-    assert got == pytest.approx([t.logprob for t in ref.tokens[1:]], abs=1e-12)
+    assert got == FLOAT64.approx([t.logprob for t in ref.tokens[1:]])
 
 
 def test_lm_eval_form_appends_the_greedy_token(client, toy):
     status, body = complete(client, prompt="the cat sat on the", echo=True, logprobs=1, max_tokens=1, temperature=0)
     lp = body["choices"][0]["logprobs"]
     nxt = toy.next_token("the cat sat on the", top_k=1).top[0]
-    assert lp["tokens"][-1] == nxt.text and lp["token_logprobs"][-1] == pytest.approx(nxt.logprob, abs=1e-6)
+    assert lp["tokens"][-1] == nxt.text and lp["token_logprobs"][-1] == FLOAT32_ROUNDING.approx(nxt.logprob)
     assert len(lp["tokens"]) == len(toy.score("the cat sat on the").tokens) + 1
     assert body["choices"][0]["text"] == "the cat sat on the" + nxt.text
     # lm-eval's is_greedy test (token logprob == max of its top dict) agrees with the rank
@@ -113,7 +114,7 @@ def test_prompt_logprobs_and_token_id_labels(client, toy):
     assert plp[0] is None and len(plp) == len(ref.tokens)
     for entry, tok in zip(plp[1:], ref.tokens[1:]):
         mine = entry[str(tok.token_id)]
-        assert mine["logprob"] == pytest.approx(tok.logprob, abs=1e-12) and mine["rank"] == tok.rank
+        assert mine["logprob"] == FLOAT64.approx(tok.logprob) and mine["rank"] == tok.rank
         assert mine["decoded_token"] == f"token_id:{tok.token_id}"
         assert {e["rank"] for k, e in entry.items() if k != str(tok.token_id)} <= {1, 2}
     assert choice["logprobs"]["tokens"] == [f"token_id:{t.token_id}" for t in ref.tokens]
@@ -131,7 +132,7 @@ def test_generation_is_seeded_and_stops_before_the_stop_string(client, toy):
     assert choice["text"] == ref.text == "not to be"
     assert choice["finish_reason"] == "stop" and choice["stop_reason"] == toy.backend.eos_token_id
     assert choice["logprobs"]["tokens"] == ["not", "to", "be", "<EOS>"]  # EOS is a token, not text
-    assert choice["logprobs"]["token_logprobs"] == pytest.approx([s.logprob for s in ref.steps], abs=1e-6)
+    assert choice["logprobs"]["token_logprobs"] == FLOAT64.approx([s.logprob for s in ref.steps])
     _, short = complete(client, prompt="to be or", max_tokens=2, temperature=0)
     assert short["choices"][0]["text"] == "not to" and short["choices"][0]["finish_reason"] == "length"
     _, stopped = complete(client, prompt="to be or", max_tokens=6, temperature=0, stop=["to"])
@@ -145,7 +146,7 @@ def test_n_choices_and_processed_logprobs(client):
     _, proc = complete(client, prompt="the cat", max_tokens=1, temperature=0.5, top_k=1, logprobs=0, seed=0,
                        logprobs_mode="processed")
     assert proc["logprobs_mode"] == "processed" and raw["logprobs_mode"] == "raw"
-    assert proc["choices"][0]["logprobs"]["token_logprobs"][0] == pytest.approx(0.0, abs=1e-12)  # top-1 survives alone
+    assert proc["choices"][0]["logprobs"]["token_logprobs"][0] == FLOAT64.approx(0.0)  # top-1 survives alone
     assert raw["choices"][0]["logprobs"]["token_logprobs"][0] < -0.1
 
 
@@ -175,7 +176,7 @@ def test_chat_with_logprobs(client, toy):
     assert body["object"] == "chat.completion" and body["choices"][0]["message"]["role"] == "assistant"
     first = toy.next_token("the cat ", top_k=2)
     assert content[0]["token"] == first.top[0].text
-    assert content[0]["logprob"] == pytest.approx(first.top[0].logprob, abs=1e-6)
+    assert content[0]["logprob"] == FLOAT32_ROUNDING.approx(first.top[0].logprob)
     assert content[0]["bytes"] == list(first.top[0].text.encode())
     assert [t["token"] for t in content[0]["top_logprobs"]] == [c.text for c in first.top]
 
@@ -293,7 +294,7 @@ def test_concurrent_scoring_is_batched_into_one_pass():
     assert gate.calls == [1, 3]  # the three that arrived during the first pass shared the second
     assert worker.stats.largest_batch == 3
     for s, seq in zip(sums, seqs):
-        assert s == pytest.approx(-model.backend.nll_sums([seq], [1])[0], abs=1e-12)
+        assert s == FLOAT64.approx(-model.backend.nll_sums([seq], [1])[0])
 
 
 def test_full_queue_raises_busy_and_cancelled_jobs_never_run():
@@ -332,7 +333,7 @@ def test_values_only_tasks_take_the_light_path_and_keep_their_order():
     got = _score_tasks(backend, tasks)
     for task, scores in zip(tasks, got):
         ref = backend.score_positions([task.seq], [task.start], task.top_k)[0]
-        assert scores.logprob.tolist() == pytest.approx(ref.logprob.tolist(), abs=1e-12)
+        assert scores.logprob.tolist() == FLOAT64.approx(ref.logprob.tolist())
         if task.values_only:
             assert scores.rank.tolist() == [0] * len(ref) and scores.entropy.isnan().all()
         else:
@@ -346,7 +347,7 @@ def test_echo_values_are_the_same_with_and_without_alternatives(client):
     assert s1 == s2 == 200
     a, b = light["choices"][0]["logprobs"], full["choices"][0]["logprobs"]
     assert a["tokens"] == b["tokens"] and a["token_logprobs"][0] is None
-    assert a["token_logprobs"][1:] == pytest.approx(b["token_logprobs"][1:], abs=1e-9)
+    assert a["token_logprobs"][1:] == FLOAT64.approx(b["token_logprobs"][1:])
     assert all(len(t) == 1 for t in a["top_logprobs"][1:])  # only the chosen token
 
 

@@ -15,6 +15,7 @@ httpx = pytest.importorskip("httpx")
 
 from logitscope.server import create_app  # noqa: E402
 from server_util import Gate, LiveServer, toy_model  # noqa: E402
+from tolerances import FLOAT64
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_openai_completions_echo_logprobs_equal_model_score(client, toy):
     ref = toy.score(text, top_k=2)
     assert out.choices[0].text == text and lp.tokens == [t.text for t in ref.tokens]
     assert lp.token_logprobs[0] is None
-    assert lp.token_logprobs[1:] == pytest.approx([t.logprob for t in ref.tokens[1:]], abs=1e-5)
+    assert lp.token_logprobs[1:] == FLOAT64.approx([t.logprob for t in ref.tokens[1:]])
     assert lp.text_offset == [t.start for t in ref.tokens]
     assert all(len(top) <= 3 for top in lp.top_logprobs[1:])
 
@@ -64,7 +65,7 @@ def test_openai_chat_logprobs_and_stream(client, toy):
     assert [t.token for t in content] == ["not", "to", "be"]  # EOS ends the message, is not content
     assert content[0].bytes == list(b"not") and len(content[0].top_logprobs) == 3
     ref = toy.score("to be or not", top_k=1).tokens[-1]
-    assert content[0].logprob == pytest.approx(ref.logprob, abs=1e-5)
+    assert content[0].logprob == FLOAT64.approx(ref.logprob)
     stream = client.chat.completions.create(model="toy", messages=messages, max_tokens=5, temperature=0,
                                             stream=True, logprobs=True)
     chunks = list(stream)
@@ -184,14 +185,13 @@ def _mixed_requests(toy):
 
     def lm_eval_check(b, t):
         lp = b["choices"][0]["logprobs"]
-        return (lp["token_logprobs"][1:-1] == pytest.approx(bare[t], abs=1e-9)
+        return (lp["token_logprobs"][1:-1] == FLOAT64.approx(bare[t])
                 and lp["tokens"][-1] == toy.backend.token_text(nxt[t]))
 
     out = []
     for t in texts:
         out.append(("/v1/completions", {"prompt": t, "echo": True, "logprobs": 1, "max_tokens": 0},
-                    lambda b, t=t: b["choices"][0]["logprobs"]["token_logprobs"][1:] == pytest.approx(scores[t],
-                                                                                                     abs=1e-9)))
+                    lambda b, t=t: b["choices"][0]["logprobs"]["token_logprobs"][1:] == FLOAT64.approx(scores[t])))
         out.append(("/v1/completions", {"prompt": "to be or", "max_tokens": 3, "temperature": 0},
                     lambda b: b["choices"][0]["text"] == "not to be"))
         out.append(("/tokenize", {"prompt": t, "add_special_tokens": False}, lambda b, t=t: b["tokens"] == ids[t]))

@@ -9,8 +9,9 @@ openai = pytest.importorskip("openai")
 from logitscope.core.processors import SamplerConfig  # noqa: E402
 from logitscope.server import create_app  # noqa: E402
 from server_util import LiveServer  # noqa: E402
+from tolerances import FLOAT32_TOKEN
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.parity]
 
 PROMPTS = ["The capital of France is Paris.", "Water boils at 100 degrees Celsius at sea level, while ice melts at 0."]
 
@@ -34,10 +35,10 @@ def test_echo_logprobs_match_model_score(client, smol):
         lp = choice.logprobs
         assert lp.tokens == [t.text for t in ref.tokens] and choice.text == text
         assert lp.token_logprobs[0] is None  # SmolLM2 adds no BOS: nothing predicts the first token
-        assert lp.token_logprobs[1:] == pytest.approx([t.logprob for t in ref.tokens[1:]], abs=1e-5)
+        assert lp.token_logprobs[1:] == FLOAT32_TOKEN.approx([t.logprob for t in ref.tokens[1:]])
         assert lp.text_offset == [t.start for t in ref.tokens]
         for top, tok in zip(lp.top_logprobs[1:], ref.tokens[1:]):
-            assert max(top.values()) == pytest.approx(tok.alternatives[0].logprob, abs=1e-5)
+            assert max(top.values()) == FLOAT32_TOKEN.approx(tok.alternatives[0].logprob)
         ranks = [next(iter(e.values()))["rank"] for e in choice.model_extra["prompt_logprobs"][1:]]
         assert ranks == [t.rank for t in ref.tokens[1:]]
 
@@ -47,12 +48,12 @@ def test_lm_eval_form_and_greedy_generation_match_the_library(client, smol):
                                     temperature=0)
     nxt = smol.next_token(PROMPTS[0], top_k=1).top[0]
     lp = out.choices[0].logprobs
-    assert lp.tokens[-1] == nxt.text and lp.token_logprobs[-1] == pytest.approx(nxt.logprob, abs=1e-5)
+    assert lp.tokens[-1] == nxt.text and lp.token_logprobs[-1] == FLOAT32_TOKEN.approx(nxt.logprob)
     ref = smol.generate("Once upon a time", max_new_tokens=12, sampler=SamplerConfig.greedy())
     gen = client.completions.create(model=smol.name, prompt="Once upon a time", max_tokens=12, temperature=0,
                                     logprobs=0)
     assert gen.choices[0].text == ref.text
-    assert gen.choices[0].logprobs.token_logprobs == pytest.approx([s.logprob for s in ref.steps], abs=1e-4)
+    assert gen.choices[0].logprobs.token_logprobs == FLOAT32_TOKEN.approx([s.logprob for s in ref.steps])
 
 
 def test_chat_logprobs_bytes_and_stream(client, smol):

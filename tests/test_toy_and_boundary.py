@@ -11,14 +11,15 @@ from logitscope.backends.toy import ToyBackend
 from logitscope.core.boundary import encode, plan_windows, split_context
 from logitscope.errors import InputError
 from logitscope.backends.toydata import SEED_CORPUS
+from tolerances import FLOAT64
 
 
 def test_seed_table_chain_rule(table_model):
     r = table_model.score("the cat sat <EOS>")
     assert r.prefix_token_id == table_model.backend.bos_token_id and r.first_token_scored
     assert [round(t.prob, 6) for t in r.scored_tokens] == [0.9, 0.75, 0.55, 0.8]
-    assert r.total_logprob == pytest.approx(math.log(0.9 * 0.75 * 0.55 * 0.80), abs=1e-9)
-    assert r.perplexity == pytest.approx((0.9 * 0.75 * 0.55 * 0.80) ** -0.25, rel=1e-9)
+    assert r.total_logprob == FLOAT64.approx(math.log(0.9 * 0.75 * 0.55 * 0.80))
+    assert r.perplexity == FLOAT64.approx((0.9 * 0.75 * 0.55 * 0.80) ** -0.25)
 
 
 def test_seed_bigram_add_alpha_probabilities(bigram_model):
@@ -57,7 +58,7 @@ def test_batched_equals_unbatched_on_toy(bigram_model):
     texts = ["the cat sat", "the dog sat", "the cat slept"]
     batched = bigram_model.score_many(texts)
     for text, b in zip(texts, batched):
-        assert b.total_logprob == pytest.approx(bigram_model.score(text).total_logprob, abs=1e-12)
+        assert b.total_logprob == FLOAT64.approx(bigram_model.score(text).total_logprob)
 
 
 def test_split_context_moves_trailing_whitespace():
@@ -109,7 +110,7 @@ def test_long_text_scored_in_windows_equals_full_for_markov_model():
     full = logitscope.from_backend(ToyBackend.from_ngrams(SEED_CORPUS, order=2, alpha=0.5)).score(text)
     assert windowed.num_windows > 1
     assert windowed.num_scored == full.num_scored == 21
-    assert windowed.total_logprob == pytest.approx(full.total_logprob, abs=1e-9)
+    assert windowed.total_logprob == FLOAT64.approx(full.total_logprob)
 
 
 def test_result_json_and_dataframe(table_model):

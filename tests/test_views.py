@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from rich.console import Console
 
 import logitscope
-from logitscope import CapabilityError
+from logitscope import CapabilityError, InputError
 from logitscope.backends.toy import ToyBackend
 from logitscope.confidence.truth import StatementPair, evaluate
 from logitscope.core.processors import SamplerConfig
@@ -24,14 +24,17 @@ from logitscope.evaluation import calibration as cal
 from logitscope.evaluation.quantization import QuantizationReport, VariantStats
 from logitscope.views import html as html_views
 from logitscope.views import terminal
+from logitscope.views.text import show_token
+from tolerances import printed
 
 ANALYSIS_MODULES = [
     "logitscope", "logitscope.model", "logitscope.results", "logitscope.loading",
     "logitscope.core.mathops", "logitscope.core.calibration_math", "logitscope.core.processors",
     "logitscope.core.boundary", "logitscope.core.corpus",
-    "logitscope.backends.base", "logitscope.backends.hf", "logitscope.backends.fastllama", "logitscope.backends.toy",
+    "logitscope.backends.base", "logitscope.backends.hf", "logitscope.backends.fast_forward", "logitscope.backends.toy",
     "logitscope.scoring.score", "logitscope.scoring.perplexity",
-    "logitscope.sampling.generation", "logitscope.sampling.beam", "logitscope.sampling.tree",
+    "logitscope.sampling.generation", "logitscope.sampling.chain", "logitscope.sampling.session",
+    "logitscope.sampling.beam", "logitscope.sampling.tree",
     "logitscope.core.topk_chain", "logitscope.sampling.topk_decode",
     "logitscope.confidence.ranking", "logitscope.confidence.lift", "logitscope.confidence.uncertainty",
     "logitscope.confidence.truth", "logitscope.evaluation.calibration", "logitscope.evaluation.quantization",
@@ -273,13 +276,13 @@ def test_softmax_steps_draws_logits_exp_and_probabilities():
 
     logits, exp, probs = softmax_steps([2.0, 1.0, 0.1], ["A", "B", "C"]).axes
     assert bar_heights(logits) == pytest.approx([2.0, 1.0, 0.1])
-    assert bar_heights(exp) == pytest.approx([7.389056, 2.718282, 1.105171], rel=1e-6)
+    assert bar_heights(exp) == printed(6).approx([7.389056, 2.718282, 1.105171])
     assert "sum 11.21" in exp.get_title()
     assert bar_heights(probs) == pytest.approx(softmax64([2.0, 1.0, 0.1]).tolist())
     assert [t.get_text() for t in probs.get_xticklabels()] == ["A", "B", "C"]
     stable = softmax_steps([1002.0, 1001.0, 999.0, 995.0]).axes  # exp(1002) overflows: shifted by the max
     assert "max" in stable[1].get_title() and bar_heights(stable[1])[0] == 1.0
-    assert bar_heights(stable[2]) == pytest.approx([0.704931, 0.259330, 0.035096, 0.000643], abs=1e-6)
+    assert bar_heights(stable[2]) == printed(6).approx([0.704931, 0.259330, 0.035096, 0.000643])
 
 
 def test_temperature_sweep_draws_softmax_at_each_tau_with_its_entropy():
@@ -322,6 +325,24 @@ def test_generation_plot_can_show_the_running_product(results):
     assert trace.get_yscale() == "log" and len(gen.plot().axes[0].lines) == 2
 
 
+def test_tree_plot_by_path_probability(results):
+    """by="path": each branch as wide as the product of p down to it, labelled with p and the path."""
+    tree = results["TreeResult"]
+    nodes = [node for _, node in tree.nodes()]  # depth first, as the branches are drawn
+    ax = tree.plot(by="path").axes[0]
+    widths = [line.get_linewidth() for line in ax.lines]
+    top = max(n.cum_prob for n in nodes)
+    assert widths == pytest.approx([0.6 + 6 * n.cum_prob / top for n in nodes])
+    labels = [t.get_text() for t in ax.texts][1:]  # after the prompt
+    assert labels == [f"{show_token(n.text)}  p={n.prob:.2g}  path={n.cum_prob:.2g}" for n in nodes]
+    assert "path probability" in ax.get_title()
+    default = tree.plot().axes[0]  # unchanged: width by the conditional p, no title
+    assert [line.get_linewidth() for line in default.lines] == pytest.approx([0.5 + 4 * n.prob for n in nodes])
+    assert default.get_title() == ""
+    with pytest.raises(InputError, match="unknown tree width"):
+        tree.plot(by="cum")
+
+
 def test_reliability_diagram_of_bins_shows_accuracy_and_confidence():
     from logitscope.core.calibration_math import reliability_bins
     from logitscope.views.plots import reliability_diagram
@@ -354,4 +375,4 @@ def test_quantization_plot_says_which_parameters_were_rounded():
     fig = dataclasses.replace(report, variants=(astronomical,)).plot()
     fig.savefig(io.BytesIO(), format="png")  # a log axis over 277 decades fails here, when ticks are placed
     ppl = fig.axes[0]
-    assert ppl.get_ylabel() == "log10 perplexity" and list(ppl.lines[0].get_ydata()) == pytest.approx([277.38], abs=0.01)
+    assert ppl.get_ylabel() == "log10 perplexity" and list(ppl.lines[0].get_ydata()) == printed(2).approx([277.38])

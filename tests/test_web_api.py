@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import threading
@@ -19,7 +20,8 @@ from logitscope.core.processors import SamplerConfig  # noqa: E402
 from logitscope.views.html import render_html  # noqa: E402
 from logitscope.web import create_ui_app  # noqa: E402
 from logitscope.web.api import STATIC  # noqa: E402
-from webapp import serve, toy  # noqa: E402
+from webapp import free_port, serve, toy  # noqa: E402
+from tolerances import FLOAT32_ROUNDING  # noqa: E402
 
 TEXT = "the cat sat on the mat"
 
@@ -87,9 +89,20 @@ def test_position_distribution_is_the_models_next_token_distribution(client, mod
     out = post(client, "/api/position", ids=ids[:3], top=5)
     expected = logitscope.from_backend(model.backend).next_token("the cat", top_k=5)
     assert [c["token_id"] for c in out["top"]] == [c.token_id for c in expected.top]
-    assert [c["prob"] for c in out["top"]] == pytest.approx([c.prob for c in expected.top], abs=1e-6)
-    assert out["top"][-1]["cumulative"] == pytest.approx(sum(c.prob for c in expected.top), abs=1e-6)
-    assert out["entropy"] == pytest.approx(expected.entropy, abs=1e-6)
+    assert [c["prob"] for c in out["top"]] == FLOAT32_ROUNDING.approx([c.prob for c in expected.top])
+    assert out["top"][-1]["cumulative"] == FLOAT32_ROUNDING.approx(sum(c.prob for c in expected.top))
+    assert out["entropy"] == FLOAT32_ROUNDING.approx(expected.entropy)
+
+
+def test_position_gives_the_read_tokens_own_row_beyond_the_top(client, model):
+    scored = model.score("the cat mat")
+    ids, last = list(scored.input_ids), scored.tokens[-1]  # "mat" after "the cat": rank 3, beyond a top 2
+    out = post(client, "/api/position", ids=ids[:3], top=2, token_id=last.token_id)
+    assert len(out["top"]) == 2 and out["read"]["token_id"] == last.token_id
+    assert out["read"]["rank"] == last.rank > 2 and out["read"]["prob"] == FLOAT32_ROUNDING.approx(last.prob)
+    assert "read" not in post(client, "/api/position", ids=ids[:3], top=2)
+    bad = client.post("/api/position", json={"ids": ids[:3], "token_id": 10**6})
+    assert bad.status_code == 400 and "not in the vocabulary" in bad.json()["error"]["message"]
 
 
 def test_continue_is_greedy_generation_after_the_chosen_token(client, model):
@@ -279,6 +292,91 @@ def test_cancelled_run_stops_and_the_server_keeps_serving():
         assert lines[-1]["cancelled"] and 0 < len(lines[-1]["session"]["path"]) < 400
         assert http.post("/api/read", json={"text": TEXT}).json()["score"]["num_scored"] == 6
         assert http.post(f"/api/jobs/{lines[0]['job']}/cancel").status_code == 404
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/beam", {"prompt": "the cat", "num_beams": 8, "max_new_tokens": 40}),
+    ("/api/rank", {"prompt": "the", "candidates": [" " + " ".join(c) for c in
+                                                   itertools.permutations(["cat", "dog", "sat", "on", "mat"], 3)]}),
+    ("tree", {"depth": 5, "branch": 6}),
+])
+def test_long_one_call_analyses_stream_and_stop_at_cancel(path, body):
+    """Tree, beam search and ranking run on an Interruptible backend: Cancel stops them at their next
+    call into the model, the stream ends with {"cancelled": true}, and the model is called no more."""
+    full = toy()  # the same request run to the end, to count its forward passes
+    with TestClient(create_ui_app({"toy": full})) as c:
+        where = f"/api/step/{post(c, '/api/step', prompt='the')['id']}/tree" if path == "tree" else path
+        post(c, where, **body)
+    slow = toy()
+    slow.backend.delay = 0.02
+    with serve({"toy": slow}) as url, httpx.Client(base_url=url, timeout=30) as http:
+        if path == "tree":
+            path = f"/api/step/{http.post('/api/step', json={'prompt': 'the'}).json()['id']}/tree"
+        lines = []
+        with http.stream("POST", path, json={**body, "stream": True}) as r:
+            for line in r.iter_lines():
+                lines.append(json.loads(line))
+                if len(lines) == 1:
+                    time.sleep(0.3)
+                    assert http.post(f"/api/jobs/{lines[0]['job']}/cancel").json()["cancelled"]
+        calls = slow.backend.calls
+        time.sleep(0.3)
+        assert lines[-1] == {"cancelled": True} and slow.backend.calls == calls < full.backend.calls
+        if path.endswith("/tree"):
+            assert any(x.get("of") == sum(6 ** d for d in range(5)) for x in lines[1:-1])  # progress: calls of all
+        assert http.post("/api/read", json={"text": TEXT}).json()["score"]["num_scored"] == 6
+
+
+def test_streamed_tree_beam_rank_and_continue_equal_the_plain_answers(client, model):
+    s = post(client, "/api/step", prompt="the")
+    ids = list(model.score("the dog").input_ids)
+    for path, body in [(f"/api/step/{s['id']}/tree", {"depth": 2}), ("/api/beam", {"prompt": "the cat"}),
+                       ("/api/rank", {"prompt": "the", "candidates": [" cat", " dog"]}),
+                       ("/api/continue", {"ids": ids, "max_new_tokens": 4})]:
+        lines = [json.loads(x) for x in client.post(path, json={**body, "stream": True}).text.splitlines()]
+        assert "job" in lines[0] and lines[-1]["result"] == post(client, path, **body)
+
+
+def test_colour_scales_are_the_views_own(client):
+    from logitscope.views.colours import page_scales
+
+    assert client.get("/api/colours").json() == json.loads(json.dumps(page_scales()))
+
+
+def test_sigterm_ends_running_streams_and_stops_cleanly(tmp_path):
+    """`logitscope ui`'s server (web.serve_ui) under SIGTERM with a long Run N streaming: the stream ends
+    as cancelled, the process exits within seconds, and nothing is printed on stderr."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    port = free_port()
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from webapp import toy\nfrom logitscope.web import serve_ui\n"
+              "m = toy(); m.backend.delay = 0.05\nserve_ui({'toy': m}, %d)\n") % (str(Path(__file__).parent), port)
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            for _ in range(200):
+                try:
+                    s = http.post("/api/step", json={"prompt": "the", "bias": [["<EOS>", "-inf"]]}).json()
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.1)
+            lines = []
+            with http.stream("POST", f"/api/step/{s['id']}/run", json={"n": 400}) as r:
+                for line in r.iter_lines():
+                    lines.append(json.loads(line))
+                    if len(lines) == 4:
+                        t0 = time.monotonic()
+                        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=20)[1]
+    finally:
+        proc.kill()
+    assert lines[-1]["cancelled"] is True and len(lines) < 50  # ended at the next step, or at once
+    assert time.monotonic() - t0 < 5 and proc.returncode in (0, -signal.SIGTERM)
+    assert err.strip() == "", err  # no "Task was destroyed but it is pending!", no ERROR line
 
 
 # -- compare, rank, models, static ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""A real uvicorn serving the web app on 127.0.0.1 (a free port), for browser tests and benchmarks."""
+"""A real uvicorn serving the web app on 127.0.0.1 (a free port), and what the browser tests share."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import socket
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 
@@ -58,3 +59,46 @@ def toy(context_length: int = 512, extra: tuple[str, ...] = ()) -> logitscope.Mo
     """The CLI's demo bigram model (plus ``extra`` sentences), as a CountingToy."""
     return logitscope.from_backend(CountingToy.from_ngrams(DEMO_CORPUS + list(extra), order=2,
                                                            context_length=context_length))
+
+
+# -- browser tests: Debian's Chromium driven by Playwright ------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+AXE = Path(__file__).with_name("node_modules") / "axe-core" / "axe.min.js"  # npm ci --prefix tests (scripts/test.sh)
+
+
+def printed(p: float) -> str:
+    """The page's probability format (common.js fmtProb)."""
+    return f"{p:.4f}" if p >= 1e-3 else f"{p:.2e}".replace("e-0", "e-")
+
+
+def tiny() -> logitscope.Model:
+    """A tiny random Llama with a real byte-level BPE tokenizer: reads any text, emoji included."""
+    from tiny_models import tiny_model, tiny_tokenizer
+
+    return logitscope.from_transformers(tiny_model("llama"), tiny_tokenizer(), name="tiny")
+
+
+class Watched:
+    """A page whose requests and console errors are recorded; ``check`` asserts none left the origin."""
+
+    def __init__(self, browser, url, viewport):
+        self.context = browser.new_context(viewport=viewport, accept_downloads=True)
+        self.page = self.context.new_page()
+        self.requests, self.errors, self.dialogs, self.allowed = [], [], [], []
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.goto(url)
+        self.page.wait_for_selector("body[data-ready]", state="attached")
+
+    def check(self, origin: str) -> None:
+        outside = [u for u in self.requests if not u.startswith(origin + "/") and not u.startswith(("data:", "blob:"))]
+        assert outside == [], f"requests left the page's origin: {outside}"
+        errors = [e for e in self.errors if not any(a in e for a in self.allowed)]
+        assert errors == [], f"console errors: {errors}"
+        assert self.dialogs == []
+        self.context.close()

@@ -6,7 +6,7 @@
 # at *every* position at once (row t predicts token t+1), check that the library's per-token scores are
 # exactly those rows, and compare how confident the model is on a factual prompt versus an open one.
 #
-# Runs in about 15 seconds.
+# Runs in about 5 seconds of one CPU core with one torch thread.
 
 # %%
 %matplotlib inline
@@ -17,12 +17,14 @@ import pandas as pd
 from IPython.display import display
 
 import logitscope as ls
-from logitscope import registry
+from logitscope import workshop
 from logitscope.core import mathops
 from logitscope.scoring.logits import text_ids
+from logitscope.workshop import check, claim, equal, load_preferred, satisfies
 
+lesson = workshop.begin("02_tokens_and_prediction", edition="solutions")
 checks = {}
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 
 # %% [markdown]
@@ -68,7 +70,7 @@ for t in range(len(ids)):
                  "model's top guess": model.backend.token_text(best), "p(top)": math.exp(logp[t, best]),
                  "actual next": None if actual is None else model.backend.token_text(actual),
                  "p(actual)": None if actual is None else math.exp(logp[t, actual])})
-pd.DataFrame(rows)
+pd.DataFrame(rows).round(4)
 
 # %% [markdown]
 # `model.score(text)` gives the same "p(actual)" column without materialising the whole tensor
@@ -84,7 +86,9 @@ checks["next_token_matches_last_row"] = model.next_token(text, top_k=1, bos="aut
 # %% [markdown]
 # ## 3. Factual versus open-ended prompts
 #
-# A factual prompt has one right continuation; an open one many. Entropy (in bits) measures the spread.
+# A factual prompt has one right continuation; an open one many. The entropy H = −Σ p log₂ p, in
+# bits here (1 bit = ln 2 ≈ 0.693 nats), measures the spread: a fair coin has 1 bit, a uniform choice
+# among 8 tokens 3 bits.
 
 # %%
 prompts = {"factual": "The first president of the United States was George", "open": "My favourite food is"}
@@ -93,36 +97,81 @@ for kind, r in results.items():
     print(f"{kind}: entropy {r.entropy_bits:.2f} bits")
     display(r.plot())  # each result draws its own bar chart
 checks["factual_less_uncertain"] = results["factual"].entropy < results["open"].entropy
+claim("the factual prompt is less uncertain", checks["factual_less_uncertain"])
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Which of these is a single token: " Paris", "Paris", " paris", " Muskegon"? Predict first, then check.
-# 2. How many positions does the logits tensor of "To be or not to be" have? Which row predicts the last "be"?
-# 3. In the table of section 2, at which position was the model most wrong (lowest p(actual))? Why?
-# 4. Find a prompt whose next-token entropy is below 1 bit.
+# ### Exercise 2.1
+# Which of these is a single token: " Paris", "Paris", " paris", " Muskegon"? Predict first, then
+# check with `model.tokenize`; put the single-token ones in the set `single_tokens`.
 
-# %% [markdown] collapsed
-# ## Solutions (collapsed: click the heading to open)
-
-# %%
-# 1.
+# %% tags=["solution"]
 print({w: len(model.tokenize(w).ids) for w in [" Paris", "Paris", " paris", " Muskegon"]})
+single_tokens = {w for w in [" Paris", "Paris", " paris", " Muskegon"] if len(model.tokenize(w).ids) == 1}  # SOLUTION
 
 # %%
-# 2. One row per token; the row *before* the last token predicts it.
+check("2.1 single tokens", single_tokens,
+      equal({w for w in [" Paris", "Paris", " paris", " Muskegon"] if len(model.tokenize(w).ids) == 1}))
+
+# %% [markdown]
+# ### Exercise 2.2
+# How many rows (`n_rows`) does the logits tensor of "To be or not to be" have (no BOS:
+# `model.logits(text)`)? Which row (`row_of_last_be`, counting from 0) predicts the last " be"?
+
+# %% tags=["solution"]
 be_ids = model.tokenize("To be or not to be").ids
 lg = model.logits("To be or not to be")
-print(lg.shape[1], "rows; row", len(be_ids) - 2, "predicts the last token:",
-      model.backend.token_text(int(lg[0, len(be_ids) - 2].argmax())))
+n_rows = lg.shape[1]  # SOLUTION
+row_of_last_be = len(be_ids) - 2  # SOLUTION
 
 # %%
-# 3.
-print(min((r for r in rows if r["p(actual)"] is not None), key=lambda r: r["p(actual)"]))
+n_be = len(model.tokenize("To be or not to be").ids)
+if check("2.2 rows and the row that predicts the last token", (n_rows, row_of_last_be), equal((n_be, n_be - 2))):
+    guess = model.backend.token_text(int(model.logits("To be or not to be")[0, row_of_last_be].argmax()))
+    print(f"{n_rows} rows; row {row_of_last_be} predicts the last token, its top guess: {guess!r}")
+
+# %% [markdown] tags=["solution"]
+# One row per token; row t predicts token t + 1, so the row *before* the last token predicts it.
+
+# %% [markdown]
+# ### Exercise 2.3
+# In the table of section 2, at which position (`most_wrong`, the row's index) did the model give
+# the actual next token its lowest probability?
+
+# %% tags=["solution"]
+most_wrong = min((i for i, r in enumerate(rows) if r["p(actual)"] is not None), key=lambda i: rows[i]["p(actual)"])  # SOLUTION
 
 # %%
-# 4. Completions of fixed phrases are nearly certain.
-print(model.next_token("To be or not to", top_k=1).entropy_bits)
+if check("2.3 the most surprising position", most_wrong,
+         satisfies(lambda i: rows[i]["p(actual)"] == min(r["p(actual)"] for r in rows if r["p(actual)"] is not None),
+                   lambda i: f"row {i} gives the actual token p = {rows[i]['p(actual)']:.4f}; another row gives it less")):
+    print(rows[most_wrong])
+
+# %% [markdown] tags=["solution"]
+# Usually the first content word: after "The", nothing tells the model the sentence is about a
+# capital, while "of" after "The capital" or "Paris" after "France is" follow from what came before.
+
+# %% [markdown]
+# ### Exercise 2.4
+# Find a prompt (`low_prompt`) whose next-token entropy is below 1 bit.
+
+# %% tags=["solution"]
+low_prompt = "Monday, Tuesday, Wednesday, Thursday,"  # SOLUTION
+
+# %%
+if check("2.4 a prompt below 1 bit", low_prompt,
+         satisfies(lambda p: model.next_token(p, top_k=1).entropy_bits < 1.0,
+                   lambda p: f"the next-token entropy after {p!r} is {model.next_token(p, top_k=1).entropy_bits:.3f} bits, "
+                             "not below 1: try a list whose next item is obvious")):
+    print(f"after {low_prompt!r}: {model.next_token(low_prompt, top_k=1).entropy_bits:.3f} bits")
+
+# %% [markdown] tags=["solution"]
+# A list whose next item is obvious leaves the model little choice (" Friday"). A famous quotation
+# is not always enough: compare the entropy after "To be or not to" on your model.
 
 # %% tags=["checks"]
-print(json.dumps(checks, default=lambda v: v.item()))  # numpy scalars -> Python
+workshop.values(checks)  # the key numbers, for the test suite to compare with the seeds
+
+# %%
+workshop.summary()

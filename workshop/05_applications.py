@@ -13,7 +13,7 @@
 # 7. calibration on multiple-choice questions, with the reliability diagram.
 #
 # Confidence is not correctness: every section shows where the signal helps and where it misleads.
-# Runs in about 40 seconds.
+# Runs in about 30 seconds of one CPU core with one torch thread (most of it the three calibrations).
 
 # %%
 %matplotlib inline
@@ -27,10 +27,12 @@ import pandas as pd
 from IPython.display import HTML, display
 
 import logitscope as ls
-from logitscope import registry
+from logitscope import workshop
+from logitscope.workshop import check, claim, equal, lazy, load_preferred, satisfies
 
+lesson = workshop.begin("05_applications", edition="solutions")
 checks = {}
-model, note = registry.load_preferred()
+model, note = load_preferred()
 print(note)
 work = Path(tempfile.mkdtemp(prefix="logitscope-lesson5-"))
 
@@ -56,7 +58,8 @@ checks["corpus_is_token_weighted"] = math.isclose(corpus.total.perplexity, token
 checks["mean_is_not_corpus"] = not math.isclose(corpus.total.perplexity, corpus.mean_document_perplexity, rel_tol=1e-3)
 checks["gibberish_worst"] = table["kind"].iloc[-1] == "gibberish"
 checks["scrambled_worse_than_everyday"] = scores["scrambled"].perplexity > scores["everyday"].perplexity
-table
+claim("the corpus perplexity is not the mean of the per-text perplexities", checks["mean_is_not_corpus"])
+table.round(3)
 
 # %% [markdown]
 # ## 2. A confidence heatmap
@@ -83,6 +86,10 @@ flags.plot()  # flagged tokens in red, with the two thresholds
 # ## 4. True versus false statements
 #
 # Twenty pairs from the bundled set: the model "prefers" the statement with the higher score.
+# *Pair accuracy* is the share of pairs where the true statement scores higher. **AUROC** (area under
+# the ROC curve) pools all 40 statements: it is the probability that a randomly chosen true
+# statement scores higher than a randomly chosen false one (ties count half); 0.5 is chance, 1 is a
+# perfect separation.
 
 # %%
 pairs_file = work / "pairs.jsonl"
@@ -91,7 +98,7 @@ pairs_file.write_text("\n".join(lines[:20]) + "\n", encoding="utf-8")
 truth = model.truth(pairs_file)
 truth_table = pd.DataFrame([{"measure": r.measure, "pair accuracy": r.pair_accuracy, "AUROC": r.auroc} for r in truth.reports])
 checks["truth_pairs"] = truth.num_pairs == 20
-truth_table
+truth_table.round(3)
 
 # %% [markdown]
 # ## 5. Ranking completions
@@ -124,43 +131,96 @@ checks["relevant_context_lifts_more"] = lift.contexts[0].lift > lift.contexts[1]
 # %% [markdown]
 # ## 7. Calibration
 #
-# Thirty multiple-choice questions: the model's probability for its chosen answer against how often
-# it is right. A calibrated model's bars follow the diagonal.
+# Thirty multiple-choice questions: the model's probability for its chosen answer (its *confidence*)
+# against how often it is right. A calibrated model's bars follow the diagonal. ECE (expected
+# calibration error) is Σ_b (n_b / N) · |accuracy_b − confidence_b| over confidence bins; Brier is
+# the mean squared error of the probabilities; NLL the mean −log p of the right answer, in nats.
+#
+# **The calibration temperature T.** A miscalibrated model can often be repaired with one number:
+# divide every choice's score by T before the softmax over the choices (T > 1 flattens
+# overconfident probabilities, T < 1 sharpens underconfident ones; the model's answers do not
+# change, only how sure it says it is). `calibrate` fits T on a random half of the questions (the T
+# with the lowest NLL there) and reports the other half, the *held-out* questions, before and after:
+# a T judged on the questions it was fitted to would look better than it is. The diagram's orange
+# line is the held-out half after scaling by T.
 
 # %%
 mcq_file = work / "mcq.jsonl"
 lines = resources.files("logitscope").joinpath("data/mcq.jsonl").read_text(encoding="utf-8").splitlines()
 mcq_file.write_text("\n".join(lines[:30]) + "\n", encoding="utf-8")
 report = model.calibrate(mcq_file, bins=5)
-m = report.metrics
-print(f"accuracy {m.accuracy:.2f}, ECE {m.ece:.3f}, Brier {m.brier:.3f}, NLL {m.nll:.3f}")
+m, scaled = report.metrics, report.temperature
+print(f"accuracy {m.accuracy:.2f}, ECE {m.ece:.3f}, Brier {m.brier:.3f}, NLL {m.nll:.3f} nats")
+print(f"T = {scaled.temperature:.2f}, fitted on {scaled.fit_size} questions; on the {scaled.before.n} held-out ones "
+      f"ECE {scaled.before.ece:.3f} → {scaled.after.ece:.3f}, NLL {scaled.before.nll:.3f} → {scaled.after.nll:.3f} nats")
 checks["calibration_n"] = m.n == 30
+claim("T is fitted on a random half of the questions and judged on the other half",
+      (scaled.fit_size, scaled.before.n), equal((15, 15)))
 report.plot()  # the reliability diagram (bars: accuracy, dots: mean confidence) over the count per bin
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Find a sentence with a factual error that the heatmap does *not* flag. What does that say about
-#    confidence versus correctness?
-# 2. Rank " Paris" against " Paris, the city of light" with the total and with the per-token score.
-#    Which convention would you use for a multiple-choice test?
-# 3. Calibrate with `normalize="mean"` instead of the default sum. Does the accuracy change?
+# ### Exercise 5.1
+# Find a sentence with a factual error whose *wrong word* the uncertainty flags do not cover. Give the
+# sentence (`fluent_error`) and the wrong word (`wrong_word`). What does that say about confidence
+# versus correctness?
 
-# %% [markdown] collapsed
-# ## Solutions (collapsed: click the heading to open)
-
-# %%
-# 1. A fluent falsehood: the model scores the *form*, not the fact.
-print(model.uncertain("The capital of Australia is Sydney.").spans)
+# %% tags=["solution"]
+fluent_error = "The capital of Australia is Sydney."  # SOLUTION
+wrong_word = "Sydney"  # SOLUTION
 
 # %%
-# 2. The total punishes the longer candidate; per token can favour it. State the convention.
+if check("5.1 a wrong word that is not flagged", (fluent_error, wrong_word),
+         satisfies(lambda a: a[1] in a[0] and not any(a[1] in s.text for s in model.uncertain(a[0]).spans),
+                   lambda a: f"the flagged spans of {a[0]!r} are {[s.text for s in model.uncertain(a[0]).spans]}")):
+    print(f"flagged in {fluent_error!r}:", [s.text for s in model.uncertain(fluent_error).spans])
+
+# %% [markdown] tags=["solution"]
+# A fluent falsehood: the model scores the *form* of the text, how usual its words are together, not
+# the fact. Low uncertainty is not evidence of truth.
+
+# %% [markdown]
+# ### Exercise 5.2
+# Rank " Paris" against " Paris, the city of light" after "The capital of France is", with the total
+# and with the per-token score. Which candidate wins under each (`winner_total`, `winner_mean`)?
+
+# %% tags=["solution"]
 r = model.rank("The capital of France is", [" Paris", " Paris, the city of light"])
 print([(c.candidate, round(c.result.total_logprob, 2), round(c.result.mean_logprob, 2)) for c in r.candidates])
+winner_total = max(r.candidates, key=lambda c: c.result.total_logprob).candidate  # SOLUTION
+winner_mean = max(r.candidates, key=lambda c: c.result.mean_logprob).candidate  # SOLUTION
 
 # %%
-# 3.
-print(model.calibrate(mcq_file, normalize="mean", bins=5).metrics.accuracy, m.accuracy)
+def winners():
+    ranked = model.rank("The capital of France is", [" Paris", " Paris, the city of light"]).candidates
+    return equal((max(ranked, key=lambda c: c.result.total_logprob).candidate,
+                  max(ranked, key=lambda c: c.result.mean_logprob).candidate))
+
+
+if check("5.2 winners by total and per token", (winner_total, winner_mean), lazy(winners)):
+    claim("the total punishes the longer candidate", winner_total, equal(" Paris"))
+
+# %% [markdown] tags=["solution"]
+# The total punishes the longer candidate (every extra token costs log-probability); the mean per
+# token need not. For a multiple-choice test, state the convention: the total compares the
+# probability of the whole answers, the mean compares how natural each answer's tokens are.
+
+# %% [markdown]
+# ### Exercise 5.3
+# Calibrate with `normalize="mean"` instead of the default sum. What is the accuracy now
+# (`accuracy_mean`)? Does it change?
+
+# %% tags=["solution"]
+accuracy_mean = model.calibrate(mcq_file, normalize="mean", bins=5).metrics.accuracy  # SOLUTION
+
+# %%
+if check("5.3 accuracy with mean normalisation", accuracy_mean,
+         lazy(lambda: equal(model.calibrate(mcq_file, normalize="mean", bins=5).metrics.accuracy))):
+    print(f"accuracy: {accuracy_mean:.2f} with the mean per token, {m.accuracy:.2f} with the sum")
 
 # %% tags=["checks"]
-print(json.dumps(checks, default=lambda v: v.item()))  # numpy scalars -> Python
+workshop.values(checks)  # the key numbers, for the test suite to compare with the seeds
+
+# %%
+workshop.summary()

@@ -13,7 +13,9 @@
 # 6. why per-token perplexity depends on the tokenizer, and bits per byte;
 # 7. the seed's implementation checklist, as checks that run.
 #
-# Runs in about 20 seconds (the bundled model is loaded once, for parts 4, 6 and 7).
+# You write perplexity from token log-probs and the ECE yourself, checked against the library.
+# Runs in about 7 seconds of one CPU core with one torch thread (the bundled model is loaded once,
+# for parts 4, 6 and 7).
 
 # %%
 %matplotlib inline
@@ -29,7 +31,10 @@ from logitscope.backends import toydata
 from logitscope.core import calibration_math, mathops
 from logitscope.sampling.beam import normalized_score
 from logitscope.views import plots
+from logitscope import workshop
+from logitscope.workshop import check, claim, close_to, equal, satisfies, tasks
 
+lesson = workshop.begin("06_probability_math", edition="solutions")
 checks = {}
 
 # %% [markdown]
@@ -50,6 +55,7 @@ print(f"chain rule: P = 0.90 x 0.75 x 0.55 x 0.80 = {chain:.4f}  (log P = {score
 print(f"independence-style product: {independent:.4f};  ratio {chain / independent:.2f}")
 checks["chain_rule_prob"] = chain
 checks["chain_vs_independent_ratio"] = chain / independent
+claim("P = 0.90 x 0.75 x 0.55 x 0.80", chain, close_to(0.90 * 0.75 * 0.55 * 0.80, 1e-9))
 
 # %% [markdown]
 # The chain rule is exact; what a model approximates is each conditional. The add-α bigram model
@@ -66,8 +72,10 @@ table_the
 # %% [markdown]
 # ## 2. Entropy, cross-entropy, KL and perplexity
 #
-# True distribution q = (0.70, 0.20, 0.10). Cross-entropy H(q, p) = H(q) + KL(q ‖ p): the
-# irreducible uncertainty plus the model's mismatch. Perplexity = exp(cross-entropy).
+# True distribution q = (0.70, 0.20, 0.10). Entropy H(q) = −Σ q log q; cross-entropy
+# H(q, p) = −Σ q log p; Kullback–Leibler divergence KL(q ‖ p) = Σ q log(q / p) ≥ 0. Then
+# H(q, p) = H(q) + KL(q ‖ p): the irreducible uncertainty plus the model's mismatch. Perplexity =
+# exp(cross-entropy). All in nats (natural log).
 
 # %%
 q = torch.tensor([0.70, 0.20, 0.10], dtype=torch.float64).log()
@@ -81,7 +89,23 @@ ce_table = pd.DataFrame(rows).round(4)
 checks["ce"] = {r["model"]: r["CE"] for r in rows}
 checks["ppl"] = {r["model"]: r["PPL"] for r in rows}
 checks["h_plus_kl"] = {r["model"]: r["H(q)"] + r["KL(q||p)"] for r in rows}
+claim("CE = H + KL", max(abs(r["CE"] - r["H(q)"] - r["KL(q||p)"]) for r in rows), close_to(0.0, 1e-12))
 ce_table
+
+# %% [markdown]
+# ### Exercise 6.1 — perplexity from token log-probs
+# Write `perplexity(logprobs)`: exp of the mean negative log-prob of a list of token log-probs
+# (natural log). It must work for 2,000 tokens of p = 0.1 (where multiplying the probabilities
+# underflows to 0) and give infinity when a token has log-prob −∞.
+
+# %% tags=["solution"]
+def perplexity(logprobs):
+    # BEGIN SOLUTION
+    return math.exp(-sum(logprobs) / len(logprobs))
+    # END SOLUTION
+
+# %%
+check("6.1 perplexity from token log-probs", perplexity, tasks.perplexity)
 
 # %% [markdown]
 # ## 3. The cross-entropy gradient is p − y
@@ -163,13 +187,30 @@ conf = [0.95, 0.90, 0.85, 0.80, 0.75, 0.70, 0.60, 0.55, 0.45, 0.30]
 correct = [1, 1, 0, 1, 0, 1, 0, 0, 0, 0]
 bins = calibration_math.reliability_bins(conf, correct, bins=5)
 ece = calibration_math.expected_calibration_error(conf, correct, bins=5)
-print(f"ECE = {ece:.4f}")
+print(f"ECE = {ece:.3f}")
 checks["ece"] = ece
 checks["ece_bins"] = [[b.count, None if b.count == 0 else round(b.accuracy, 3), None if b.count == 0 else round(b.confidence, 3)] for b in bins]
-pd.DataFrame([{"bin": f"({b.low:.1f}, {b.high:.1f}]", "n": b.count, "accuracy": b.accuracy, "confidence": b.confidence} for b in bins])
+pd.DataFrame([{"bin": f"({b.low:.1f}, {b.high:.1f}]", "n": b.count, "accuracy": b.accuracy, "confidence": b.confidence} for b in bins]).round(3)
 
 # %%
 plots.reliability_diagram(bins, title=f"Reliability diagram, ECE = {ece:.3f}")
+
+# %% [markdown]
+# ### Exercise 6.2 — ECE
+# Write `ece(confidence, correct, bins)` with equal-width bins (lo, hi] over [0, 1] (a confidence of
+# exactly 0 goes to the first bin): ECE = Σ_b (n_b / N) · |accuracy_b − mean confidence_b|.
+
+# %% tags=["solution"]
+def ece(confidence, correct, bins):
+    # BEGIN SOLUTION
+    conf, corr = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
+    which = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)  # (lo, hi] bins
+    return sum((which == b).mean() * abs(corr[which == b].mean() - conf[which == b].mean())
+               for b in range(bins) if (which == b).any())
+    # END SOLUTION
+
+# %%
+check("6.2 expected calibration error", ece, tasks.ece)
 
 # %% [markdown]
 # ## 6. Perplexity depends on the tokenizer; bits per byte does not
@@ -185,25 +226,21 @@ print("bits per byte:  ", round(mathops.bits_per_byte(nll, n_bytes), 3))
 checks["tokenizer_ppl"] = [mathops.perplexity(nll, tokens_a), mathops.perplexity(nll, tokens_b), mathops.bits_per_byte(nll, n_bytes)]
 
 # %% [markdown]
-# On real tokenizers: the same sentence under the bundled model's BPE tokenizer and under the toy
-# word-level model, and the bundled model's NLL divided per token, per word and per byte.
+# On a real text the same total NLL, divided per token, per word or per byte, gives three different
+# numbers, because the text has different numbers of each unit.
 
 # %%
-sentence = "the cat sat on the mat"
-toy = ls.load("toy")
-rows = []
-for name, m in [("SmolLM2 BPE", model), ("toy words", toy)]:
-    s = m.score(sentence, bos=True)
-    rows.append({"tokenizer": name, "tokens": s.num_scored, "NLL (nats)": -s.total_logprob,
-                 "PPL per token": s.perplexity, "bits/byte": s.bits_per_byte})
 long_text = "Photosynthesis converts electromagnetic radiation into chemical energy."
 s = model.score(long_text, bos=True)
-words = len(long_text.split())
-print(f"{long_text!r}: {s.num_scored} tokens, {words} words, {s.num_bytes} bytes")
-print(f"  per token PPL {s.perplexity:.2f}, per word PPL {mathops.perplexity(-s.total_logprob, words):.2f}, "
-      f"bits/byte {s.bits_per_byte:.3f}")
-checks["bpb_matches_formula"] = math.isclose(s.bits_per_byte, mathops.bits_per_byte(-s.total_logprob, len(long_text.encode())))
-pd.DataFrame(rows).round(3)
+nll_text = -s.total_logprob
+units = {"token": s.num_scored, "word": len(long_text.split()), "byte": s.num_bytes}
+unit_table = pd.DataFrame([{"unit": u, "count": n, "NLL per unit (nats)": nll_text / n,
+                            "perplexity per unit": mathops.perplexity(nll_text, n)} for u, n in units.items()])
+unit_table["bits per unit"] = unit_table["NLL per unit (nats)"] / math.log(2)
+checks["bpb_matches_formula"] = math.isclose(s.bits_per_byte, mathops.bits_per_byte(nll_text, len(long_text.encode())))
+claim("the per-token and per-word perplexities differ", units["token"] != units["word"])
+print(f"{long_text!r}: NLL {nll_text:.2f} nats over {units['token']} tokens, {units['word']} words, {units['byte']} bytes")
+unit_table.round(3)
 
 # %% [markdown]
 # ## 7. The implementation checklist, as checks that run
@@ -233,44 +270,96 @@ checks["checklist"] = list(checklist.values())
 # %% [markdown]
 # ## Exercises
 #
-# 1. With the table model, what is P("the cat slept <EOS>")? Why is it *not* 0.9 · 0.75 · 0.35 · 1?
-# 2. Re-fit the bigram with α = 0.1 and α = 5. What happens to P(cat | the) and P(slept | the)?
-# 3. Make a "good" predictor that beats (0.65, 0.25, 0.10) on the CE to q. What is the best possible CE?
-# 4. Show with autograd that the gradient of the mean CE over a *masked* batch is zero at padded positions.
-# 5. Change one confidence so that ECE rises above 0.3.
+# ### Exercise 6.3
+# With the table model, what is P("the cat slept <EOS>") (`p_slept`)? Which of its four factors is
+# exactly 1, and why?
 
-# %% [markdown] collapsed
-# ## Solutions (collapsed: click the heading to open)
+# %% tags=["solution"]
+p_slept = math.exp(table.score("the cat slept <EOS>", bos=True).total_logprob)  # SOLUTION
 
 # %%
-# 1. After "the cat slept" the table has no entry, so the default predicts <EOS> with certainty:
-#    0.9 · 0.75 · 0.35 · 1.0.  (It *is* that product: the chain rule, with P(<EOS> | ...) = 1.)
-print(math.exp(table.score("the cat slept <EOS>", bos=True).total_logprob), 0.9 * 0.75 * 0.35)
+if check("6.3 P(the cat slept <EOS>)", p_slept, close_to(0.9 * 0.75 * 0.35, 1e-9)):
+    print(f"P = {p_slept:.5f} = 0.9 x 0.75 x 0.35 x 1.0 = {0.9 * 0.75 * 0.35:.5f}")
+
+# %% [markdown] tags=["solution"]
+# The last factor, P(<EOS> | the cat slept), is 1: the table has no entry after "the cat slept", and
+# the model predicts <EOS> with certainty after any prefix it does not know. The chain rule still
+# holds: the probability is the product of the four conditionals.
+
+# %% [markdown]
+# ### Exercise 6.4
+# Re-fit the bigram with α = 0.1 and α = 5 (`toydata.seed_bigram_model(alpha)`). Put P(cat | the) at
+# α = 0.1 and at α = 5 in `p_cat` (two numbers). What happens to it as α grows?
+
+# %% tags=["solution"]
+# BEGIN SOLUTION
+def p_after_the(alpha, word):
+    top = ls.from_backend(toydata.seed_bigram_model(alpha)).next_token("the", top_k=10, bos=True)
+    return next(c.prob for c in top.top if c.text == word)
+# END SOLUTION
+
+
+p_cat = [p_after_the(0.1, "cat"), p_after_the(5.0, "cat")]  # SOLUTION
 
 # %%
-# 2. Small α trusts the counts; large α pulls everything towards uniform (1/7).
-for alpha in (0.1, 0.5, 5.0):
-    top = ls.from_backend(toydata.seed_bigram_model(alpha)).next_token("the", top_k=10, bos=True).to_dataframe()
-    print(alpha, dict(zip(top.text, top.prob.round(3))))
+if check("6.4 P(cat | the) at α = 0.1 and 5", p_cat,
+         satisfies(lambda p: all(math.isclose(a, (3 + al) / (4 + al * 7), abs_tol=1e-6) for a, al in zip(p, (0.1, 5.0))),
+                   lambda p: f"expected (3 + α) / (4 + 7α) for α = 0.1 and 5, got {[round(x, 4) for x in p]}")):
+    print(f"P(cat | the) = {p_cat[0]:.3f} at α = 0.1, {p_cat[1]:.3f} at α = 5 (uniform: 1/7 = {1 / 7:.3f})")
+
+# %% [markdown] tags=["solution"]
+# Small α trusts the counts (3 of the 4 words after "the" were "cat"); large α pulls every word
+# towards the uniform 1/7.
+
+# %% [markdown]
+# ### Exercise 6.5
+# Make a predictor p that beats (0.65, 0.25, 0.10) on the cross-entropy to q. What is the best
+# possible cross-entropy (`best_ce`, in nats)?
+
+# %% tags=["solution"]
+best_ce = float(mathops.entropy(q))  # SOLUTION
 
 # %%
-# 3. The best possible CE is H(q) itself, reached when p = q (KL = 0).
-print(float(mathops.entropy(q)), float(mathops.cross_entropy(q, q)))
+check("6.5 the best possible cross-entropy", best_ce, close_to(float(mathops.cross_entropy(q, q)), 1e-9))
 
-# %%
-# 4.
-z = torch.randn(2, 4, 5, requires_grad=True)
+# %% [markdown] tags=["solution"]
+# The best possible cross-entropy is H(q) itself, reached when p = q (then KL = 0).
+
+# %% [markdown]
+# ### Exercise 6.6
+# Show with autograd that the gradient of the mean CE over a *masked* batch is zero at the padded
+# positions: put the largest |gradient| over the padded positions in `padded_grad`.
+
+# %% tags=["solution"]
+zb = torch.randn(2, 4, 5, dtype=torch.float64, requires_grad=True)
 targets = torch.randint(0, 5, (2, 4))
 m = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.float64)
-nll = -mathops.log_softmax(z).gather(-1, targets[..., None])[..., 0]
+nll = -mathops.log_softmax(zb).gather(-1, targets[..., None])[..., 0]
 ((nll * m).sum() / m.sum()).backward()
-print(z.grad[0, 3].abs().max().item(), z.grad[1, 2:].abs().max().item())
+padded_grad = float(zb.grad[m == 0].abs().max())  # SOLUTION
 
 # %%
-# 5. An overconfident wrong answer in the top bin.
+if check("6.6 no gradient at padded positions", padded_grad, close_to(0.0, 0.0)):
+    print(f"largest |gradient| at a padded position: {padded_grad}; at a kept one: {float(zb.grad[m == 1].abs().max()):.4f}")
+
+# %% [markdown]
+# ### Exercise 6.7
+# Change one confidence of section 5 so that the ECE rises above 0.3. Put the new list in `conf2`.
+
+# %% tags=["solution"]
 conf2 = list(conf)
-conf2[2] = 0.99
-print(calibration_math.expected_calibration_error(conf2, correct, bins=5))
+conf2[8] = 0.95  # SOLUTION
+
+# %%
+if check("6.7 one confidence changed, ECE above 0.3", conf2,
+         satisfies(lambda c: len(c) == len(conf) and sum(a != b for a, b in zip(c, conf)) == 1
+                   and calibration_math.expected_calibration_error(c, correct, bins=5) > 0.3,
+                   lambda c: f"{sum(a != b for a, b in zip(c, conf))} confidence(s) changed, ECE "
+                             f"{calibration_math.expected_calibration_error(c, correct, bins=5):.3f}")):
+    print(f"ECE = {calibration_math.expected_calibration_error(conf2, correct, bins=5):.3f} (section 5: {checks['ece']:.3f})")
 
 # %% tags=["checks"]
-print(json.dumps(checks, default=lambda v: v.item()))  # numpy scalars -> Python
+workshop.values(checks)  # the key numbers, for the test suite to compare with the seeds
+
+# %%
+workshop.summary()

@@ -23,8 +23,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from logitscope import workshop
 from logitscope.core import mathops
+from logitscope.workshop import check, claim, close_to, equal, satisfies
 
+lesson = workshop.begin("07_log_space_and_algebra", edition="solutions")
 checks = {}
 
 # %% [markdown]
@@ -68,6 +71,7 @@ a.plot(lengths, np.cumprod(np.full(400, 0.1)))
 a.set(title="product (linear axis)", xlabel="tokens")
 b.plot(lengths, np.cumsum(np.log(np.full(400, 0.1))))
 b.set(title="sum of logs", xlabel="tokens", ylabel="nats")
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
@@ -121,7 +125,9 @@ for u, out in edge_probs.items():
         (x0, y0), (x1, y1) = pos[u], pos[v]
         ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(arrowstyle="->", lw=1 + 4 * p,
                     color="crimson" if (u, v) in on_best else "grey"))
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.08, f"{p}", ha="center")
+        t = 0.3 if (u, v) in (("a", "d"), ("b", "c")) else 0.5  # the crossing edges: labels apart
+        ax.text(x0 + t * (x1 - x0), y0 + t * (y1 - y0) + 0.1, f"{p}", ha="center", fontsize=10,
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))
 for n, (x, y) in pos.items():
     ax.text(x, y, n, ha="center", va="center", bbox=dict(boxstyle="circle", fc="white"))
 ax.set_title(f"best path (max semiring, red) p = {math.exp(best):.3f};  all paths (log semiring) P = {math.exp(total):.3f}")
@@ -193,41 +199,84 @@ plt.show()
 # %% [markdown]
 # ## Exercises
 #
-# 1. Compute the probability of a 1,000-token text whose tokens each have p = 0.5, in bits.
-# 2. In the lattice, change P(b → c) to 0.5 and P(b → d) to 0.5. Does the best path change? Does the total?
-# 3. Add an edge `S -> E` with probability 0.01: what happens to the log-semiring total? Is the graph
-#    still a probability distribution over paths? Why is that not required by `lattice_score`?
-# 4. Find the inverse of a under ⊕ (the b with a ⊕ b = 0). Which a has none?
-# 5. Is logaddexp associative? Check it numerically with `torch.logaddexp`.
+# ### Exercise 7.1
+# What is the log-probability, in bits (`bits_1000`), of a 1,000-token text whose tokens each have
+# p = 0.5?
 
-# %% [markdown] collapsed
-# ## Solutions (collapsed: click the heading to open)
+# %% tags=["solution"]
+bits_1000 = mathops.nats_to_bits(1000 * math.log(0.5))  # SOLUTION
 
 # %%
-# 1. 1000 · log2(0.5) = -1000 bits: p = 2^-1000 underflows float64, the log does not.
-print(mathops.nats_to_bits(1000 * math.log(0.5)))
+if check("7.1 log2 P of 1,000 coin flips", bits_1000, close_to(-1000.0, 1e-9)):
+    print(f"{bits_1000:g} bits: p = 2^-1000 = {0.5 ** 1000:.3g} is still a float64, but 2^-1100 = {0.5 ** 1100} is not; "
+          "the log is fine either way")
 
-# %%
-# 2.
+# %% [markdown]
+# ### Exercise 7.2
+# In the lattice, change P(b → c) and P(b → d) to 0.5 each. Give the new best path (`best2`, a list of
+# nodes) and the new total probability (`total2`).
+
+# %% tags=["solution"]
 edges2 = dict(edges, b=[("c", math.log(0.5)), ("d", math.log(0.5))])
-print(mathops.lattice_score(edges2, "S", "E", "max"), math.exp(mathops.lattice_score(edges2, "S", "E", "log")[0]))
+best2 = mathops.lattice_score(edges2, "S", "E", "max")[1]  # SOLUTION
+total2 = math.exp(mathops.lattice_score(edges2, "S", "E", "log")[0])  # SOLUTION
 
 # %%
-# 3. The total grows by 0.01: lattice_score sums whatever weights the edges carry (a semiring
-#    does not know about normalisation).
+paths2 = {("S", "a", "c", "E"): .6 * .5 * .7, ("S", "a", "d", "E"): .6 * .5 * .9, ("S", "b", "c", "E"): .4 * .5 * .7,
+          ("S", "b", "d", "E"): .4 * .5 * .9}
+if check("7.2 the changed lattice", (best2, total2),
+         satisfies(lambda a: tuple(a[0]) == max(paths2, key=paths2.get) and abs(a[1] - sum(paths2.values())) < 1e-6,
+                   lambda a: f"by enumeration the best path is {max(paths2, key=paths2.get)} and the total {sum(paths2.values()):.3f}")):
+    print(f"best path {' -> '.join(best2)}, total P = {total2:.3f}")
+
+# %% [markdown]
+# ### Exercise 7.3
+# Add an edge `S -> E` with probability 0.01. What is the log-semiring total now (`total3`, a
+# probability)? Is the graph still a distribution over paths? Why does `lattice_score` not mind?
+
+# %% tags=["solution"]
 edges3 = dict(edges, S=edges["S"] + [("E", math.log(0.01))])
-print(math.exp(mathops.lattice_score(edges3, "S", "E", "log")[0]))
+total3 = math.exp(mathops.lattice_score(edges3, "S", "E", "log")[0])  # SOLUTION
 
 # %%
-# 4. a ⊕ b = 0  <=>  b = -a / (1 + a/4) = -4a / (4 + a); a = -4 has none (like 0 has no 1/0).
-a = 2.0
-b = -4 * a / (4 + a)
-print(oplus(a, b))
+if check("7.3 the total with a shortcut", total3, close_to(math.exp(total) + 0.01, 1e-6)):
+    print(f"total P = {total3:.3f} (before: {math.exp(total):.3f})")
+
+# %% [markdown] tags=["solution"]
+# The total grows by exactly 0.01, to more than the 0.768 of before, and the outgoing probabilities
+# of S now add up to 1.01: no longer a distribution. A semiring only adds and multiplies the weights
+# it is given; normalisation is the model's business, not the algebra's.
+
+# %% [markdown]
+# ### Exercise 7.4
+# Find the inverse of a = 2 under ⊕ (the b with a ⊕ b = 0), as `inverse_of_2`. Which a has none?
+
+# %% tags=["solution"]
+inverse_of_2 = -4 * 2.0 / (4 + 2.0)  # SOLUTION
 
 # %%
-# 5.
-t = torch.tensor([0.3, -2.0, 5.0], dtype=torch.float64)
-print(float(torch.logaddexp(torch.logaddexp(t[0], t[1]), t[2]) - torch.logaddexp(t[0], torch.logaddexp(t[1], t[2]))))
+if check("7.4 the inverse of 2", inverse_of_2, satisfies(lambda b: abs(oplus(2.0, b)) < 1e-12,
+                                                         lambda b: f"2 ⊕ {b} = {oplus(2.0, b):.4g}, not 0")):
+    print(f"2 ⊕ {inverse_of_2:.4f} = {oplus(2.0, inverse_of_2):g}")
+
+# %% [markdown] tags=["solution"]
+# a ⊕ b = 0 ⟺ b = −a / (1 + a/4) = −4a / (4 + a); a = −4 has none, as 0 has no inverse under ×.
+
+# %% [markdown]
+# ### Exercise 7.5
+# Is logaddexp associative? Check it numerically with `torch.logaddexp` on three numbers and put
+# the difference between the two groupings in `assoc_gap`.
+
+# %% tags=["solution"]
+t3 = torch.tensor([0.3, -2.0, 5.0], dtype=torch.float64)
+assoc_gap = float(torch.logaddexp(torch.logaddexp(t3[0], t3[1]), t3[2]) - torch.logaddexp(t3[0], torch.logaddexp(t3[1], t3[2])))  # SOLUTION
+
+# %%
+if check("7.5 logaddexp is associative", assoc_gap, close_to(0.0, 1e-12)):
+    print(f"(a ⊕ b) ⊕ c − a ⊕ (b ⊕ c) = {assoc_gap:g}")
 
 # %% tags=["checks"]
-print(json.dumps(checks, default=lambda v: v.item()))  # numpy scalars -> Python
+workshop.values(checks)  # the key numbers, for the test suite to compare with the seeds
+
+# %%
+workshop.summary()

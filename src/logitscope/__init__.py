@@ -27,7 +27,7 @@ _LAZY = {
     "NextTokenResult": ".results", "ScoreResult": ".results", "TokenCandidate": ".results",
     "TokenScore": ".results", "TokenizeResult": ".results", "TokenPiece": ".results",
     "PerplexityResult": ".scoring.perplexity", "PerplexityComparison": ".scoring.perplexity",
-    "ChainResult": ".sampling.generation", "SampleResult": ".sampling.generation",
+    "ChainResult": ".sampling.chain", "SampleResult": ".sampling.chain",
     "GenerationResult": ".sampling.generation", "TraceStep": ".sampling.generation",
     "BeamResult": ".sampling.beam", "TreeResult": ".sampling.tree",
     "RankResult": ".confidence.ranking", "LiftResult": ".confidence.lift",
@@ -49,16 +49,19 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-def load(path=None, *, device: str | None = None, threads: int | None = None, engine: str = "torch") -> "Model":
-    """Load a model: None/'bundled' (SmolLM2-135M-Instruct), 'toy', a local HF directory or a .gguf file.
+def load(path=None, *, device: str | None = None, threads: int | None = None, engine: str | None = None,
+         dtype: str | None = None, remote: dict | None = None) -> "Model":
+    """Load a model: None/'bundled' (SmolLM2-135M-Instruct), 'toy', a local HF directory, a .gguf file, or
+    an OpenAI-compatible server's URL (``remote``: {"api_key": ..., "concurrency": ..., "timeout": ...}).
 
-    The default comes from $LOGITSCOPE_MODEL when set. ``engine="llamacpp"`` runs a .gguf file
-    with llama.cpp, quantized as stored (needs scripts/install_llamacpp.sh).
+    ``engine``: "torch", "llamacpp" (.gguf files; ``bash scripts/install_llamacpp.sh``) or "auto" (default:
+    llama.cpp only for .gguf files over 600 MB); ``dtype``: the torch engine's "float32" (default, the
+    reference) or "bfloat16". The default model comes from $LOGITSCOPE_MODEL when set.
     """
     from .loading import load_backend
     from .model import Model
 
-    return Model(load_backend(path, device=device, threads=threads, engine=engine))
+    return Model(load_backend(path, device=device, threads=threads, engine=engine, dtype=dtype, remote=remote))
 
 
 def from_backend(backend: "Backend") -> "Model":

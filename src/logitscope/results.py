@@ -49,13 +49,31 @@ def prob_of(name: str) -> property:
 
 class ResultMixin:
     """to_dict / to_json / to_dataframe for result dataclasses (fields with repr=False are
-    skipped), and their views: plot(), _repr_html_() and __rich__()."""
+    skipped), and their views: plot(), _repr_html_() and __rich__().
+
+    ``produced_by`` says which model, engine and dtype computed the result ({"model", "engine",
+    "dtype"}; set by ``Model``'s methods, None for a result built by hand): the terminal and
+    notebook views print it under the result and the CLI's --json carries it (``with_producer``);
+    ``to_dict``/``to_json`` hold the result's own numbers only."""
 
     def to_dict(self) -> dict:
         return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.repr}
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(jsonable(self.to_dict()), ensure_ascii=False, allow_nan=False, **kwargs)
+
+    @property
+    def produced_by(self) -> dict | None:
+        return self.__dict__.get("_produced_by")
+
+    def stamped(self, producer: dict):
+        """This result, marked as computed by ``producer`` ({"model", "engine", "dtype"}); returns self."""
+        object.__setattr__(self, "_produced_by", dict(producer))
+        return self
+
+    def with_producer(self, data: dict) -> dict:
+        """``data`` (this result's dict) with ``produced_by`` added when it is known."""
+        return data | {"produced_by": self.produced_by} if self.produced_by and isinstance(data, dict) else data
 
     def _rows(self) -> list[dict]:
         return [self.to_dict()]
@@ -114,6 +132,27 @@ class TokenizeResult(ResultMixin):
 
     def _rows(self) -> list[dict]:
         return [t.to_dict() for t in self.tokens]
+
+
+@dataclass(frozen=True)
+class ModelInfo(ResultMixin):
+    """What a loaded model is and can do (``Model.info()``, ``logitscope info``)."""
+
+    model: str
+    backend: str  # the backend class
+    engine: str  # what computes the numbers: torch, llamacpp, remote, python (toy)
+    dtype: str  # the arithmetic of the logits: float32, bfloat16, a GGUF type, ...
+    vocab_size: int
+    bos_token_id: int | None
+    eos_token_id: int | None
+    adds_bos_by_default: bool
+    capabilities: dict  # Capabilities.describe(): full_vocab, top_k_only, context_length, ...
+
+    def to_dict(self) -> dict:
+        return {k: jsonable(v) for k, v in vars(self).items() if k != "capabilities"} | dict(self.capabilities)
+
+    def _rows(self) -> list[dict]:
+        return [{"fact": k, "value": v} for k, v in self.to_dict().items()]
 
 
 @dataclass(frozen=True)

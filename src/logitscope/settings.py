@@ -4,8 +4,15 @@
     LOGITSCOPE_CACHE         cache directory (default: $XDG_CACHE_HOME/logitscope or ~/.cache/logitscope)
     LOGITSCOPE_THREADS       torch CPU threads, an integer >= 1 (default: torch's own choice)
     LOGITSCOPE_DEVICE        "cpu", "cuda", "cuda:N" or "mps" (default: cuda when available, else cpu)
-    LOGITSCOPE_FAST_FORWARD  "0" scores Llama-family models with transformers' own forward
+    LOGITSCOPE_FAST_PATHS    "0" turns every optimised path off — the light start, the fast forward
+                             (backends/fast_forward.py) and the static-cache decoder (fast_decode.py) —
+                             so Llama-family models run transformers' own code (same numbers, slower; for
+                             checking). The old name LOGITSCOPE_FAST_FORWARD works until the next release.
     LOGITSCOPE_FAST_DECODE   "0" decodes Llama-family models through transformers' own cache
+    LOGITSCOPE_API_KEY       bearer key: sent to a remote model (-m URL), required by `logitscope serve`
+    LOGITSCOPE_CONCURRENCY   requests in flight to a remote model, an integer >= 1 (default 8)
+    LOGITSCOPE_TIMEOUT       seconds one request to a remote model may take, > 0 (default 600)
+    LOGITSCOPE_WORKSHOP_MODEL  the lessons' model (default: gemma3-270m when added, else bundled)
 
 An empty variable counts as unset. A bad value raises ``InputError`` naming the
 variable, its value and what it may be; ``check_environment()`` checks them all
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 from .errors import InputError
@@ -93,9 +101,13 @@ def _switch(name: str) -> bool:
     return value != "0"
 
 
-def fast_forward() -> bool:
-    """False only when LOGITSCOPE_FAST_FORWARD is "0"."""
-    return _switch("LOGITSCOPE_FAST_FORWARD")
+def fast_paths() -> bool:
+    """False only when LOGITSCOPE_FAST_PATHS (or, deprecated, LOGITSCOPE_FAST_FORWARD) is "0"."""
+    if _get("LOGITSCOPE_FAST_PATHS") is None and _get("LOGITSCOPE_FAST_FORWARD") is not None:
+        warnings.warn("LOGITSCOPE_FAST_FORWARD is now LOGITSCOPE_FAST_PATHS; the old name works until the next "
+                      "release", FutureWarning, stacklevel=2)
+        return _switch("LOGITSCOPE_FAST_FORWARD")
+    return _switch("LOGITSCOPE_FAST_PATHS")
 
 
 def fast_decode() -> bool:
@@ -103,12 +115,47 @@ def fast_decode() -> bool:
     return _switch("LOGITSCOPE_FAST_DECODE")
 
 
+def api_key() -> str | None:
+    """$LOGITSCOPE_API_KEY, or None."""
+    return _get("LOGITSCOPE_API_KEY")
+
+
+def concurrency() -> int | None:
+    """$LOGITSCOPE_CONCURRENCY as an integer >= 1, or None (the default)."""
+    value = _get("LOGITSCOPE_CONCURRENCY")
+    if value is not None and (not value.isdigit() or int(value) < 1):
+        raise _bad("LOGITSCOPE_CONCURRENCY", value, "is not a whole number >= 1", "e.g. LOGITSCOPE_CONCURRENCY=8")
+    return None if value is None else int(value)
+
+
+def timeout() -> float | None:
+    """$LOGITSCOPE_TIMEOUT as seconds > 0 (finite), or None (the default)."""
+    value = _get("LOGITSCOPE_TIMEOUT")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise _bad("LOGITSCOPE_TIMEOUT", value, "is not a number of seconds > 0", "e.g. LOGITSCOPE_TIMEOUT=600") \
+            from None
+    from .core.validation import timeout as check_timeout
+
+    return check_timeout("LOGITSCOPE_TIMEOUT", seconds)  # the one rule: finite, in (0, a day]
+
+
+def workshop_model() -> str | None:
+    """$LOGITSCOPE_WORKSHOP_MODEL: the model the lessons load, or None."""
+    return _get("LOGITSCOPE_WORKSHOP_MODEL")
+
+
 def check_environment() -> None:
     """Raise InputError for the first bad LOGITSCOPE_* variable (imports torch only for a non-CPU device)."""
     cache_dir()
     threads()
-    fast_forward()
+    fast_paths()
     fast_decode()
+    concurrency()
+    timeout()
     name = device()
     if name is not None and name != "cpu":
         check_device(name)  # imports torch only when a non-CPU device is asked for

@@ -12,10 +12,20 @@ calibration…) is written once against this class in the analysis modules.
                               -> one PositionScores per sequence: for every target
                                  seq[t], t >= start, log p(seq[t] | seq[:t]), its
                                  rank, the entropy at t, and the top-k alternatives
+    scores_without_ranks(seqs, starts, top_k)
+                              -> as score_positions, without ranks or entropies (cheaper)
     nll_sums(seqs, starts)    -> Σ -log p per sequence (perplexity's hot path)
+    position_logits(ids)      -> (T, V) raw scores of every position (one forward's logits)  [full_vocab]
     prefill(ids) / extend(state, ids) / fork(state)
                               -> DecodeState: incremental decoding (KV cache when
                                  capabilities.kv_cache, otherwise recomputation)
+    extend_rows(state, ids)   -> (DecodeState, logits (T, V) after each new id)
+    rewind(state, length)     -> DecodeState of the first ``length`` ids
+                                 (one forward for all rows when capabilities.verify_rows)
+    token_bytes(id)           -> the token's raw bytes (a piece of a UTF-8 character stays bytes)
+    chat_template / render_chat(messages)
+                              -> the model's chat template, applied (CapabilityError without one)
+    special_tokens()          -> the tokenizer's class and its BOS/EOS/pad strings
     hidden_states / project / torch_module / with_module          [weights]
                               -> the local network itself, for analyses that change
                                  its weights (quantization)
@@ -30,6 +40,11 @@ Capabilities are declared in ``capabilities`` and checked with ``require``:
                  computed from it say so (``top_k_only`` on the result).
     kv_cache     extend() reuses past computation instead of recomputing.
     weights      the backend runs local torch weights that an analysis may transform.
+    verify_rows  extend_rows runs one forward for several new tokens (worth drafting).
+
+Every method above has a slow but correct default here or raises CapabilityError, so
+analyses and edges call them directly: nothing outside ``backends/`` probes a backend
+with ``getattr``. ``engine`` and ``dtype`` name what computes the numbers.
 """
 
 from __future__ import annotations
@@ -41,6 +56,8 @@ import torch
 
 from ..core import mathops
 from ..errors import CapabilityError, InputError
+
+GROUP_TOKENS = 1 << 14  # ids per nll_sums call: windows of several documents share forward batches
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,11 @@ class PositionScores:
                               top_ids=torch.zeros(n, 0, dtype=torch.long),
                               top_logprobs=torch.zeros(n, 0, dtype=torch.float64))
 
+    def split(self, sizes: list[int]) -> list["PositionScores"]:
+        """Consecutive pieces of ``sizes`` rows (the inverse of ``concat``)."""
+        pieces = [torch.split(getattr(self, f), sizes) for f in ("logprob", "rank", "entropy", "top_ids", "top_logprobs")]
+        return [PositionScores(*fields) for fields in zip(*pieces)]
+
     @staticmethod
     def concat(parts: list["PositionScores"]) -> "PositionScores":
         return PositionScores(*(torch.cat([getattr(p, f) for p in parts]) for f in
@@ -158,11 +180,16 @@ class Backend(ABC):
     for the hot loops that chain them; a caller moves what it keeps with ``.cpu()``."""
 
     name: str = "backend"
+    engine: str = "python"  # what computes the numbers: "torch", "llamacpp", "remote", "python" (toy models)
+    dtype: str = "float64"  # the arithmetic of the logits (e.g. "float32", "bfloat16", "Q4_1")
     capabilities: Capabilities = Capabilities()
     vocab_size: int
     bos_token_id: int | None = None
     eos_token_id: int | None = None
     adds_bos_by_default: bool = False  # the tokenizer's own convention for a prefix token
+    chat_template: str | None = None  # a Jinja chat template (messages, add_generation_prompt), if the model has one
+    group_tokens: int = GROUP_TOKENS  # ids per nll_sums call that keep this backend busy (perplexity's batches)
+    demo_texts: tuple[str, str] | None = None  # (prompt, text) for `logitscope demo` when the defaults do not fit
 
     # -- tokenization -------------------------------------------------------
     @abstractmethod
@@ -175,6 +202,28 @@ class Backend(ABC):
 
     def token_text(self, token_id: int) -> str:
         return self.detokenize([int(token_id)])
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The token's raw bytes. Default: its text as UTF-8 (a backend whose tokens can split a
+        character overrides this, so a piece of a multi-byte character is its bytes, not U+FFFD)."""
+        return self.token_text(token_id).encode("utf-8")
+
+    def render_chat(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        """``messages`` through the model's chat template. Default: ``chat_template`` rendered with
+        Jinja; CapabilityError when the model has none."""
+        if not self.chat_template:
+            raise CapabilityError(f"model {self.name!r} has no chat template",
+                                  hint="use /v1/completions with a plain prompt, or serve an instruct model")
+        import jinja2
+
+        return jinja2.Environment().from_string(self.chat_template).render(
+            messages=messages, add_generation_prompt=add_generation_prompt)
+
+    def special_tokens(self) -> dict:
+        """The tokenizer's class name and its BOS, EOS and pad tokens as text (None when absent)."""
+        text = lambda tid: None if tid is None else self.token_text(tid)  # noqa: E731
+        return {"tokenizer_class": type(self).__name__, "bos_token": text(self.bos_token_id),
+                "eos_token": text(self.eos_token_id), "pad_token": None}
 
     # -- scoring ------------------------------------------------------------
     @abstractmethod
@@ -198,10 +247,24 @@ class Backend(ABC):
             out.append(PositionScores.from_logits(logits, torch.tensor(seq[start:]), top_k))
         return out
 
+    def scores_without_ranks(self, sequences: list[list[int]], starts: list[int], top_k: int = 0) -> list[PositionScores]:
+        """As ``score_positions`` without ranks or entropies (rank 0 and entropy NaN: "not computed"), for
+        callers that read only log-probs and alternatives (the server's echo). Default: score_positions."""
+        return self.score_positions(sequences, starts, top_k)
+
     def nll_sums(self, sequences: list[list[int]], starts: list[int]) -> list[float]:
         """Σ -log p(seq[t] | seq[:t]) over t >= start, per sequence, in float64 (perplexity's
         hot path: no ranks, entropies or top-k). Default: through score_positions."""
         return [-float(s.logprob.sum()) for s in self.score_positions(sequences, starts, 0)]
+
+    def position_logits(self, ids: list[int]) -> torch.Tensor:
+        """(T, V) float32 raw scores of every position: row t follows ids[:t+1] (one forward pass's logits)
+        [full_vocab]. Default: hidden states through the LM head for local weights, else one next_logits
+        row per prefix. Keep T moderate: this is T x V floats."""
+        require(self, "full_vocab", "the logits of every position")
+        if self.capabilities.weights:
+            return self.project(self.hidden_states(torch.tensor([list(ids)]))[0]).float().cpu()  # (T, V)
+        return as_float(self.next_logits([list(ids[:t + 1]) for t in range(len(ids))]))
 
     def token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[torch.Tensor]:
         """log p(seq[t] | seq[:t]) for t >= start, per sequence: (len(seq) - start,) float64 each —
@@ -222,6 +285,22 @@ class Backend(ABC):
     def fork(self, state: DecodeState) -> DecodeState:
         """An independent copy of ``state`` (its cache is not shared)."""
         return DecodeState(state.ids, state.logits.clone(), state.cache)
+
+    def extend_rows(self, state: DecodeState, new_ids: list[int]) -> tuple[DecodeState, torch.Tensor]:
+        """As ``extend``, plus the logits after each new id: (T, V). Default: one ``extend`` per id
+        (correct; a backend that declares ``verify_rows`` runs one forward for all of them)."""
+        rows = []
+        for token in new_ids:
+            state = self.extend(state, [token])
+            rows.append(state.logits)
+        return state, torch.stack(rows)
+
+    def rewind(self, state: DecodeState, length: int, logits: torch.Tensor | None = None) -> DecodeState:
+        """The state of the first ``length`` ids of ``state`` (may consume its cache). ``logits`` (V,)
+        are the logits after those ids when the caller has them. Default: recomputation (a state
+        without a cache, which ``extend`` must accept)."""
+        ids = list(state.ids[:length])
+        return self.prefill(ids) if logits is None else DecodeState(tuple(ids), logits)
 
     # -- the network itself (capabilities.weights) ---------------------------------
     def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ of the targets is needed (perplexity), the vocabulary is walked in blocks and
 log Z is combined across blocks, so no (rows x V) logits matrix exists at all.
 
 Llama-family models (Llama, Mistral, Qwen2, SmolLM) run these cache-free
-forwards through ``fastllama.FastDecoder``: the same modules and arithmetic,
+forwards through ``fast_forward.FastForward``: the same modules and arithmetic,
 in-place element-wise steps and block-causal attention; other models use
 transformers' forward.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import os
 from functools import lru_cache
 
 import torch
@@ -24,22 +23,22 @@ import torch
 from ..core.boundary import check_fits
 from .. import settings
 from ..errors import InputError
+from . import hf_tokenizer
 from .base import Backend, Capabilities, DecodeState, PositionScores, Tokenized, check_start
-from .blocked_head import blocked_scores
-from .fastdecode import FastDecode, StaticCache
-from .fastdecode import enabled as fast_decode_enabled
-from .fastllama import FastDecoder
+from .blocked_head import blocked_nll, blocked_scores, blocked_top_k
+from .fast_decode import StaticCacheDecoder, StaticCache
+from .fast_decode import enabled as fast_decode_enabled
+from .fast_forward import FastForward
 
 TOKEN_BUDGET = 1024  # padded tokens per forward batch: on CPU, small batches of long windows run fastest
 PROJECT_CHUNK = 512  # hidden rows projected to the vocabulary at once: 512 x V floats
-NLL_ROWS = 1024  # hidden rows per LM-head pass when only target NLLs are needed
-VOCAB_BLOCK = 4096  # LM-head rows per block: a (NLL_ROWS x VOCAB_BLOCK) block stays in cache
 
 
 class HFBackend(Backend):
     """Wraps a transformers ``*ForCausalLM`` model and its fast tokenizer."""
 
     name = "transformers"
+    engine = "torch"
 
     def __init__(self, model, tokenizer, name: str | None = None):
         self.model = model.eval()
@@ -54,14 +53,15 @@ class HFBackend(Backend):
         self.capabilities = Capabilities(full_vocab=True, context_length=int(n_ctx), kv_cache=True, weights=True,
                                          verify_rows=True)
         self.device = next(model.parameters()).device
+        self.dtype = str(model.get_output_embeddings().weight.dtype).removeprefix("torch.")
         self._softcap = getattr(cfg, "final_logit_softcapping", None)
         self._pad = self.eos_token_id if self.eos_token_id is not None else 0
         # transformers 5 renamed past_key_values -> cache (argument and output)
         self.cache_arg = _cache_kwarg(model)
         self.token_text = lru_cache(maxsize=65536)(self._token_text)
-        wanted = self.device.type == "cpu" and settings.fast_forward()
-        self._fast = FastDecoder.for_model(model) if wanted else None
-        self._decode = FastDecode.for_model(model) if wanted and fast_decode_enabled() else None
+        wanted = self.device.type == "cpu" and settings.fast_paths()
+        self._fast_forward = FastForward.for_model(model) if wanted else None
+        self._static_decoder = StaticCacheDecoder.for_model(model) if wanted and fast_decode_enabled() else None
 
     # -- tokenization -------------------------------------------------------------
     def tokenize(self, text: str) -> Tokenized:
@@ -74,6 +74,22 @@ class HFBackend(Backend):
     def _token_text(self, token_id: int) -> str:
         return self.tokenizer.decode([int(token_id)], clean_up_tokenization_spaces=False)
 
+    def token_bytes(self, token_id: int) -> bytes:
+        return hf_tokenizer.token_bytes(self.tokenizer, token_id, self.token_text(token_id))
+
+    @property
+    def chat_template(self) -> str | None:
+        return getattr(self.tokenizer, "chat_template", None)
+
+    def render_chat(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        if not self.chat_template:
+            return super().render_chat(messages, add_generation_prompt)  # the CapabilityError
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt,
+                                                  tokenize=False)
+
+    def special_tokens(self) -> dict:
+        return hf_tokenizer.special_tokens(self.tokenizer)
+
     # -- forward pieces ---------------------------------------------------------------
     def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
         """Final-layer hidden states (B, T, H) of a right-padded batch.
@@ -82,7 +98,7 @@ class HFBackend(Backend):
         token never sees the pads after it, and positions start at 0 in every row.
         """
         decoder = self.model.get_decoder()
-        fast = self._fast  # built for the model this backend was made with; a copy with another model skips it
+        fast = self._fast_forward  # built for the model this backend was made with; a copy with another model skips it
         if fast is not None and fast.inner is decoder and fast.covers(ids.shape[1]):
             return fast(ids.to(self.device))
         return decoder(input_ids=ids.to(self.device), use_cache=False).last_hidden_state
@@ -139,25 +155,38 @@ class HFBackend(Backend):
         return torch.stack([r[1] for r in rows]).cpu()
 
     @torch.inference_mode()
+    @torch.inference_mode()
     def score_positions(self, sequences: list[list[int]], starts: list[int], top_k: int = 0) -> list[PositionScores]:
+        return self._scores(sequences, starts, top_k, stats=True)
+
+    @torch.inference_mode()
+    def scores_without_ranks(self, sequences: list[list[int]], starts: list[int], top_k: int = 0) -> list[PositionScores]:
+        return self._scores(sequences, starts, top_k, stats=False)
+
+    def _scores(self, sequences: list[list[int]], starts: list[int], top_k: int, stats: bool) -> list[PositionScores]:
+        """Every batch's scored rows through the LM head together (one blocked walk per batch), then split."""
         results: list[PositionScores | None] = [None] * len(sequences)
         for seq, start in zip(sequences, starts):
             check_start(seq, start)
             self._check_length(seq)
         for batch in _batches(sequences, TOKEN_BUDGET):
             hidden = self.hidden_states(self._pad_batch([sequences[s] for s in batch]))  # (B, T, H)
-            for row, s in enumerate(batch):
-                seq, start = sequences[s], starts[s]
-                h = hidden[row, start - 1: len(seq) - 1]  # (N, H): row t-1 predicts target t
-                results[s] = self._position_scores(h, torch.tensor(seq[start:], dtype=torch.long), top_k)
+            rows = torch.cat([hidden[r, starts[s] - 1: len(sequences[s]) - 1] for r, s in enumerate(batch)])  # (N, H)
+            targets = torch.cat([torch.tensor(sequences[s][starts[s]:], dtype=torch.long) for s in batch])  # (N,)
+            scores = self._position_scores(rows, targets, top_k, stats)
+            for s, part in zip(batch, scores.split([len(sequences[s]) - starts[s] for s in batch])):
+                results[s] = part
         return results  # type: ignore[return-value]
 
-    def _position_scores(self, rows: torch.Tensor, targets: torch.Tensor, top_k: int) -> PositionScores:
-        """(N, H) hidden rows -> scores of (N,) targets: blocked over the vocabulary for a plain float32
-        head (``blocked_head``), else full logits PROJECT_CHUNK rows at a time."""
+    def _position_scores(self, rows: torch.Tensor, targets: torch.Tensor, top_k: int,
+                         stats: bool = True) -> PositionScores:
+        """(N, H) hidden rows -> scores of (N,) targets: blocked over the vocabulary for a plain float32 or
+        bfloat16 head (``blocked_head``; without ``stats`` no rank or entropy is counted), else full logits
+        PROJECT_CHUNK rows at a time."""
         head = self.lm_head()
-        if isinstance(head, torch.nn.Linear) and head.weight.dtype == torch.float32:
-            return blocked_scores(rows, targets, top_k, head.weight, head.bias, self._cap)
+        if _blockable(head):
+            reduce = blocked_scores if stats else blocked_top_k
+            return reduce(rows, targets, top_k, head.weight, head.bias, self._cap)
         return PositionScores.concat([
             PositionScores.from_logits(self.project(rows[i:i + PROJECT_CHUNK]), targets[i:i + PROJECT_CHUNK], top_k)
             for i in range(0, len(targets), PROJECT_CHUNK)])
@@ -199,34 +228,12 @@ class HFBackend(Backend):
 
     @torch.inference_mode()
     def _target_nll(self, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(N, H) hidden rows, (N,) targets -> (N,) float32 NLL = log Z - z[target].
-
-        log Z is a log-sum-exp over VOCAB_BLOCK-sized blocks of the LM head, each
-        block's logits written into one reused buffer and reduced in place while
-        still in cache; z[target] is one dot product per row.
-        """
+        """(N, H) hidden rows, (N,) targets -> (N,) float32 NLL = log Z - z[target]: blocked over the
+        vocabulary for a plain float32 or bfloat16 head (``blocked_head.blocked_nll``), else full logits."""
         head = self.lm_head()
-        if not isinstance(head, torch.nn.Linear) or head.weight.dtype != torch.float32:
+        if not _blockable(head):
             return self._target_nll_full(rows, targets)
-        weight, bias = head.weight, head.bias
-        buffer = torch.empty(min(NLL_ROWS, len(targets)), min(VOCAB_BLOCK, len(weight)), device=weight.device)
-        out = []
-        for i in range(0, len(targets), NLL_ROWS):
-            x, t = rows[i:i + NLL_ROWS], targets[i:i + NLL_ROWS].to(weight.device)
-            block_lse = [self._block_lse(x, weight[v:v + VOCAB_BLOCK], None if bias is None else bias[v:v + VOCAB_BLOCK],
-                                         buffer[: len(x), : min(VOCAB_BLOCK, len(weight) - v)])
-                         for v in range(0, len(weight), VOCAB_BLOCK)]
-            picked = (x * weight[t]).sum(-1) + (0.0 if bias is None else bias[t])
-            out.append((torch.logsumexp(torch.stack(block_lse, -1), dim=-1) - self._cap(picked)).cpu())
-        return torch.cat(out) if out else torch.zeros(0)
-
-    def _block_lse(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                   buffer: torch.Tensor) -> torch.Tensor:
-        """log Σ exp over one vocabulary block of the logits of rows ``x``, computed in ``buffer``."""
-        z = torch.mm(x, weight.t(), out=buffer) if bias is None else torch.addmm(bias, x, weight.t(), out=buffer)
-        z = self._cap(z, in_place=True)
-        top = z.amax(dim=-1, keepdim=True)
-        return z.sub_(top).exp_().sum(dim=-1).log_().add_(top.squeeze(-1))
+        return blocked_nll(rows, targets, head.weight, head.bias, self._cap)
 
     def _target_nll_full(self, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """As ``_target_nll`` for LM heads that are not a plain Linear: full logits, PROJECT_CHUNK rows at a time."""
@@ -239,14 +246,14 @@ class HFBackend(Backend):
         return torch.cat(out) if out else torch.zeros(0)
 
     # -- incremental decoding ----------------------------------------------------------
-    # Llama-family models decode through ``fastdecode`` (a static KV cache, ``StaticCache``
+    # Llama-family models decode through ``fast_decode`` (a static KV cache, ``StaticCache``
     # in DecodeState.cache); others through transformers' own cache. ``extend_rows`` and
     # ``rewind`` are what speculative decoding needs: logits of every fed token, and a
     # cache rolled back to the accepted prefix.
 
-    def _fast_decode(self, length: int) -> FastDecode | None:
+    def _decoder_for(self, length: int) -> StaticCacheDecoder | None:
         """The fast decode path when it applies to a sequence of ``length`` tokens of this backend's model."""
-        fast = self._decode
+        fast = self._static_decoder
         if fast is None or fast.inner is not self.model.get_decoder() or not fast.covers(length):
             return None
         return fast
@@ -256,7 +263,7 @@ class HFBackend(Backend):
         if not ids:
             raise InputError("cannot decode from an empty prefix", hint="start from at least one token")
         self._check_length(list(ids))
-        fast = self._fast_decode(len(ids))
+        fast = self._decoder_for(len(ids))
         if fast is not None:
             cache = fast.new_cache(len(ids) + 64)
             return DecodeState(tuple(ids), fast.project(fast.step(cache, list(ids))[-1:])[0], cache)
@@ -280,7 +287,7 @@ class HFBackend(Backend):
         self._check_length(list(state.ids) + list(new_ids))
         ids = state.ids + tuple(new_ids)
         if isinstance(state.cache, StaticCache):
-            fast = self._fast_decode(len(ids))
+            fast = self._decoder_for(len(ids))
             if fast is None:  # past a sliding window: transformers' cache from here on
                 return self.extend_rows(DecodeState(state.ids, state.logits), new_ids, all_rows)
             hidden = fast.step(state.cache, list(new_ids))  # (T, H)
@@ -291,9 +298,13 @@ class HFBackend(Backend):
         logits = out.logits[0].float().cpu()  # (T or 1, V)
         return DecodeState(ids, logits[-1], self.cache_of(out)), logits
 
-    def rewind(self, state: DecodeState, length: int, logits: torch.Tensor) -> DecodeState:
+    def rewind(self, state: DecodeState, length: int, logits: torch.Tensor | None = None) -> DecodeState:
         """The state of the first ``length`` ids of ``state`` (consumes its cache); ``logits`` (V,) are the
-        logits after those ids, which the caller has (from ``extend_rows``)."""
+        logits after those ids when the caller has them (from ``extend_rows``), else one step recomputes them."""
+        if logits is None:
+            if length <= 1:
+                return self.prefill(list(state.ids[:length]))
+            return self.extend(self.rewind(state, length - 1, state.logits), [state.ids[length - 1]])
         cache = state.cache
         if isinstance(cache, StaticCache):
             cache.truncate(length)
@@ -349,6 +360,11 @@ class HFBackend(Backend):
         out = decoder(input_ids=self._pad_batch(conts).to(self.device), use_cache=True,
                       **{_cache_kwarg(decoder): cache})
         return out.last_hidden_state
+
+
+def _blockable(head: torch.nn.Module) -> bool:
+    """A plain Linear LM head in float32 or bfloat16: ``blocked_head`` walks it in vocabulary blocks."""
+    return isinstance(head, torch.nn.Linear) and head.weight.dtype in (torch.float32, torch.bfloat16)
 
 
 def _as_dynamic(cache: StaticCache):

@@ -3,7 +3,7 @@
 Importing ``transformers.models.llama`` costs more than a second (it pulls in
 torch.distributed, torch._dynamo and sympy); building the model through
 ``from_pretrained`` adds more. A ``logitscope next`` needs neither: the scoring
-forward is ``fastllama.FastDecoder``, which only reads the modules' weights.
+forward is ``fast_forward.FastForward``, which only reads the modules' weights.
 
 So for a Llama checkpoint saved as safetensors with a plain ``tokenizer.json``
 (the bundled SmolLM2 and most Llama-architecture models), ``load`` builds
@@ -14,7 +14,7 @@ So for a Llama checkpoint saved as safetensors with a plain ``tokenizer.json``
   initialisation, no copy); it has no forward of its own;
 - ``LightTokenizer``: the checkpoint's ``tokenizers.Tokenizer`` with the part of
   the transformers tokenizer API that ``HFBackend`` calls;
-- ``LazyHFBackend``: an ``HFBackend`` that scores through ``FastDecoder`` over the
+- ``LazyHFBackend``: an ``HFBackend`` that scores through ``FastForward`` over the
   light model, and builds the real transformers model (sharing the same Parameter
   objects) the first time anything else is asked of ``backend.model``: KV-cache
   decoding, ``backend.model(...)``, quantization. The tokenizer likewise becomes a
@@ -36,11 +36,10 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from ..errors import ModelLoadError
-from ..loading import missing_weights
+from ..errors import ModelLoadError, missing_weights
 from .hf import HFBackend, _cache_kwarg
-from .fastdecode import FastDecode
-from .fastllama import FastDecoder, torch_supported
+from .fast_decode import StaticCacheDecoder
+from .fast_forward import FastForward, torch_supported
 
 # config.json keys the light model reads; an older config.json that leaves one out
 # (relying on transformers' class defaults) takes the generic path instead
@@ -152,7 +151,7 @@ class Decoder(nn.Module):
 
 
 class LightCausalLM(nn.Module):
-    """The weights of a ``LlamaForCausalLM`` under the same names; run by ``FastDecoder``."""
+    """The weights of a ``LlamaForCausalLM`` under the same names; run by ``FastForward``."""
 
     def __init__(self, cfg, bias: bool):
         super().__init__()
@@ -272,17 +271,17 @@ class LazyHFBackend(HFBackend):
         if value is self._light:
             return  # HFBackend.__init__ storing the light model: it stays behind the fast path
         self._real = value
-        if getattr(self, "_fast", None) is not None:  # the fast forward follows the model it serves
-            self._fast = FastDecoder.for_model(value)
-        if getattr(self, "_decode", None) is not None:  # and so does the fast decode step
-            self._decode = FastDecode.for_model(value)
+        if getattr(self, "_fast_forward", None) is not None:  # the fast forward follows the model it serves
+            self._fast_forward = FastForward.for_model(value)
+        if getattr(self, "_static_decoder", None) is not None:  # and so does the static-cache decoder
+            self._static_decoder = StaticCacheDecoder.for_model(value)
 
-    def _fast_decode(self, length: int):
+    def _decoder_for(self, length: int):
         """Decoding needs no transformers model: the fast decode step runs on the light model's weights."""
         if self._real is None:
-            fast = self._decode
+            fast = self._static_decoder
             return fast if fast is not None and fast.covers(length) else None
-        return super()._fast_decode(length)
+        return super()._decoder_for(length)
 
     @property
     def cache_arg(self) -> str:
@@ -293,8 +292,8 @@ class LazyHFBackend(HFBackend):
         pass  # known once the real model exists
 
     def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
-        if self._real is None and self._fast is not None and self._fast.covers(ids.shape[1]):
-            return self._fast(ids.to(self.device))  # (B, T, H)
+        if self._real is None and self._fast_forward is not None and self._fast_forward.covers(ids.shape[1]):
+            return self._fast_forward(ids.to(self.device))  # (B, T, H)
         return super().hidden_states(ids)
 
     def lm_head(self) -> nn.Module:
@@ -321,7 +320,7 @@ def build_transformers_model(light: LightCausalLM, path: Path) -> nn.Module:
     left = [n for n, t in [*real.named_parameters(), *real.named_buffers()] if t.is_meta]
     if left:
         raise ModelLoadError(f"cannot rebuild the transformers model of {path}: {', '.join(left[:5])} not set",
-                             hint="set LOGITSCOPE_FAST_FORWARD=0 to load through transformers directly")
+                             hint="set LOGITSCOPE_FAST_PATHS=0 to load through transformers directly")
     return real.eval()
 
 

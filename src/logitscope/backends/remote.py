@@ -27,79 +27,25 @@ requests of about ``request_tokens`` tokens (several prompts per request) with
 from __future__ import annotations
 
 import math
-import os
 import re
-from dataclasses import dataclass
 from functools import cached_property
 
 import torch
 
 from ..errors import CapabilityError, InputError, ModelLoadError
-from .base import Backend, Capabilities, PositionScores, Tokenized, check_start, missing_capability
-from .remote_http import Http, HttpSettings, Refused
-from .remote_protocol import (RemoteError, choices_in_order, echo_rows, generated_top, label_id, position_scores,
+from .base import Backend, PositionScores, Tokenized, check_start, missing_capability
+from .remote_http import Http, Refused, RemoteSettings  # noqa: F401  (RemoteSettings: part of this API)
+from .remote_probe import probe
+from .remote_protocol import (RemoteError, choices_in_order, echo_rows, generated_top, position_scores,
                               prompt_logprob_rows)
 from .topk import check_top_k
 
-API_KEY_ENV = "LOGITSCOPE_API_KEY"
-DEFAULT_CONTEXT = 2048
-PROBE_TEXT = "Hello world, this is a test."
 NO_PROMPT_SCORES = ("scoring the prompt's tokens needs prompt log-probs (echo or prompt_logprobs), "
                     "which {name} does not return")
 
 
 def is_url(spec) -> bool:
     return isinstance(spec, str) and spec.lower().startswith(("http://", "https://"))
-
-
-@dataclass(frozen=True)
-class RemoteSettings:
-    """How to talk to a server (CLI: --api-key, --concurrency, --timeout; env: LOGITSCOPE_*)."""
-
-    api_key: str | None = None
-    concurrency: int = 8
-    timeout: float = 600.0
-    retries: int = 4
-    request_tokens: int = 4096  # tokens per request (several prompts packed into one)
-    max_prompts: int = 64  # prompts per request
-    max_logprobs: int = 20  # never ask for more alternatives than this
-
-    @staticmethod
-    def from_env(**given) -> "RemoteSettings":
-        env = os.environ
-        try:
-            values = {"api_key": env.get(API_KEY_ENV) or None,
-                      "concurrency": int(env.get("LOGITSCOPE_CONCURRENCY") or 8),
-                      "timeout": float(env.get("LOGITSCOPE_TIMEOUT") or 600)}
-        except ValueError:
-            raise InputError("LOGITSCOPE_CONCURRENCY or LOGITSCOPE_TIMEOUT is not a number",
-                             hint="e.g. LOGITSCOPE_CONCURRENCY=8 LOGITSCOPE_TIMEOUT=600") from None
-        values.update({k: v for k, v in given.items() if v is not None})
-        if values["concurrency"] < 1 or values["timeout"] <= 0:
-            raise InputError("concurrency must be >= 1 and timeout > 0", hint="e.g. --concurrency 8 --timeout 600")
-        return RemoteSettings(**values)
-
-
-@dataclass(frozen=True)
-class RemoteCapabilities(Capabilities):
-    """Capabilities plus what the probe found out about the server."""
-
-    server: str = "unknown"  # vllm | llama.cpp | llama-cpp-python | logitscope | unknown (from /v1/models)
-    prompt_logprobs: bool = False  # vLLM's prompt_logprobs field (ids and exact ranks)
-    echo: bool = False  # echo + logprobs returns the prompt's log-probs
-    token_id_prompts: bool = False  # prompts may be lists of token ids
-    token_id_labels: bool = False  # return_tokens_as_token_ids (top entries keyed by id)
-    max_tokens_zero: bool = False  # max_tokens=0 accepted (score without generating)
-    logprob_values: str = "unknown"  # raw | processed | unknown
-    tokenizer: str | None = None  # /tokenize | /extras/tokenize | None
-    chat_only: bool = False  # no /v1/completions
-    notes: tuple[str, ...] = ()
-
-    def describe(self) -> dict:
-        extra = {f: getattr(self, f) for f in ("server", "prompt_logprobs", "echo", "token_id_prompts",
-                                               "token_id_labels", "max_tokens_zero", "logprob_values",
-                                               "tokenizer", "chat_only")}
-        return super().describe() | extra | {"notes": list(self.notes)}
 
 
 def split_url(url: str) -> tuple[str, str, str | None]:
@@ -114,9 +60,10 @@ def split_url(url: str) -> tuple[str, str, str | None]:
     return m.group(1) + root_path, path, name or None
 
 
-def connect(url: str, **settings) -> "RemoteBackend":
-    """A backend over the server at ``url`` (``http(s)://host:port/v1[#model]``), probed."""
-    return RemoteBackend(url, RemoteSettings.from_env(**settings))
+def connect(url: str, **given) -> "RemoteBackend":
+    """A backend over the server at ``url`` (``http(s)://host:port/v1[#model]``), probed; ``given``:
+    RemoteSettings fields (api_key, concurrency, timeout...), unset ones from the environment."""
+    return RemoteBackend(url, RemoteSettings.resolve(**given))
 
 
 class RemoteTokenized(Tokenized):
@@ -135,22 +82,23 @@ class RemoteTokenized(Tokenized):
 class RemoteBackend(Backend):
     """Top-k-only backend over an OpenAI-compatible server (see the module docstring)."""
 
+    engine = "remote"
+    dtype = "unknown"  # whatever the server computes in
+
     def __init__(self, url: str, settings: RemoteSettings | None = None):
-        self.settings = settings or RemoteSettings.from_env()
+        self.settings = settings or RemoteSettings.resolve()
         root, self.api, wanted = split_url(url)
         self.url = url
-        self.http = Http(root, HttpSettings(self.settings.api_key, self.settings.concurrency, self.settings.timeout,
-                                            self.settings.retries))
+        self.http = Http(root, self.settings)
         self.group_tokens = 2 * self.settings.concurrency * self.settings.request_tokens  # perplexity's batch
         self._texts: dict[int, str] = {}
-        self.always_added: list[int] = []  # ids the server's /extras/tokenize puts before any text
-        self._label_ids: dict[str, int] = {}
         try:
             self.model, card = self._pick_model(wanted)
             self.name = f"{self.model} @ {root}"
-            from .remote_probe import probe
-
-            probe(self, card)
+            found = probe(self.http, self.api, self.model, self.name, card, self.settings.max_logprobs)
+            self.capabilities, self.server_tokenizer = found.capabilities, found.tokenizer
+            self.bos_token_id, self.eos_token_id = found.bos_token_id, found.eos_token_id
+            self.vocab_size, self.adds_bos_by_default = found.vocab_size, found.adds_bos_by_default
         except Refused as exc:
             self.http.close()
             raise ModelLoadError(f"{url}: {exc.message}", hint="check the URL, the API key (--api-key) and that "
@@ -179,33 +127,10 @@ class RemoteBackend(Backend):
         return RemoteTokenized(text, self.server_tokenize(text, special=False) if text else [], self)
 
     def server_tokenize(self, text: str, special: bool) -> list[int]:
-        caps = self.capabilities
-        if caps.tokenizer == "/extras/tokenize":  # always adds the model's BOS; dropped unless asked for
-            body = self.http.post("/extras/tokenize", {"model": self.model, "input": text})
-            lead = self.always_added
-            ids = body.get("tokens")
-            if not special and lead and isinstance(ids, list) and ids[:len(lead)] == lead:
-                body = {"tokens": ids[len(lead):]}
-        else:
-            body = self.http.post("/tokenize", {"model": self.model, "prompt": text, "content": text,
-                                                "add_special_tokens": special, "add_special": special})
-        ids = body.get("tokens")
-        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-            raise RemoteError("the server's tokenize answer has no list of token ids",
-                              hint="this server's /tokenize has an unknown shape")
-        return ids
+        return self.server_tokenizer.tokenize(text, special)
 
     def detokenize(self, ids: list[int]) -> str:
-        if not ids:
-            return ""
-        if self.capabilities.tokenizer == "/extras/tokenize":
-            body = self.http.post("/extras/detokenize", {"model": self.model, "tokens": list(ids)})
-        else:
-            body = self.http.post("/detokenize", {"model": self.model, "tokens": list(ids)})
-        text = next((body[k] for k in ("prompt", "content", "text") if isinstance(body.get(k), str)), None)
-        if text is None:
-            raise RemoteError("the server's detokenize answer has no text", hint="unknown /detokenize shape")
-        return text
+        return self.server_tokenizer.detokenize(ids)
 
     def token_text(self, token_id: int) -> str:
         tid = int(token_id)
@@ -239,17 +164,8 @@ class RemoteBackend(Backend):
         return [(min(a, b), b) for a, b in zip(starts, ends)]
 
     def label_to_id(self, label: str) -> int:
-        """A top-log-prob label as a token id: ``token_id:N``, else the one id its text tokenizes to."""
-        tid = label_id(label)
-        if tid is not None:
-            return tid
-        if label not in self._label_ids:
-            ids = self.server_tokenize(label, special=False) if label else []
-            if len(ids) != 1:
-                raise RemoteError(f"cannot tell which token the server means by {label!r}",
-                                  hint="use a server that labels tokens by id (vLLM, logitscope serve)")
-            self._label_ids[label] = ids[0]
-        return self._label_ids[label]
+        """A top-log-prob label as a token id (``ServerTokenizer.label_to_id``)."""
+        return self.server_tokenizer.label_to_id(label)
 
     # -- scoring ---------------------------------------------------------------------------------
     def next_logits(self, prefixes: list[list[int]]) -> torch.Tensor:

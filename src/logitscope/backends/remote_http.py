@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from .. import settings as environment
+from ..core.validation import remote_settings
 from .remote_protocol import RemoteError, error_message
 
 RETRY_STATUS = {429, 502, 503, 504}
@@ -24,12 +26,31 @@ POOL_NAME = "logitscope-remote"
 
 
 @dataclass(frozen=True)
-class HttpSettings:
+class RemoteSettings:
+    """How to talk to a server: CLI --api-key, --concurrency, --timeout, or ``load(url, remote={...})``;
+    unset values come from $LOGITSCOPE_API_KEY, $LOGITSCOPE_CONCURRENCY, $LOGITSCOPE_TIMEOUT (``settings``)."""
+
     api_key: str | None = None
-    concurrency: int = 8  # requests in flight
-    timeout: float = 600.0  # seconds for one request to answer
-    retries: int = 4  # extra attempts on 429/503/connection errors
-    backoff: float = 0.25  # first wait (seconds); doubles each retry, capped at 8 s
+    concurrency: int = 8
+    timeout: float = 600.0
+    retries: int = 4
+    request_tokens: int = 4096  # tokens per request (several prompts packed into one)
+    max_prompts: int = 64  # prompts per request
+    max_logprobs: int = 20  # never ask for more alternatives than this
+    backoff: float = 0.25  # first wait (seconds) before a retry; doubles each retry, capped at 8 s
+
+    def __post_init__(self):  # the CLI's options and load(url, remote={...}) alike; the environment via settings
+        checked = remote_settings(api_key=self.api_key, concurrency=self.concurrency, timeout=self.timeout)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    @staticmethod
+    def resolve(**given) -> "RemoteSettings":
+        """The given values (None = unset), else the environment's, else the defaults."""
+        env = {"api_key": environment.api_key(), "concurrency": environment.concurrency(),
+               "timeout": environment.timeout()}
+        values = {k: v for k, v in (env | {k: v for k, v in given.items() if v is not None}).items() if v is not None}
+        return RemoteSettings(**values)
 
 
 class Refused(RemoteError):
@@ -44,7 +65,7 @@ class Refused(RemoteError):
 class Http:
     """JSON over HTTP to one server root (``http://host:port``) with retries."""
 
-    def __init__(self, root: str, settings: HttpSettings):
+    def __init__(self, root: str, settings: RemoteSettings):
         import httpx
 
         self.root, self.settings = root.rstrip("/"), settings

@@ -37,6 +37,7 @@ class TopKBackend(Backend):
             raise InputError(f"k={k} is out of range", hint="a top-k view needs k >= 1")
         self.inner, self.k = inner, k
         self.name = f"{inner.name} (top-{k} only)"
+        self.engine, self.dtype = inner.engine, inner.dtype
         self.vocab_size = inner.vocab_size
         self.bos_token_id, self.eos_token_id = inner.bos_token_id, inner.eos_token_id
         self.adds_bos_by_default = inner.adds_bos_by_default

@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..evaluation.calibration import DELIMITER, PROMPT_TEMPLATE, check_template, load_mcq
 from ..evaluation.quantization import check_bits
 from .common import (PLOT_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, json_option, load_model,
-                     model_option, read_file, report_problems, show)
+                     model_option, option_names, read_file, report_problems, show)
 
 
 @click.command("calibrate")
@@ -46,9 +46,9 @@ def calibrate_cmd(dataset, normalize, bins, template, delimiter, skip_bad, plot,
                                          progress=not as_json and sys.stderr.isatty(), template=template,
                                          delimiter=delimiter)
     report_problems(report.notes, "note")
+    show(report, as_json)  # the numbers first: a failed write loses none
     if plot is not None:
         report.plot(save_to=plot)
-    show(report, as_json)
 
 
 @click.command("quantize")
@@ -67,6 +67,7 @@ def calibrate_cmd(dataset, normalize, bins, template, delimiter, skip_bad, plot,
 @bos_option
 @model_option
 @json_option
+@option_names(top_k="base_top_k")
 def quantize_cmd(args, bits, scheme, symmetric, which, no_int8, base_top_k, plot, bos, model, as_json):
     """How much does quantizing the weights change the model's predictions on FILE?
 
@@ -82,9 +83,9 @@ def quantize_cmd(args, bits, scheme, symmetric, which, no_int8, base_top_k, plot
     report = load_model(model).quantization_impact(
         text, bits=widths, scheme=scheme, symmetric=symmetric, int8=not no_int8, top_k=base_top_k,
         bos=bos_value(bos), progress=not as_json and sys.stderr.isatty(), which=which)
+    show(report, as_json)  # the numbers first: a failed write loses none
     if plot is not None:
         report.plot(save_to=plot)
-    show(report, as_json)
 
 
 def split_file_and_bits(args: tuple[str, ...], bits: str) -> tuple[str, list[int]]:

@@ -3,13 +3,15 @@ and model names at parse time (before any model work), --model/--json options, i
 reading and strict JSON output.
 
 Every failure a user can cause ends as ONE line on stderr, ``error: WHAT: why (hint: what
-to do)``, and exit code 2; Ctrl-C is exit 130; anything else is a bug (exit 1, with its
-traceback). See docs/errors.md.
+to do)``, and exit code 2; Ctrl-C is exit 130; click's own endings (``--help``, a declined
+prompt, a group run without a command) are left to click; anything else is a bug (exit 1,
+with its traceback). See docs/errors.md.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import sys
@@ -18,6 +20,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError, LogitscopeError
+from ..core.textgate import for_terminal
 
 MODEL_HELP = ("Model: 'bundled' (default, SmolLM2-135M-Instruct), 'toy', a local HF directory, a .gguf file, "
               "a name added with 'logitscope models add' (e.g. gemma3-270m), or an OpenAI-compatible server "
@@ -28,15 +31,64 @@ _BAD_ARG = "logitscope.bad_utf8_argument"
 
 # -- the error boundary -----------------------------------------------------------------------
 def prepare_command(cmd: click.Command) -> click.Command:
-    """Every float option of every command rejects NaN at parse time (see ``Number``), and every
-    command with --model gets the remote-model options (--api-key, --concurrency, --timeout).
+    """Every float option of every command rejects NaN at parse time (see ``Number``), every
+    command with --model gets the model options (--engine, --dtype, --api-key, --concurrency,
+    --timeout), and a library error about a parameter names the command's option (``option_names``).
     Called for each command as the group registers or lazily looks it up."""
-    from .remote_options import add_remote_options
+    from .model_options import add_model_options
 
     for param in cmd.params:
         if type(param.type) is click.types.FloatParamType:
             param.type = NUMBER
-    return add_remote_options(cmd)
+    if cmd.callback is not None and not getattr(cmd.callback, "names_options", False):
+        cmd.callback = _naming_options(cmd, cmd.callback)
+    return add_model_options(cmd)
+
+
+def option_names(**names: str):
+    """Mark a command whose options pass library parameters of another name:
+    ``@option_names(top_k="rows")`` makes ``top_k=0 is out of range`` read ``--show=0 ...``.
+    A parameter with the same name as an option (``temperature``) needs no entry."""
+    def mark(func):
+        func.option_names = names
+        return func
+
+    return mark
+
+
+def _naming_options(cmd: click.Command, callback):
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except LogitscopeError as exc:
+            option = _option_for(cmd, callback, exc.param)
+            if option is None:
+                raise
+            raise _renamed(exc, exc.param, option) from exc
+
+    run.names_options = True
+    return run
+
+
+def _option_for(cmd: click.Command, callback, param: str | None) -> str | None:
+    """The option (``--show``) of ``cmd`` that passes the library parameter ``param``, or None."""
+    if not param:
+        return None
+    wanted = getattr(callback, "option_names", {}).get(param, param)
+    found = next((p for p in cmd.params if p.name == wanted and isinstance(p, click.Option)), None)
+    return _option_name(found) if found is not None else None
+
+
+def _renamed(exc: LogitscopeError, param: str, option: str) -> LogitscopeError:
+    """The same error with the library's name ``param`` replaced by the CLI's ``option`` where it names
+    the argument (``top_k=0``, ``top_k must be``, ``give top_k as``), not where the word is prose."""
+    import re
+
+    name = re.compile(rf"(?<![\w-]){re.escape(param)}(?=(=| must | as | holds |: ))")
+    shown = (lambda text: name.sub(option, text).replace(f"{option}=", f"{option} ")) if not option.startswith("--") \
+        else (lambda text: name.sub(option, text))  # a short option takes its value after a space: -n 0
+    return type(exc)(shown(exc.message), None if exc.hint is None else shown(exc.hint), exc.problems, param=option)
 
 
 class LogitscopeGroup(click.Group):
@@ -58,6 +110,8 @@ class LogitscopeGroup(click.Group):
         try:
             _check_utf8_argument(ctx.meta.get(_BAD_ARG))
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort, click.exceptions.NoArgsIsHelpError):
+            raise  # --help, a declined prompt, a group without its command: click's own endings
         except click.UsageError as exc:
             fail(_usage_message(exc))
         except click.ClickException as exc:
@@ -79,8 +133,8 @@ class LogitscopeGroup(click.Group):
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT):
-    """Print ``error: message`` (one line) on stderr and exit."""
-    click.echo(f"error: {' '.join(message.split())}", err=True)
+    """Print ``error: message`` (one line, control characters escaped) on stderr and exit."""
+    click.echo(f"error: {for_terminal(' '.join(message.split()))}", err=True)
     sys.exit(code)
 
 
@@ -218,13 +272,28 @@ def bos_value(choice: str):
 
 
 def load_model(spec):
-    """Load once per command (environment checked first); progress of a first-time GGUF
-    conversion goes to stderr."""
+    """Load once per command (environment checked first, the model options passed on); progress of a
+    first-time GGUF conversion and load-time warnings (e.g. bfloat16 without hardware) go to stderr."""
+    return load_model_as(spec)
+
+
+def load_model_as(spec, **overrides):
+    """``load_model`` with some of the model options replaced (None keeps the command's own)."""
+    import warnings
+
     from .. import load
     from ..settings import check_environment
+    from .model_options import load_options
 
     check_environment()
-    return load(spec)
+    options = load_options() | {k: v for k, v in overrides.items() if v is not None}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load(spec, **options)
+    for w in caught:
+        if issubclass(w.category, (UserWarning, FutureWarning)) and "logitscope" in (w.filename or "") + str(w.message):
+            click.echo(f"warning: {w.message}", err=True)
+    return model
 
 
 # -- input ----------------------------------------------------------------------------------
@@ -254,15 +323,36 @@ def exit_on_problems(problems) -> None:
 def report_problems(problems, prefix: str = "error") -> None:
     """One ``prefix: problem`` line per problem on stderr (e.g. bad dataset lines)."""
     for problem in problems:
-        click.echo(f"{prefix}: {' '.join(problem.split())}", err=True)
+        click.echo(f"{prefix}: {for_terminal(' '.join(problem.split()))}", err=True)
 
 
 # -- output ---------------------------------------------------------------------------------
 def console(piped_width: int = 120):
-    """A rich Console: the terminal's width when interactive, ``piped_width`` columns when piped."""
+    """A rich Console: the terminal's width when interactive, ``piped_width`` columns when piped.
+    Text it prints has its control characters escaped (``textgate.for_terminal``): an ESC in the
+    input (or in what a model wrote) shows as ``\\x1b`` instead of recolouring the terminal."""
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=piped_width)
+    class TerminalConsole(Console):
+        def print(self, *objects, **kwargs):
+            super().print(*(_Escaped(o) for o in objects), **kwargs)
+
+    return TerminalConsole() if sys.stdout.isatty() else TerminalConsole(width=piped_width)
+
+
+class _Escaped:
+    """A rich renderable: ``inner`` as rich lays it out, control characters of its text escaped."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __rich_console__(self, console, options):
+        from rich.segment import Segment
+        from rich.text import Text
+
+        inner = Text(self.inner) if isinstance(self.inner, str) else self.inner
+        for segment in console.render(inner, options):
+            yield segment if segment.control else Segment(for_terminal(segment.text), segment.style)
 
 
 def emit_json(obj) -> None:
@@ -285,7 +375,7 @@ def show(result, as_json: bool, data=None, piped_width: int = 120, **view_option
     """The one ending of every command: JSON (``data``, else ``result.to_dict()``) or the
     result's terminal view (``views.terminal.render(result, **view_options)``)."""
     if as_json:
-        return emit_json(result.to_dict() if data is None else data)
+        return emit_json(result.with_producer(result.to_dict() if data is None else data))
     from rich.text import Text
 
     from ..views.terminal import render

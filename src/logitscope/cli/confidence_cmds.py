@@ -36,11 +36,11 @@ def uncertain_cmd(text, file, max_prob_below, entropy_above, html_path, bos, mod
     """
     body = read_text(text, file)  # before the model loads
     result = load_model(model).uncertain(body, max_prob_below, entropy_above, bos=bos_value(bos))
+    show(result, as_json)  # the numbers first: a failed write loses none
     if html_path is not None:
         from ..views.html import write_html
 
         _wrote(write_html(result.scored, html_path, "prob"))
-    show(result, as_json)
 
 
 @click.command("truth")
@@ -64,10 +64,10 @@ def truth_cmd(dataset, plot_path, limit, model, as_json):
 
     pairs = load_pairs(dataset)[:limit]  # before the model loads
     result = load_model(model).truth(pairs, progress=not as_json and sys.stderr.isatty())
+    show(result, as_json)  # the numbers first: a failed write loses none
     if plot_path is not None:
         result.plot(save_to=plot_path)
         _wrote(plot_path)
-    show(result, as_json)
 
 
 @click.command("rank")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .common import (HTML_EXTENSIONS, InputFile, OutputPath, bos_option, bos_value, console, json_option, load_model,
-                     model_option, read_text, show)
+                     model_option, option_names, read_text, show)
 
 
 @click.command("next")
@@ -15,6 +15,7 @@ from .common import (HTML_EXTENSIONS, InputFile, OutputPath, bos_option, bos_val
 @bos_option
 @model_option
 @json_option
+@option_names(top_k="rows")
 def next_cmd(prompt, rows, temperature, bos, model, as_json):
     """Show the next-token distribution after PROMPT.
 
@@ -41,10 +42,14 @@ def next_cmd(prompt, rows, temperature, bos, model, as_json):
 @click.option("--html", "html_path", type=OutputPath(HTML_EXTENSIONS), default=None, help="Also write a self-contained HTML heatmap (hover a token).")
 @click.option("--color-by", type=click.Choice(["prob", "rank", "entropy"]), default="prob", show_default=True,
               help="Colour tokens by probability, GLTR rank bucket or entropy.")
+@click.option("--palette", type=click.Choice(["viridis", "classic"]), default="viridis", show_default=True,
+              help="Colour scale: viridis (colour-blind safe) or classic (red to green, GLTR's rank colours).")
 @bos_option
 @model_option
 @json_option
-def score_cmd(text, file, context, alternatives, table, window, stride, html_path, color_by, bos, model, as_json):
+@option_names(top_k="alternatives")
+def score_cmd(text, file, context, alternatives, table, window, stride, html_path, color_by, palette, bos, model,
+              as_json):
     """Score TEXT (or -f FILE) token by token: a coloured heatmap with totals.
 
     \b
@@ -57,11 +62,12 @@ def score_cmd(text, file, context, alternatives, table, window, stride, html_pat
     body = read_text(text, file)
     result = load_model(model).score(body, context=context, top_k=alternatives, bos=bos_value(bos),
                                      window=window, stride=stride)
+    # the numbers first: a failed write of the page loses none
+    show(result, as_json, table=table, color_by=color_by, palette_name=palette)
     if html_path is not None:
         from ..views.html import write_html
 
-        click.echo(f"wrote {write_html(result, html_path, color_by)}", err=True)
-    show(result, as_json, table=table, color_by=color_by)
+        click.echo(f"wrote {write_html(result, html_path, color_by, palette)}", err=True)
 
 
 @click.command("tokenize")
@@ -97,7 +103,7 @@ def demo_cmd(model):
     m = load_model(model)
     out = console()
     out.print(f"model: {m!r}")
-    prompt, text = getattr(m.backend, "demo_texts", (DEMO_PROMPT, DEMO_TEXT))  # the toy model knows ~13 words
+    prompt, text = m.backend.demo_texts or (DEMO_PROMPT, DEMO_TEXT)  # the toy model knows ~13 words
     out.print(m.next_token(prompt, top_k=10))
     out.print(render(m.score(text), table=True))
 

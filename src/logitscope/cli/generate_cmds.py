@@ -7,8 +7,9 @@ import math
 import click
 
 from ..errors import InputError
+from ..core.textgate import for_terminal
 from .common import (PLOT_EXTENSIONS, OutputPath, bos_option, bos_value, json_option, load_model, model_option,
-                     seed_option, show)
+                     option_names, seed_option, show)
 
 
 def strategy_options(func):
@@ -30,7 +31,7 @@ def strategy_options(func):
 def sampler_config(temperature, top_k, top_p, min_p, repetition_penalty, bias):
     from ..core.processors import SamplerConfig
 
-    return SamplerConfig(temperature, top_k, top_p, min_p, repetition_penalty, tuple(map(parse_bias, bias)))
+    return SamplerConfig.of(temperature, top_k, top_p, min_p, repetition_penalty, [parse_bias(b) for b in bias])
 
 
 def parse_bias(item: str) -> tuple[int | str, float]:
@@ -54,6 +55,7 @@ def parse_bias(item: str) -> tuple[int | str, float]:
 @bos_option
 @model_option
 @json_option
+@option_names(top="rows")
 def dist_cmd(prompt, temperature, top_k, top_p, min_p, repetition_penalty, bias, rows, plot_path, bos, model,
              as_json):
     """Show the next-token distribution after each stage of the sampler chain.
@@ -67,9 +69,9 @@ def dist_cmd(prompt, temperature, top_k, top_p, min_p, repetition_penalty, bias,
     """
     config = sampler_config(temperature, top_k, top_p, min_p, repetition_penalty, bias)
     result = load_model(model).chain(prompt, config, bos=bos_value(bos), top=rows)
+    show(result, as_json)  # the numbers first: a failed write loses none
     if plot_path is not None:
         result.plot(save_to=plot_path)
-    show(result, as_json)
 
 
 @click.command("sample")
@@ -113,7 +115,7 @@ def generate_cmd(prompt, max_new_tokens, seed, stop, trace, temperature, top_k, 
       logitscope generate "Once upon a time" --top-p 0.9 --seed 3 --stop "." --trace
     """
     config = sampler_config(temperature, top_k, top_p, min_p, repetition_penalty, bias)
-    on_text = None if as_json else (lambda piece: click.echo(piece, nl=False))
+    on_text = None if as_json else (lambda piece: click.echo(for_terminal(piece), nl=False))
     result = load_model(model).generate(prompt, max_new_tokens, config, seed=seed, stop=stop, bos=bos_value(bos),
                                         on_text=on_text)
     show(result, as_json, show_text=False, trace=trace)  # the text was streamed above
@@ -127,6 +129,7 @@ def generate_cmd(prompt, max_new_tokens, seed, stop, trace, temperature, top_k, 
 @bos_option
 @model_option
 @json_option
+@option_names(num_beams="beams")
 def beam_cmd(prompt, beams, max_new_tokens, alpha, bos, model, as_json):
     """Beam search with length normalisation, compared with greedy decoding.
 
@@ -157,9 +160,9 @@ def tree_cmd(prompt, depth, branch, min_prob, image_path, bos, model, as_json):
       logitscope tree "Once upon a" -d 2 -b 4 --min-prob 0.05 --image tree.png
     """
     result = load_model(model).tree(prompt, depth, branch, min_prob, bos=bos_value(bos))
+    show(result, as_json)  # the numbers first: a failed write loses none
     if image_path is not None:
         result.plot(save_to=image_path)
-    show(result, as_json)
 
 
 COMMANDS = [dist_cmd, sample_cmd, generate_cmd, beam_cmd, tree_cmd]

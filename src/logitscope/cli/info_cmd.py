@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import console, emit_json, json_option, load_model, model_option
+from .common import json_option, load_model, model_option, show
 
 
 @click.command("info")
@@ -18,18 +18,7 @@ def info_cmd(model, as_json):
       logitscope info -m toy
       logitscope info -m http://127.0.0.1:8000/v1 --json
     """
-    backend = load_model(model).backend
-    facts = {"model": backend.name, "backend": type(backend).__name__, "vocab_size": backend.vocab_size,
-             "bos_token_id": backend.bos_token_id, "eos_token_id": backend.eos_token_id,
-             "adds_bos_by_default": backend.adds_bos_by_default} | backend.capabilities.describe()
-    if as_json:
-        return emit_json(facts)
-    from rich.table import Table
-
-    table = Table(title=f"{backend.name}", show_header=False)
-    for key, value in facts.items():
-        table.add_row(key, "; ".join(value) if isinstance(value, list) else str(value))
-    console().print(table)
+    show(load_model(model).info(), as_json)
 
 
 COMMANDS = [info_cmd]

@@ -1,4 +1,4 @@
-"""`models list` and `models add NAME`: named models added on request (see logitscope.registry)."""
+"""`models list` and `models add NAME`: named models added on request (logitscope.catalog, logitscope.installer)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ def models_group():
 @json_option
 def list_cmd(as_json):
     """List the named models and whether each has been added."""
-    from .. import registry
+    from .. import catalog
 
-    rows = registry.listing()
+    rows = catalog.listing()
     if as_json:
         return emit_json(rows)
     for r in rows:
@@ -43,13 +43,13 @@ def add_cmd(name, yes):
     Example:
       logitscope models add gemma3-270m
     """
-    from .. import registry
+    from .. import catalog, installer
 
-    entry = registry.get(name)
+    entry = catalog.get(name)
     click.echo(entry.terms)
     if not yes and not click.confirm(f"Install {entry.title} (~{entry.download_mb} MB download)?", default=False):
         raise click.Abort()
-    path = registry.add(name)
+    path = installer.add(name)
     click.echo(f"added {name}: {path}\nuse it with: logitscope next \"See you\" -m {name}")
 
 

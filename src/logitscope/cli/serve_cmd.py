@@ -11,7 +11,7 @@ from .common import MODEL_HELP, load_model
 @click.option("--model", "-m", "models", multiple=True, metavar="MODEL",
               help=MODEL_HELP + " Repeat to serve several; the first is the default.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (non-loopback needs a key).")
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 @click.option("--api-key", default=None, help="Require 'Authorization: Bearer KEY' (or $LOGITSCOPE_API_KEY).")
 @click.option("--max-logprobs", default=20, show_default=True, type=click.IntRange(0, 1000),
               help="Most alternatives per token a request may ask for.")
@@ -34,6 +34,8 @@ def serve_cmd(models, host, port, api_key, max_logprobs, max_queue, max_batch_to
 
     key = launch.api_key_from_env(api_key)
     launch.check_bind(host, key)
+    port = port or launch.free_port(host)
+    launch.check_port_free(host, port)  # before the models load and the banner says "serving"
     loaded = {spec: load_model(spec) for spec in (models or (None,))}
     named = {m.name: m for m in loaded.values()}
     app = create_app(named, api_key=key, max_logprobs=max_logprobs, max_queue=max_queue,

@@ -27,16 +27,16 @@ def ui_cmd(models, port, no_browser):
     import webbrowser
 
     from ..server import launch
-    from ..web import create_ui_app
+    from ..web import serve_ui
 
-    loaded = {spec: load_model(spec) for spec in (models or (None,))}
-    app = create_ui_app({m.name: m for m in loaded.values()})
     port = port or launch.free_port()
+    launch.check_port_free("127.0.0.1", port)  # before the models load
+    loaded = {spec: load_model(spec) for spec in (models or (None,))}
     url = f"http://127.0.0.1:{port}/"
     click.echo(f"logitscope ui: {url}  (models: {', '.join(m.name for m in loaded.values())}; Ctrl-C stops)", err=True)
     if not no_browser:
         threading.Timer(1.0, webbrowser.open, [url]).start()
-    launch.serve(app, "127.0.0.1", port)
+    serve_ui({m.name: m for m in loaded.values()}, port)
 
 
 COMMANDS = [ui_cmd]

@@ -86,6 +86,7 @@ class RankResult(ResultMixin):
     candidates: tuple[CandidateScore, ...]
     shared_prefix_tokens: int  # ids prefilled once (0: every candidate ran a full pass)
     notes: tuple[str, ...] = ()  # boundary facts worth a user's attention
+    normalisations = NORMALISATIONS  # every score a candidate has, in display order
 
     def order(self, normalisation: str = "sum") -> list[int]:
         """Candidate indices, best first (ties keep input order; a missing score sorts last)."""

@@ -25,8 +25,10 @@ from importlib import resources
 from pathlib import Path
 
 from ..backends.base import Backend
+from ..core import jsonio
 from ..core import corpus
 from ..errors import InputError
+from ..core.calibration_math import auroc, pair_accuracy
 from ..results import ResultMixin, ScoreResult
 from ..scoring.score import score_texts
 
@@ -45,44 +47,6 @@ MEASURES: dict[str, Callable[[ScoreResult], float]] = {
     "neg_mean_entropy": lambda r: -_mean([t.entropy for t in r.scored_tokens]),
     "neg_mean_log_rank": lambda r: -_mean([math.log(t.rank) for t in r.scored_tokens]),
 }
-
-
-def pair_accuracy(true_scores: Sequence[float], false_scores: Sequence[float]) -> float:
-    """Share of pairs whose true member scores higher; a tie counts 1/2."""
-    if len(true_scores) != len(false_scores) or not true_scores:
-        raise InputError("pair accuracy needs two equally long, non-empty score lists", hint="one score per pair")
-    wins = [1.0 if t > f else 0.5 if t == f else 0.0 for t, f in zip(true_scores, false_scores)]
-    return _mean(wins)
-
-
-def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
-    """P(score of a random positive > score of a random negative), ties 1/2 (Mann-Whitney U).
-
-    Computed from ranks of the pooled scores (average rank for ties): O(n log n).
-    """
-    if not positive or not negative:
-        raise InputError("AUROC needs at least one positive and one negative score", hint="score both classes")
-    pooled = sorted([(s, 1) for s in positive] + [(s, 0) for s in negative])
-    rank_sum, i = 0.0, 0
-    while i < len(pooled):
-        j = i
-        while j < len(pooled) and pooled[j][0] == pooled[i][0]:
-            j += 1
-        avg_rank = (i + 1 + j) / 2  # ranks i+1..j share their mean
-        rank_sum += avg_rank * sum(label for _, label in pooled[i:j])
-        i = j
-    n_pos, n_neg = len(positive), len(negative)
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
-
-def roc_curve(positive: Sequence[float], negative: Sequence[float]) -> tuple[list[float], list[float]]:
-    """(false-positive rates, true-positive rates) as the threshold sweeps down through the scores."""
-    thresholds = sorted(set(positive) | set(negative), reverse=True)
-    fpr, tpr = [0.0], [0.0]
-    for th in thresholds:
-        tpr.append(sum(s >= th for s in positive) / len(positive))
-        fpr.append(sum(s >= th for s in negative) / len(negative))
-    return fpr, tpr
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -104,7 +68,7 @@ def load_pairs(path: str | Path | None = None) -> list[StatementPair]:
 
 
 def _parse_pair(line: str, where: str) -> StatementPair:
-    rec = corpus.parse_json_line(line, where)
+    rec = jsonio.loads(line, where)
     if not isinstance(rec, dict):
         raise InputError(f"{where}: a line must be a JSON object, got {type(rec).__name__}", hint=PAIR_HINT)
     for field in ("true", "false"):

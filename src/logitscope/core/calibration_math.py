@@ -11,6 +11,10 @@ size; equal confidences are never split across bins (so a bin may be larger or e
 
     ECE = Σ_b (n_b / N) · |acc_b - conf_b|        MCE = max_b |acc_b - conf_b|
 
+Separating two classes by a score: ``auroc`` is P(score of a random positive > score
+of a random negative), ties 1/2 (Mann-Whitney U); ``roc_curve`` sweeps a threshold;
+``pair_accuracy`` compares the two members of each pair.
+
 Temperature scaling divides choice scores by T before the softmax. NLL(1/T) is
 convex in the inverse temperature (log-sum-exp is convex, the correct score is
 linear), so a golden-section search over log(1/T) finds its minimum; T = 1 is
@@ -20,6 +24,7 @@ always a candidate, so the fitted T never raises NLL on the split it was fitted 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,3 +181,43 @@ def fit_temperature(scores, labels, low: float = 0.05, high: float = 20.0, itera
     if low <= 1.0 <= high and scores_nll(scores, labels, 1.0) <= scores_nll(scores, labels, best_t):
         return 1.0
     return best_t
+
+
+# -- separating two classes by a score (true vs false statements) ------------------------------
+
+def pair_accuracy(true_scores: Sequence[float], false_scores: Sequence[float]) -> float:
+    """Share of pairs whose true member scores higher; a tie counts 1/2."""
+    if len(true_scores) != len(false_scores) or not true_scores:
+        raise InputError("pair accuracy needs two equally long, non-empty score lists", hint="one score per pair")
+    wins = [1.0 if t > f else 0.5 if t == f else 0.0 for t, f in zip(true_scores, false_scores)]
+    return math.fsum(wins) / len(wins)
+
+
+def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
+    """P(score of a random positive > score of a random negative), ties 1/2 (Mann-Whitney U).
+
+    Computed from ranks of the pooled scores (average rank for ties): O(n log n).
+    """
+    if not positive or not negative:
+        raise InputError("AUROC needs at least one positive and one negative score", hint="score both classes")
+    pooled = sorted([(s, 1) for s in positive] + [(s, 0) for s in negative])
+    rank_sum, i = 0.0, 0
+    while i < len(pooled):
+        j = i
+        while j < len(pooled) and pooled[j][0] == pooled[i][0]:
+            j += 1
+        avg_rank = (i + 1 + j) / 2  # ranks i+1..j share their mean
+        rank_sum += avg_rank * sum(label for _, label in pooled[i:j])
+        i = j
+    n_pos, n_neg = len(positive), len(negative)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def roc_curve(positive: Sequence[float], negative: Sequence[float]) -> tuple[list[float], list[float]]:
+    """(false-positive rates, true-positive rates) as the threshold sweeps down through the scores."""
+    thresholds = sorted(set(positive) | set(negative), reverse=True)
+    fpr, tpr = [0.0], [0.0]
+    for th in thresholds:
+        tpr.append(sum(s >= th for s in positive) / len(positive))
+        fpr.append(sum(s >= th for s in negative) / len(negative))
+    return fpr, tpr

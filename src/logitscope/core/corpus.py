@@ -3,7 +3,8 @@
 Formats (``fmt``):
 
 * ``"text"``  — the whole file is one document (read in blocks, never whole);
-* ``"jsonl"`` — one JSON object per line, the document is its ``"text"`` field;
+* ``"jsonl"`` — one JSON object per line (read by ``jsonio.loads``), the document is its
+  ``"text"`` field (an empty one included);
 * ``"lines"`` — one document per non-blank line.
 
 Documents are separate: no context crosses from one to the next. A long
@@ -18,13 +19,14 @@ perplexity: UTF-8 bytes and ``len(re.split(r"\\s+", doc))`` words.
 from __future__ import annotations
 
 import codecs
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from .jsonio import loads
+from .textgate import strip_bom
 
 FORMATS = ("text", "jsonl", "lines")
 BLOCK_CHARS = 1 << 16  # characters per block of a long document
@@ -51,20 +53,48 @@ def check_file(path: str | Path) -> Path:
     """The path, if it is a readable non-empty text file; else InputError naming it.
 
     Every file logitscope reads (texts, corpora, datasets) passes through here, so a
-    missing, unreadable, empty or binary file gets the same message everywhere.
+    missing, unreadable, empty or binary file gets the same message everywhere. A path that
+    is not a regular file (a pipe such as ``<(...)``, a FIFO) can be read only once: it is
+    not opened here, and the one read (``open_checked``) checks its content.
     """
+    p = _existing(path)
+    if p.is_file():
+        with open_checked(p):
+            pass
+    return p
+
+
+def _existing(path: str | Path) -> Path:
     p, name = Path(path), str(path)
     if not p.exists():
         raise InputError(f"{name}: does not exist", hint="check the path")
     if p.is_dir():
         raise InputError(f"{name}: is a directory", hint="give a file; for many files use a shell glob such as dir/*.txt")
-    with open_binary(p) as fh:
-        head = read_or_fail(fh, name, SNIFF_BYTES)
-    if not head:
-        raise InputError(f"{name}: the file is empty", hint="give a file with text in it")
-    if b"\x00" in head:
-        raise InputError(f"{name}: looks binary (NUL bytes)", hint="give a UTF-8 text, JSONL or one-per-line file")
     return p
+
+
+def open_checked(path: str | Path):
+    """The file opened once for reading (binary), its head checked without consuming it: not
+    empty, not binary. Every reader opens through here, so a pipe is read once."""
+    p, name = _existing(path), str(path)
+    fh = open_binary(p)
+    try:
+        head = _peek(fh, name)
+        if not head:
+            raise InputError(f"{name}: the file is empty", hint="give a file with text in it")
+        if b"\x00" in head:
+            raise InputError(f"{name}: looks binary (NUL bytes)", hint="give a UTF-8 text, JSONL or one-per-line file")
+    except BaseException:
+        fh.close()
+        raise
+    return fh
+
+
+def _peek(fh, name: str) -> bytes:
+    try:
+        return fh.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+    except OSError as exc:
+        raise os_input_error(name, exc) from exc
 
 
 def open_binary(p: Path):
@@ -96,16 +126,17 @@ def not_utf8(name: str, byte: int, line: int | None = None) -> InputError:
 
 
 def read_text(path: str) -> str:
-    """A whole text file ('-' reads stdin), checked and decoded as strict UTF-8."""
+    """A whole text file ('-' reads stdin), checked and decoded as strict UTF-8, read once;
+    a byte-order mark at its start is dropped (``textgate.strip_bom``)."""
     if path == "-":
         import sys
 
         data, name = sys.stdin.buffer.read(), "<stdin>"
     else:
-        with open_binary(check_file(path)) as fh:
+        with open_checked(path) as fh:
             data, name = read_or_fail(fh, path), path
     try:
-        return data.decode("utf-8")
+        return strip_bom(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise not_utf8(name, exc.start, data.count(b"\n", 0, exc.start) + 1) from exc
 
@@ -114,15 +145,17 @@ def numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, line) of every non-blank line, streamed.
 
     Lines end at "\n" only (JSONL's rule): U+2028, U+2029, \x0b and \x0c inside a
-    line are text, not line breaks (``str.splitlines()`` would split there).
+    line are text, not line breaks (``str.splitlines()`` would split there). A byte-order
+    mark at the start of the file is dropped.
     """
     name, offset = str(path), 0
-    with open_binary(check_file(path)) as fh:
+    with open_checked(path) as fh:
         for number, raw in enumerate(_lines_or_fail(fh, name), 1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise not_utf8(name, offset + exc.start, number) from exc
+            line = strip_bom(line) if number == 1 else line
             offset += len(raw)
             if line.strip():
                 yield number, line.rstrip("\r\n")
@@ -133,21 +166,6 @@ def _lines_or_fail(fh, name: str) -> Iterator[bytes]:
         yield from fh  # binary files split at b"\n" only
     except OSError as exc:
         raise os_input_error(name, exc) from exc
-
-
-def parse_json_line(line: str, where: str):
-    """One JSON value, or InputError ``where: not valid JSON (why at column c)``."""
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{where}: {describe_json_error(exc)}", hint="each line must be one JSON object") from exc
-
-
-def describe_json_error(exc: json.JSONDecodeError) -> str:
-    """'not valid JSON (Expecting value at column 3)'; json's own 'Unterminated string
-    starting at' gets its column instead of a dangling 'at'."""
-    joint = " " if exc.msg.endswith(" at") else " at "
-    return f"not valid JSON ({exc.msg}{joint}column {exc.colno})"
 
 
 def read_documents(path: str, fmt: str | None = None) -> Iterator[Document]:
@@ -204,10 +222,11 @@ def count_whitespace_runs(text: str) -> int:
 
 
 def _read_chunks(p: Path, name: str) -> Iterator[str]:
-    """Decoded blocks of a file; bad UTF-8 is reported at its byte offset in the file."""
+    """Decoded blocks of a file (a byte-order mark at its start dropped); bad UTF-8 is reported
+    at its byte offset in the file."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     fed = 0  # bytes handed to the decoder so far
-    with open_binary(p) as fh:
+    with open_checked(p) as fh:
         while True:
             data = read_or_fail(fh, name, BLOCK_CHARS)
             try:
@@ -215,6 +234,7 @@ def _read_chunks(p: Path, name: str) -> Iterator[str]:
             except UnicodeDecodeError as exc:
                 pending = len(exc.object) - len(data)  # bytes held back from the previous block
                 raise not_utf8(name, fed - pending + exc.start) from exc
+            text = strip_bom(text) if fed == 0 else text  # the first block: a BOM is not text
             fed += len(data)
             if text:
                 yield text
@@ -223,15 +243,15 @@ def _read_chunks(p: Path, name: str) -> Iterator[str]:
 
 
 def _line_documents(p: Path, name: str, fmt: str) -> Iterator[str]:
-    """Non-blank lines (``lines``) or the ``text`` field of each JSON line (``jsonl``)."""
+    """Non-blank lines (``lines``) or the ``text`` field of each JSON line (``jsonl``): an empty
+    ``"text"`` is a document too (it scores no token and is counted as such; dropping it would
+    shift the index of every later document)."""
     for number, line in numbered_lines(p):
-        text = line if fmt == "lines" else _jsonl_text(line, name, number)
-        if text.strip():
-            yield text
+        yield line if fmt == "lines" else _jsonl_text(line, name, number)
 
 
 def _jsonl_text(line: str, name: str, number: int) -> str:
-    record = parse_json_line(line, f"{name}:{number}")
+    record = loads(line, f"{name}:{number}")
     if not isinstance(record, dict) or not isinstance(record.get("text"), str):
         raise InputError(f"{name}:{number}: no string \"text\" field", hint='each line needs {"text": "..."}')
     return record["text"]

@@ -103,6 +103,16 @@ def kl_divergence(p_logprobs: torch.Tensor, q_logprobs: torch.Tensor, dim: int =
     return (p_logprobs.exp() * diff).sum(dim=dim).clamp_min(0.0)
 
 
+def kl_top_k(p_top_logprobs: torch.Tensor, q_top_logprobs: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) over k named outcomes + one "rest" outcome. (N, k), (N, k) -> (N,) float64 nats."""
+    lp, lq = p_top_logprobs.double(), q_top_logprobs.double()
+    head = (lp.exp() * (lp - lq)).sum(dim=-1)  # Σ_top p (log p - log q)
+    rest_p = (1.0 - lp.exp().sum(dim=-1)).clamp_min(0.0)  # remaining mass of p (>= 0 despite rounding)
+    rest_q = (1.0 - lq.exp().sum(dim=-1)).clamp_min(1e-300)
+    tail = torch.where(rest_p > 0, rest_p * (rest_p.clamp_min(1e-300).log() - rest_q.log()), torch.zeros_like(rest_p))
+    return head + tail
+
+
 def rank_of(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1-based rank of ``target`` ids: 1 + number of entries strictly larger. (…, V), (…) -> (…)."""
     chosen = logits.gather(-1, target.unsqueeze(-1))  # (…, 1)
@@ -166,7 +176,7 @@ def lattice_score(
             if nxt not in score:
                 score[nxt], back[nxt] = cand, node
             elif semiring == "log":
-                score[nxt] = float(torch.logaddexp(torch.tensor(score[nxt]), torch.tensor(cand)))
+                score[nxt] = logsumexp_paths([score[nxt], cand])  # float64: a float32 sum loses ~1e-7
             elif cand > score[nxt]:
                 score[nxt], back[nxt] = cand, node
     if target not in score:

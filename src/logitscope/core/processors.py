@@ -13,12 +13,14 @@ Rules at the edges (tested with exact values in tests/test_processors.py):
 * top-k keeps every token tied with the k-th largest logit, so ties at the
   boundary are never broken arbitrarily (k=2 over [3, 1, 1] keeps 3 tokens).
 * top-p keeps the smallest set, most likely first, whose cumulative probability
-  reaches p; the token that crosses p is included. Equal probabilities are
-  ordered by token id. p = 1 keeps everything.
+  reaches p; the token that crosses p is included, so the most likely token always
+  survives (however small p is). Equal probabilities are ordered by token id.
+  p = 1 keeps everything.
 * min-p keeps tokens with p >= min_p * p_max (computed after temperature).
 * logit bias adds a value to chosen ids; -inf bans them, +inf forces them: the +inf
   tokens share all the probability (every later stage sees them as the argmax).
-  Banning every token, or +inf and -inf on one token, is an error.
+  Values for one token add up, however it is named (the same string twice, a string
+  and its id). Banning every token, or +inf and -inf on one token, is an error.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 
 from . import mathops
 from ..errors import InputError, check_range
+from .validation import check_unicode, number, optional, whole
 
 Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NEG_INF = float("-inf")
@@ -116,6 +119,7 @@ def top_p(p: float) -> Processor:
         sorted_p = probs.gather(-1, order)  # (B, V)
         before = sorted_p.cumsum(dim=-1) - sorted_p  # mass strictly ahead of each token
         keep_sorted = before < p - TOP_P_TOLERANCE  # the crossing token has before < p
+        keep_sorted[:, 0] = True  # the most likely token reaches any p, even one below the tolerance
         keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
         return logits.masked_fill(~keep, NEG_INF)
 
@@ -150,7 +154,9 @@ class SamplerConfig:
 
     ``bias`` pairs a token id or a string with a value added to its logit
     (-inf bans it); a string stands for all of its token ids under the model's
-    tokenizer (" Paris" and "Paris" are different tokens).
+    tokenizer (" Paris" and "Paris" are different tokens). Pairs that name one
+    token add up; a ``{token: value}`` mapping is taken as its pairs. Numbers may
+    be numpy scalars: every field is stored as a Python number.
     """
 
     temperature: float = 1.0
@@ -161,17 +167,29 @@ class SamplerConfig:
     bias: tuple[tuple[int | str, float], ...] = ()
 
     def __post_init__(self):
+        for name, rule in (("temperature", number), ("top_k", optional(whole)), ("top_p", number),
+                           ("min_p", number), ("repetition_penalty", number)):
+            object.__setattr__(self, name, rule(name, getattr(self, name)))  # numpy scalars become Python numbers
         check_range("temperature", self.temperature, 0, None)
         if self.top_k is not None:
             check_range("top_k", self.top_k, 1, None)
         check_range("top_p", self.top_p, 0, 1, low_open=True)
         check_range("min_p", self.min_p, 0, 1)
         check_range("repetition_penalty", self.repetition_penalty, 0, None, low_open=True)
-        object.__setattr__(self, "bias", tuple((k, float(v)) for k, v in dict(self.bias).items()))
+        pairs = self.bias.items() if isinstance(self.bias, Mapping) else self.bias  # {token: value} too
+        object.__setattr__(self, "bias", tuple(_bias_pair(pair) for pair in pairs))
 
     @classmethod
     def greedy(cls) -> "SamplerConfig":
         return cls(temperature=0.0)
+
+    @classmethod
+    def of(cls, temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0, min_p: float = 0.0,
+           repetition_penalty: float = 1.0, bias=()) -> "SamplerConfig":
+        """The one conversion from the edges' sampling options (CLI flags, server and web request
+        fields): keyword names, ``bias`` as a mapping or (token, value) pairs, ``top_k`` None = off."""
+        pairs = bias.items() if isinstance(bias, Mapping) else (bias or ())
+        return cls(temperature, top_k, top_p, min_p, repetition_penalty, tuple(pairs))
 
     @property
     def is_greedy(self) -> bool:
@@ -203,9 +221,19 @@ class SamplerConfig:
                 "bias": [[k, v if math.isfinite(v) else str(v)] for k, v in self.bias]}
 
 
+def _bias_pair(pair) -> tuple[int | str, float]:
+    """(token id or string, value) with Python types; repeated keys are kept (their values add up)."""
+    if isinstance(pair, (str, bytes)) or len(pair) != 2:
+        raise InputError(f"bias entry {pair!r} is not a (token, value) pair", hint="e.g. bias=((' Paris', -inf),)")
+    key, value = pair
+    key = check_unicode("bias token", key) if isinstance(key, str) else whole("bias token id", key)
+    return key, number(f"bias value of {key!r}", value)
+
+
 def resolve_bias(bias, token_ids: Callable[[str], list[int]] | None) -> dict[int, float]:
     """{id: value} from (id-or-string, value) pairs; a string adds to each of its ids."""
     out: dict[int, float] = {}
+    named: dict[int, int | str] = {}  # id -> the key that named it (for the message)
     for key, value in bias:
         if isinstance(key, str):
             if token_ids is None:
@@ -218,9 +246,10 @@ def resolve_bias(bias, token_ids: Callable[[str], list[int]] | None) -> dict[int
             ids = [int(key)]
         for i in ids:
             out[i] = out.get(i, 0.0) + value
+            named.setdefault(i, key)
     clash = [i for i, v in out.items() if math.isnan(v)]
     if clash:
-        raise InputError(f"the logit bias gives token id {clash[0]} both +inf and -inf",
+        raise InputError(f"the logit bias gives {named[clash[0]]!r} (token id {clash[0]}) both +inf and -inf",
                          hint="force a token (+inf) or ban it (-inf), not both")
     return out
 

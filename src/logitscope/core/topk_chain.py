@@ -160,6 +160,7 @@ def _top_p(x: torch.Tensor, rest: _Unknown | None, p: float):
     z_high = float(w.sum()) + math.exp(min(rest.log_total[1] - m, 700.0))
     edge = p - TOP_P_TOLERANCE
     kept, dropped = ahead / z_low < edge, ahead / z_high >= edge  # certain either way
+    kept[order[0]], dropped[order[0]] = True, False  # the most likely token survives any p (as top_p)
     above = float(w[w > math.exp(rest.log_each - m)].sum())  # known tokens ahead of every unknown one
     if not bool((kept | dropped).all()) or above / z_high < edge:
         return None, rest, (f"top-p {p:g} cannot be settled from the top k (k={x.shape[-1]}): "

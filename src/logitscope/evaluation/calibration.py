@@ -28,7 +28,6 @@ with a doubled space: the report's ``notes`` say so (use ``delimiter=""`` for su
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import calibration_math as cm
+from ..core import jsonio
 from ..core import corpus
 from ..backends.base import Backend
 from ..core.boundary import prefix_token_id
@@ -96,10 +96,7 @@ def load_mcq(path: str | Path | None = None, skip_bad: bool = True) -> McqDatase
 
 def parse_mcq_line(line: str, where: str = "") -> McqItem:
     """One JSONL line -> McqItem, or InputError saying what is wrong with it."""
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(corpus.describe_json_error(exc)) from exc
+    obj = jsonio.loads(line, hint=None)  # load_mcq puts FILE:LINE in front
     if not isinstance(obj, dict):
         raise InputError("a line must be a JSON object")
     missing = [k for k in ("question", "choices", "answer") if k not in obj]

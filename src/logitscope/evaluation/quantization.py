@@ -276,16 +276,6 @@ def capture_base(backend, ids: list[int], score_from: int, window: int, top_k: i
     return BaseDistributions(torch.cat(targets).numpy(), torch.cat(tops), torch.cat(top_lps))
 
 
-def kl_top_k(p_top_logprobs: torch.Tensor, q_top_logprobs: torch.Tensor) -> torch.Tensor:
-    """KL(p || q) over k named outcomes + one "rest" outcome. (N, k), (N, k) -> (N,) float64 nats."""
-    lp, lq = p_top_logprobs.double(), q_top_logprobs.double()
-    head = (lp.exp() * (lp - lq)).sum(dim=-1)  # Σ_top p (log p - log q)
-    rest_p = (1.0 - lp.exp().sum(dim=-1)).clamp_min(0.0)  # remaining mass of p (>= 0 despite rounding)
-    rest_q = (1.0 - lq.exp().sum(dim=-1)).clamp_min(1e-300)
-    tail = torch.where(rest_p > 0, rest_p * (rest_p.clamp_min(1e-300).log() - rest_q.log()), torch.zeros_like(rest_p))
-    return head + tail
-
-
 @dataclass
 class TokenComparison:
     kl: np.ndarray  # (N,) KL(base || variant), nats
@@ -299,7 +289,7 @@ def compare_to_base(backend, ids: list[int], score_from: int, window: int, base:
     kls, lps, tops, start = [], [], [], 0
     for lp, tgt in iter_logprobs(backend, ids, score_from, window):
         n = len(tgt)
-        kls.append(kl_top_k(base.top_logprobs[start:start + n], lp.gather(-1, base.top_ids[start:start + n])))
+        kls.append(mathops.kl_top_k(base.top_logprobs[start:start + n], lp.gather(-1, base.top_ids[start:start + n])))
         lps.append(lp.gather(-1, tgt[:, None])[:, 0].double())
         tops.append(lp.argmax(dim=-1) == base.top_ids[start:start + n, 0])
         start += n

@@ -21,7 +21,8 @@ import torch
 from ..core import mathops
 from ..backends.base import Backend, DecodeState
 from ..errors import check_range
-from .generation import _check_room, generate, start_ids
+from .generation import generate
+from .session import check_room, start_ids
 from ..core.processors import SamplerConfig
 from ..results import ResultMixin, prob_of
 
@@ -74,7 +75,7 @@ def beam_search(backend: Backend, prompt: str, num_beams: int = 4, max_new_token
     check_range("alpha", alpha, 0, 10)
     check_range("max_new_tokens", max_new_tokens, 1, backend.capabilities.context_length)
     ids = start_ids(backend, prompt, bos)
-    _check_room(backend, ids)
+    check_room(backend, ids)
     steps = min(max_new_tokens, backend.capabilities.context_length - len(ids))
     with torch.inference_mode():
         hyps = _search(backend, ids, num_beams, steps)

@@ -1,21 +1,12 @@
-"""Speculative decoding with exact verification: cheap drafts, the model's own choices.
+"""Drafts for speculative decoding: prompt lookup.
 
-A drafter guesses the next few tokens; the model then runs ONE forward over
-``[chosen token] + draft`` (a k-row forward costs little more than a one-row
-decode step when the weights, not the arithmetic, are the bottleneck) and
-every drafted token is accepted or replaced by the rule below, so the output
-is distributed exactly as token-by-token decoding from the model:
-
-    draft d at a position whose processed distribution is p:
-        greedy   accept iff d is the argmax (otherwise the argmax replaces it)
-        sampling accept with probability p(d); otherwise draw from p with d removed
-
-Sampling is the speculative-sampling rule (Leviathan et al. 2023; Chen et al.
-2023) for a drafter that proposes one token with certainty (q = point mass at d):
-accepted with probability min(1, p(d) / q(d)) = p(d), residual max(0, p - q)
-renormalised = p without d. So P(d) = p(d) and, for y != d,
-P(y) = (1 - p(d)) * p(y) / (1 - p(d)) = p(y). The first rejection ends the
-round; the trace of every emitted token comes from the model's float32 logits.
+A drafter guesses the next few tokens; ``DecodeSession`` (session.py) feeds them with
+the chosen token in ONE forward (a k-row forward costs little more than a one-row
+decode step when the weights, not the arithmetic, are the bottleneck) and keeps each
+drafted token only when the sampler's own draw at that position equals it — the
+speculative-sampling rule (Leviathan et al. 2023; Chen et al. 2023) for a drafter that
+proposes one token with certainty (accepted with probability p(d), otherwise a draw
+from p without d), so the output is exactly token-by-token decoding's.
 
 The drafter here is prompt lookup (Saxena 2023, llama.cpp's ``lookup``): find
 the latest earlier occurrence of the last n tokens and propose what followed
@@ -24,11 +15,6 @@ prompt, or an earlier phrase.
 """
 
 from __future__ import annotations
-
-import torch
-
-from ..core import mathops
-from ..core.processors import Sampler
 
 DRAFT_TOKENS = 6  # tokens proposed per round at most
 NGRAM_SIZES = (3, 2)  # the longest tail n-gram that occurred before wins
@@ -62,19 +48,3 @@ class PromptLookup:
                 if start is not None:
                     return self.ids[start:start + k]
         return []
-
-
-def accepts(sampler: Sampler, processed: torch.Tensor, draft: int) -> bool:
-    """The acceptance test for a drafted token under processed logits (V,)."""
-    if sampler.config.is_greedy:
-        return int(processed.max(dim=-1).indices) == draft
-    p = float(mathops.softmax(processed.double())[draft])
-    return p > 0 and float(torch.rand((), dtype=torch.float64, generator=sampler.generator)) < p
-
-
-def draw(sampler: Sampler, processed: torch.Tensor, rejected: int | None = None) -> int:
-    """Draw the next token from processed logits (V,); a ``rejected`` draft is left out (the residual)."""
-    if rejected is not None and not sampler.config.is_greedy:
-        processed = processed.clone()
-        processed[rejected] = float("-inf")  # p without the rejected token, renormalised by the softmax
-    return int(sampler.choose(processed[None])[0, 0])

@@ -1,6 +1,7 @@
-"""Traced generation from a top-k-only backend (a remote server, ``TopKBackend``).
+"""Decoding positions of a top-k-only backend (a remote server, ``TopKBackend``).
 
-Each step asks the backend for the top K next tokens after everything so far:
+``DecodeSession`` (session.py) decodes such a backend one position at a time; each position
+asks the backend for the top K next tokens after everything so far:
 
     backend.next_top_k([prompt + generated], K)      one call per step: there is no KV cache,
                                                      so a remote server is sent the whole
@@ -20,33 +21,32 @@ no token outside the top K (``core.topk_chain``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 
 from ..backends.base import Backend
-from ..core import mathops
-from ..core.processors import Sampler
+from ..core.processors import SamplerConfig
 from ..core.topk_chain import chain_on_top_k, static_refusal
 from ..errors import CapabilityError
-from .speculative import draw
+from .positions import TopKPosition
 
 
-def top_k_steps(backend: Backend, sampler: Sampler, ids: list[int], alternatives: int) -> Iterator[tuple[int, tuple]]:
-    """Yield (token, trace record) pairs, one ``next_top_k`` call each; the caller stops."""
-    k = backend.capabilities.top_k_only
-    why = static_refusal(sampler.config)
+def check_sampler(backend: Backend, config: SamplerConfig) -> None:
+    """Refuse, before any call, a chain that can never run on a top-k distribution."""
+    why = static_refusal(config)
     if why:
         raise refusal(backend, why)
-    history = list(ids)
-    while True:
-        known_ids, known_lps = known_next(backend, history, k)  # (K,), (K,) in id order
-        processed, why = chain_on_top_k(known_lps, sampler.config, unknown_count(backend, len(known_ids)))
-        if processed is None:
-            raise refusal(backend, why, step=len(history) - len(ids))
-        token = draw(sampler, vocabulary_row(known_ids, processed, backend.vocab_size))
-        yield token, _record(known_ids, known_lps, processed, token, alternatives)
-        history.append(token)
+
+
+def top_k_position(backend: Backend, config: SamplerConfig, history: list[int],
+                   step: int | None = None) -> TopKPosition:
+    """The next token after ``history`` from the backend's top k (one ``next_top_k`` call), processed by
+    ``config`` where that provably stays inside the known tokens; ``step`` names the step in a refusal."""
+    k = backend.capabilities.top_k_only
+    known_ids, known_lps = known_next(backend, history, k)  # (K,), (K,) in id order
+    processed, why = chain_on_top_k(known_lps, config, unknown_count(backend, len(known_ids)))
+    if processed is None:
+        raise refusal(backend, why, step)
+    return TopKPosition(known_ids, known_lps, processed, backend.vocab_size or 0)
 
 
 def known_next(backend: Backend, history: list[int], k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,23 +59,6 @@ def known_next(backend: Backend, history: list[int], k: int) -> tuple[torch.Tens
 def unknown_count(backend: Backend, known: int) -> int | None:
     """Tokens outside the known ones (None when the backend does not know its vocabulary size)."""
     return max(backend.vocab_size - known, 0) if backend.vocab_size else None
-
-
-def vocabulary_row(known_ids: torch.Tensor, processed: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """The processed logits as a vocabulary-sized row (-inf outside the known tokens)."""
-    row = torch.full((max(vocab_size, int(known_ids.max()) + 1),), float("-inf"), dtype=torch.float64)  # (V,)
-    row[known_ids] = processed
-    return row
-
-
-def _record(known_ids: torch.Tensor, known_lps: torch.Tensor, processed: torch.Tensor, token: int,
-            alternatives: int) -> tuple:
-    """The trace record of one step, laid out as generation's ``_record`` plus the remaining mass."""
-    at = int((known_ids == token).nonzero()[0, 0])
-    top = known_lps.topk(min(alternatives, len(known_lps)))
-    return (token, known_lps[at], mathops.log_softmax(processed)[at], (known_lps > known_lps[at]).sum() + 1,
-            mathops.entropy_lower_bound(known_lps), torch.isfinite(processed).sum(), known_ids[top.indices],
-            top.values, mathops.remaining_mass(known_lps))
 
 
 def refusal(backend: Backend, why: str, step: int | None = None) -> CapabilityError:

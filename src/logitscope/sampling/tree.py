@@ -11,8 +11,9 @@ Each node stores its token, the conditional log-prob log p(token | path) and
 the path's cumulative log-prob. With ``reuse_cache`` (default) the prompt is
 prefilled once and every child continues its parent's decode state: siblings
 fork the parent's KV cache instead of recomputing the prefix, so an expansion
-costs one single-token step. ``reuse_cache=False`` recomputes every prefix
-from scratch (the reference path). Leaves and EOS nodes are not expanded.
+costs one single-token step (``session.DecodeSession``: fork, force).
+``reuse_cache=False`` recomputes every prefix from scratch (the reference path).
+Leaves and EOS nodes are not expanded.
 
 A top-k-only backend (a remote server) expands the known alternatives: level by
 level, one ``next_top_k`` call for every node of the level (a remote backend packs
@@ -29,10 +30,10 @@ from dataclasses import dataclass
 import torch
 
 from ..core import mathops
-from ..backends.base import Backend, DecodeState
+from ..backends.base import Backend
 from ..backends.topk import check_top_k
 from ..errors import InputError, check_range
-from .generation import _check_room, decode_ids
+from .session import DecodeSession, check_room, decode_ids, new_sampler
 from ..results import ResultMixin, prob_of
 
 MAX_NODES = 20_000
@@ -91,7 +92,7 @@ def expand_tree_ids(backend: Backend, ids: list[int], prompt: str, depth: int = 
                     min_prob: float = 0.0, reuse_cache: bool = True) -> TreeResult:
     """``expand_tree`` after given token ids (BOS already applied); ``prompt`` is their text."""
     _check_shape(depth, branch, min_prob)
-    _check_room(backend, ids)
+    check_room(backend, ids)
     depth = min(depth, backend.capabilities.context_length - len(ids))
     if backend.capabilities.top_k_only is not None:
         check_top_k(backend, branch)
@@ -99,9 +100,9 @@ def expand_tree_ids(backend: Backend, ids: list[int], prompt: str, depth: int = 
             children, asked = _top_k_tree(backend, ids, depth, branch, min_prob)
         return TreeResult(prompt, tuple(ids), depth, branch, min_prob, children, asked,
                           backend.capabilities.top_k_only)
-    expander = _Expander(backend, branch, min_prob, reuse_cache)
+    expander = _Expander(backend, branch, min_prob)
     with torch.inference_mode():
-        root = backend.prefill(ids) if reuse_cache else DecodeState(tuple(ids), backend.next_logits([ids])[0])
+        root = DecodeSession(backend, ids, new_sampler(backend), use_cache=reuse_cache)
         children = expander.expand(root, depth, 0.0, 1)
     return TreeResult(prompt, tuple(ids), depth, branch, min_prob, children, expander.steps + 1)
 
@@ -116,13 +117,16 @@ def _check_shape(depth: int, branch: int, min_prob: float) -> None:
 
 
 class _Expander:
-    def __init__(self, backend: Backend, branch: int, min_prob: float, reuse_cache: bool):
-        self.backend, self.branch, self.min_prob, self.reuse = backend, branch, min_prob, reuse_cache
+    """Depth-first expansion on decode sessions: a child forks its parent's session (the last child
+    takes the parent's own) and forces its token, so an expansion costs one single-token step."""
+
+    def __init__(self, backend: Backend, branch: int, min_prob: float):
+        self.backend, self.branch, self.min_prob = backend, branch, min_prob
         self.steps = 0
 
-    def expand(self, state: DecodeState, levels: int, cum: float, depth: int) -> tuple[TreeNode, ...]:
-        """Children of ``state`` down ``levels`` more levels. Consumes ``state``."""
-        logp = mathops.log_softmax(state.logits.double())  # (V,)
+    def expand(self, session: DecodeSession, levels: int, cum: float, depth: int) -> tuple[TreeNode, ...]:
+        """Children of the session's next position down ``levels`` more levels. Consumes ``session``."""
+        logp = mathops.log_softmax(session.position().raw.double())  # (V,)
         top = logp.topk(min(self.branch, logp.shape[-1]))
         kept = [(int(t), float(lp)) for t, lp in zip(top.indices, top.values) if math.exp(lp) >= self.min_prob]
         grow = [t for t, _ in kept if levels > 1 and t != self.backend.eos_token_id]
@@ -130,18 +134,12 @@ class _Expander:
         for token, lp in kept:
             grandchildren = ()
             if token in grow:
-                child = self._child_state(state, token, last=token == grow[-1])
+                child = session if token == grow[-1] else session.fork()
+                child.force(token)
+                self.steps += 1
                 grandchildren = self.expand(child, levels - 1, cum + lp, depth + 1)
             nodes.append(TreeNode(token, self.backend.token_text(token), lp, cum + lp, depth, grandchildren))
         return tuple(nodes)
-
-    def _child_state(self, state: DecodeState, token: int, last: bool) -> DecodeState:
-        self.steps += 1
-        if not self.reuse:
-            ids = state.ids + (token,)
-            return DecodeState(ids, self.backend.next_logits([list(ids)])[0])  # recompute the prefix
-        parent = state if last else self.backend.fork(state)  # the last child may consume the parent's cache
-        return self.backend.extend(parent, [token])
 
 
 def _top_k_tree(backend: Backend, ids: list[int], depth: int, branch: int,

@@ -23,12 +23,9 @@ def text_ids(backend: Backend, text: str, bos: str | bool = False) -> list[int]:
 
 @torch.inference_mode()
 def all_logits(backend: Backend, text: str, bos: str | bool = False) -> torch.Tensor:
-    """Logits (1, T, V) for every position of ``text``: one forward pass for a model with local
-    weights, one ``next_logits`` row per prefix otherwise (e.g. the toy models)."""
+    """Logits (1, T, V) for every position of ``text`` (``Backend.position_logits``: one forward pass
+    for a model with local weights or llama.cpp, one ``next_logits`` row per prefix for the toy models)."""
     require(backend, "full_vocab", "the logits tensor")
     ids = text_ids(backend, text, bos)
     check_fits(backend, len(ids), "the text", "pass a shorter text")
-    if backend.capabilities.weights:
-        hidden = backend.hidden_states(torch.tensor([ids]))[0]  # (T, H)
-        return backend.project(hidden).cpu()[None]  # (1, T, V)
-    return backend.next_logits([ids[:t + 1] for t in range(len(ids))])[None]  # (1, T, V)
+    return backend.position_logits(ids)[None]  # (1, T, V)

@@ -42,12 +42,11 @@ from ..errors import InputError, check_range, check_sequence
 from ..results import ResultMixin
 
 CONVENTIONS = ("strided", "disjoint", "llamacpp")
-WHY = {
+CONVENTION_NOTES = {  # what each convention means, shown beside a side-by-side comparison
     "strided": "overlapping windows: every token scored once, with at least window-stride tokens of context",
     "disjoint": "lm-eval rolling windows: every token scored once, but a window's first tokens see little context",
     "llamacpp": "llama.cpp chunks: only the second half of each chunk is scored (≥ window/2 context), tail dropped",
 }
-GROUP_TOKENS = 1 << 14  # window ids handed to the backend at once: bounds memory, keeps batches full
 
 
 # -- results ----------------------------------------------------------------------------
@@ -126,8 +125,8 @@ class SourcePerplexity(ResultMixin):
 
     @property
     def num_unscored_documents(self) -> int:
-        """Documents with text of which no token was scored (e.g. shorter than one llamacpp chunk)."""
-        return sum(1 for d in self.documents if d.counts.num_tokens and not d.counts.num_scored)
+        """Documents of which no token was scored: empty ones, or shorter than one llamacpp chunk."""
+        return sum(1 for d in self.documents if not d.counts.num_scored)
 
     def to_dict(self) -> dict:
         if self.error:
@@ -162,7 +161,7 @@ class PerplexityResult(ResultMixin):
     def warnings(self) -> tuple[str, ...]:
         """One line per source where some documents scored no token (counted in its JSON too)."""
         return tuple(f"{s.source}: {s.num_unscored_documents} of {len(s.documents)} documents scored no token "
-                     f"(shorter than one {self.window}-token {self.convention} window)"
+                     f"(empty, or shorter than one {self.window}-token {self.convention} window)"
                      for s in self.scored_sources if s.num_unscored_documents)
 
     @property
@@ -211,6 +210,10 @@ class PerplexityComparison(ResultMixin):
     def warnings(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(w for r in self.results for w in r.warnings))
 
+    def convention_notes(self) -> tuple[tuple[str, str], ...]:
+        """(convention, what it means) for each compared convention; none when only one is compared."""
+        return tuple((c, CONVENTION_NOTES[c]) for c in self.conventions) if len(self.conventions) > 1 else ()
+
     def to_dict(self) -> dict:
         return {"conventions": list(self.conventions), "results": [r.to_dict() for r in self.results],
                 "errors": list(self.errors)}
@@ -225,9 +228,11 @@ def _mean_document_perplexity(docs: Iterable[DocumentPerplexity]) -> float | Non
     return math.fsum(values) / len(values) if values else None
 
 
-# -- settings ----------------------------------------------------------------------------
+# -- windowing ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Settings:
+class Windowing:
+    """How one perplexity run cuts documents into windows: the convention, its sizes, the prefix token."""
+
     convention: str
     window: int
     stride: int | None
@@ -247,12 +252,16 @@ class Settings:
         return llamacpp_chunk_ids(seq, self.prefix) if self.convention == "llamacpp" else seq
 
 
-def make_settings(backend: Backend, convention: str = "strided", window: int | None = None,
-                  stride: int | None = None, bos: str | bool | None = None) -> Settings:
+def make_windowing(backend: Backend, convention: str = "strided", window: int | None = None,
+                  stride: int | None = None, bos: str | bool | None = None) -> Windowing:
     """Check the options against the model and resolve defaults (window, stride, bos)."""
     if convention not in CONVENTIONS:
         raise InputError(f"unknown convention {convention!r}", hint=f"use one of {', '.join(CONVENTIONS)}")
     window = resolve_window(backend, window)
+    if convention == "llamacpp" and window < 3:
+        raise InputError(f"window={window} is too small for the llamacpp convention", param="window",
+                         hint="a llamacpp chunk scores only the targets after its first half (window - window//2 - 1 "
+                              "of them, none for 2): use a window of 3 or more")
     if stride is not None and convention != "strided":
         raise InputError(f"stride applies to the strided convention, not {convention!r}",
                          hint="drop --stride or use --convention strided")
@@ -262,7 +271,7 @@ def make_settings(backend: Backend, convention: str = "strided", window: int | N
     lead = prefix_ids(backend, bos)
     prefix = lead[0] if lead else None
     label = {True: "always", False: "never"}.get(bos, "auto") if isinstance(bos, bool) else bos
-    return Settings(convention, window, stride, prefix, label)
+    return Windowing(convention, window, stride, prefix, label)
 
 
 # -- engine ----------------------------------------------------------------------------------
@@ -290,27 +299,28 @@ def tokenize_document(backend: Backend, doc: corpus.Document, prefix: int | None
     return np.concatenate(parts), num_bytes, runs + 1
 
 
-def score_documents(backend: Backend, docs: Iterable[corpus.Document], settings: Settings,
+def score_documents(backend: Backend, docs: Iterable[corpus.Document], windowing: Windowing,
                     progress: Callable[[int], None] | None = None) -> Iterator[DocumentPerplexity]:
-    """Score documents in order, batching windows across documents GROUP_TOKENS ids at a time."""
+    """Score documents in order, batching windows across documents ``backend.group_tokens`` ids at a time
+    (bounds memory, keeps batches full; a remote backend asks for more in flight)."""
     group: list[tuple[_OpenDocument, list[int], int]] = []
-    size, limit = 0, getattr(backend, "group_tokens", GROUP_TOKENS)  # a remote backend wants more in flight
+    size, limit = 0, backend.group_tokens
     for doc in docs:
-        ids, num_bytes, num_words = tokenize_document(backend, doc, settings.prefix)
-        windows = settings.plan(len(ids))
+        ids, num_bytes, num_words = tokenize_document(backend, doc, windowing.prefix)
+        windows = windowing.plan(len(ids))
         open_doc = _OpenDocument(doc, ids, num_bytes, num_words, len(windows), len(windows))
         if not windows:
-            yield _finish(open_doc, settings)
+            yield _finish(open_doc, windowing)
         for w in windows:
-            group.append((open_doc, settings.window_ids(ids, w), w.first_target - w.begin))
+            group.append((open_doc, windowing.window_ids(ids, w), w.first_target - w.begin))
             size += w.end - w.begin
             if size >= limit:
-                yield from _score_group(backend, group, settings, progress)
+                yield from _score_group(backend, group, windowing, progress)
                 group, size = [], 0
-    yield from _score_group(backend, group, settings, progress)
+    yield from _score_group(backend, group, windowing, progress)
 
 
-def _score_group(backend, group, settings, progress) -> Iterator[DocumentPerplexity]:
+def _score_group(backend, group, windowing, progress) -> Iterator[DocumentPerplexity]:
     """Score one group of windows; yield the documents whose last window was in it."""
     if not group:
         return
@@ -320,24 +330,24 @@ def _score_group(backend, group, settings, progress) -> Iterator[DocumentPerplex
         open_doc.num_scored += len(seq) - start
         open_doc.windows_left -= 1
         if open_doc.windows_left == 0:
-            yield _finish(open_doc, settings)
+            yield _finish(open_doc, windowing)
     if progress is not None:
         progress(sum(len(seq) - start for _, seq, start in group))
 
 
-def _finish(d: _OpenDocument, settings: Settings) -> DocumentPerplexity:
-    num_tokens = len(d.ids) - (settings.prefix is not None)
+def _finish(d: _OpenDocument, windowing: Windowing) -> DocumentPerplexity:
+    num_tokens = len(d.ids) - (windowing.prefix is not None)
     counts = Counts(d.nll, d.num_scored, num_tokens, d.num_bytes, d.num_words,
                     all_tokens_scored=d.num_scored == num_tokens)
     return DocumentPerplexity(d.doc.source, d.doc.index, counts, d.num_windows)
 
 
 # -- entry points ------------------------------------------------------------------------------
-def score_source(backend: Backend, source: str, docs: Iterable[corpus.Document], settings: Settings,
+def score_source(backend: Backend, source: str, docs: Iterable[corpus.Document], windowing: Windowing,
                  progress: Callable[[int], None] | None = None) -> SourcePerplexity:
     """Totals for one source; an InputError while reading it becomes the source's error."""
     try:
-        documents = tuple(sorted(score_documents(backend, docs, settings, progress), key=lambda d: d.index))
+        documents = tuple(sorted(score_documents(backend, docs, windowing, progress), key=lambda d: d.index))
     except InputError as exc:
         return SourcePerplexity(source, None, error=str(exc))
     if not any(d.counts.num_tokens for d in documents):
@@ -356,13 +366,13 @@ def perplexity(backend: Backend, texts: Sequence[str] | None = None, files: Sequ
     if (texts is None) == (files is None):
         raise InputError("give either texts or files", hint="e.g. perplexity(files=['corpus.txt'])")
     check_sequence("texts" if files is None else "files", texts if files is None else files)
-    settings = make_settings(backend, convention, window, stride, bos)
+    windowing = make_windowing(backend, convention, window, stride, bos)
     if texts is not None:
-        sources = [score_source(backend, "<texts>", corpus.text_documents(texts), settings, progress)]
+        sources = [score_source(backend, "<texts>", corpus.text_documents(texts), windowing, progress)]
     else:
-        sources = [score_source(backend, f, corpus.read_documents(f, fmt), settings, progress) for f in files]
-    return PerplexityResult(backend.name, settings.convention, settings.window, settings.stride, settings.bos,
-                            settings.prefix, tuple(sources))
+        sources = [score_source(backend, f, corpus.read_documents(f, fmt), windowing, progress) for f in files]
+    return PerplexityResult(backend.name, windowing.convention, windowing.window, windowing.stride, windowing.bos,
+                            windowing.prefix, tuple(sources))
 
 
 def compare(backends: Iterable[Backend], texts: Sequence[str] | None = None, files: Sequence[str] | None = None,

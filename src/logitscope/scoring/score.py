@@ -31,9 +31,14 @@ def next_token(backend: Backend, prompt: str, top_k: int = 10, temperature: floa
     a lower bound, and the result's ``top_k_only`` says so; a temperature other than
     1 needs the full vocabulary (renormalising beyond k would invent numbers).
     """
+    return next_token_after(backend, prompt_ids(backend, prompt, bos), prompt, top_k, temperature)
+
+
+def next_token_after(backend: Backend, ids: list[int], prompt: str, top_k: int = 10,
+                     temperature: float = 1.0) -> NextTokenResult:
+    """``next_token`` after given ids (the prefix policy already applied); ``prompt`` is their text."""
     check_range("top_k", top_k, 1, None)
     check_range("temperature", temperature, 0, None, low_open=True)
-    ids = prompt_ids(backend, prompt, bos)
     check_fits(backend, len(ids) + 1, "the prompt plus the token to predict", "shorten the prompt")
     if not backend.capabilities.full_vocab:
         return _next_token_top_k(backend, prompt, ids, top_k, temperature)

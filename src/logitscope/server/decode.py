@@ -1,14 +1,14 @@
-"""Step-by-step generation for the server, with OpenAI's stop semantics.
+"""Generation for the server, with OpenAI's stop semantics.
 
-The sampler chain and the draw are the library's (``core.processors.Sampler``);
-decoding runs on the backend's ``prefill``/``extend`` (its KV cache). Unlike
-``sampling.generation.generate`` the worker calls ``step`` once per token, so
-concurrent generations and scoring batches interleave, and the new text follows
+Decoding is the library's one decode loop (``sampling.session.DecodeSession``: the KV
+cache, prompt-lookup drafts verified in one forward, the top-k path of a remote model),
+so a completion's tokens and log-probs are ``Model.generate``'s for the same prompt,
+seed and sampler. The worker calls ``step`` once per round (one token, or a drafted
+run), so concurrent generations and scoring batches interleave; the new text follows
 the OpenAI rules: a stop string ends the text *before* it, EOS is not text.
 
-Log-probs of generated tokens are the raw log-softmax (``mode="raw"``, before
-temperature and the chain) or the sampler's processed distribution
-(``mode="processed"``).
+Log-probs of generated tokens are the raw distribution's (``mode="raw"``, before
+temperature and the chain) or the sampler's processed distribution (``mode="processed"``).
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
-from ..backends.base import Backend, DecodeState
-from ..core import mathops
-from ..core.processors import Sampler, SamplerConfig
+from ..backends.base import Backend
+from ..core.processors import SamplerConfig
+from ..sampling.session import DecodeSession, Emitted, new_sampler
 from .engine import Stepper
 
 
@@ -36,7 +34,7 @@ class GeneratedToken:
 
 @dataclass
 class Decoding(Stepper):
-    """One generation in progress; ``step`` adds one token and returns True when done."""
+    """One generation in progress; ``step`` adds a token (or a drafted run) and returns True when done."""
 
     ids: list[int]  # the prompt
     max_tokens: int
@@ -52,31 +50,32 @@ class Decoding(Stepper):
     finish_reason: str | None = None  # "stop" | "length"
     stop_reason: str | int | None = None  # the stop string, or the EOS id
     shown: int = 0  # characters of ``text`` already handed to on_token
-    _state: DecodeState | None = None
-    _sampler: Sampler | None = None
+    _session: DecodeSession | None = None
 
     def step(self, backend: Backend) -> bool:
-        if self._sampler is None:
-            self._sampler = Sampler(self.config, self.seed, lambda s: backend.tokenize(s).ids)
-            self._state = backend.prefill(self.ids)
-        else:
-            self._state = backend.extend(self._state, [self.tokens[-1].token_id])
-        token = self._choose(self._state)
-        self._update_text(backend, token)
-        done = self._finished(backend, token)
-        if self.on_token is not None:
-            self._emit(done)
-        return done
+        if self._session is None:
+            self._session = DecodeSession(backend, self.ids, new_sampler(backend, self.config, self.seed), drafts=True)
+        for emitted in self._session.step(self.max_tokens - len(self.tokens)):
+            self._record(emitted)
+            self._update_text(backend, emitted.token)
+            done = self._finished(backend, emitted.token)
+            if self.on_token is not None:
+                self._emit(done)
+            if done:
+                return True
+        return False
 
-    def _choose(self, state: DecodeState) -> int:
-        raw = state.logits if state.logits.dtype == torch.float64 else state.logits.float()  # (V,)
-        processed = self._sampler.process(torch.tensor([state.ids]), raw[None])  # (1, V)
-        token = int(self._sampler.choose(processed)[0, 0])
-        logp = mathops.log_softmax(processed[0] if self.mode == "processed" else raw)  # (V,)
-        top = logp.topk(min(self.top_k, logp.shape[-1]))
-        self.tokens.append(GeneratedToken(token, float(logp[token]), top.indices.tolist(), top.values.tolist(),
+    def _record(self, emitted: Emitted) -> None:
+        position, token = emitted.position, emitted.token
+        if self.mode == "processed":
+            logp = position.logprobs(processed=True)  # (V,)
+            top = logp.topk(min(self.top_k, logp.shape[-1]))
+            self.tokens.append(GeneratedToken(token, float(logp[token]), top.indices.tolist(), top.values.tolist(),
+                                              len(self.text)))
+            return
+        ids, lps = position.top(self.top_k)
+        self.tokens.append(GeneratedToken(token, float(position.logprob(token)), ids.tolist(), lps.tolist(),
                                           len(self.text)))
-        return token
 
     def _update_text(self, backend: Backend, token: int) -> None:
         kept = [t.token_id for t in self.tokens if t.token_id != backend.eos_token_id]
@@ -106,10 +105,3 @@ def _settled_length(text: str, stops: Sequence[str]) -> int:
     hold = max((n for s in stops for n in range(1, min(len(s) - 1, end) + 1) if text[:end].endswith(s[:n])),
                default=0)  # a tail that could still grow into a stop string
     return end - hold
-
-
-def sampler_config(temperature: float, top_p: float, top_k: int | None, min_p: float,
-                   repetition_penalty: float, logit_bias: dict[int, float] | None) -> SamplerConfig:
-    return SamplerConfig(temperature=temperature, top_k=top_k if top_k and top_k > 0 else None, top_p=top_p,
-                         min_p=min_p, repetition_penalty=repetition_penalty,
-                         bias=tuple((logit_bias or {}).items()))

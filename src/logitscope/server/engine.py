@@ -56,6 +56,7 @@ class ScoreTask:
     start: int
     top_k: int = 0
     values_only: bool = False  # only log p of each target is read (no rank, entropy or alternatives)
+    ranks: bool = True  # ranks (and entropies) are read; False: log-probs and alternatives only
 
 
 class Stepper:
@@ -104,7 +105,9 @@ class ModelWorker:
         self._outstanding = 0
         self._scores: list[Job] = []
         self._gens: list[Job] = []
+        self._admitting: list[Job] = []  # the jobs of the current iteration, while they are admitted
         self._stopping = False
+        self.winding_down = False  # cancel_all ran: the server is stopping
         self._thread: threading.Thread | None = None
         self.start()
 
@@ -115,7 +118,7 @@ class ModelWorker:
                 return
         if self._thread is not None:
             self._thread.join()
-        self._stopping = False
+        self._stopping = self.winding_down = False
         self._thread = threading.Thread(target=self._run, name=f"logitscope-worker-{self.backend.name}",
                                         daemon=True)
         self._thread.start()
@@ -153,6 +156,14 @@ class ModelWorker:
         """Run ``fn(backend)`` in the worker thread (tokenization, small lookups)."""
         return await self.run(Job("call", fn))
 
+    def cancel_all(self) -> None:
+        """Mark every queued and running job cancelled (the server is stopping): generations stop at
+        their next step and their streams end, so a graceful shutdown need not wait for them."""
+        with self._cv:
+            self.winding_down = True
+            for job in [*self._inbox, *self._admitting, *self._scores, *self._gens]:
+                job.cancelled = True
+
     def close(self, timeout: float = 10.0) -> None:
         with self._cv:
             self._stopping = True
@@ -166,8 +177,10 @@ class ModelWorker:
             jobs = self._take()
             if jobs is None:
                 break
+            self._admitting = jobs
             for job in jobs:
                 self._admit(job)
+            self._admitting = []
             self._score_batch()
             self._step_generations()
         with self._cv:
@@ -303,22 +316,26 @@ class ModelWorker:
 
 
 def _score_tasks(backend: Backend, tasks: list[ScoreTask]) -> list[PositionScores]:
-    """Scores of every task, in order: values-only tasks through ``token_logprobs`` (the blocked NLL path),
-    the others through one ``score_positions`` call with the largest top_k asked."""
-    values_only = [t.values_only and not t.top_k for t in tasks]
-    light = [i for i, v in enumerate(values_only) if v]
-    full = [i for i, v in enumerate(values_only) if not v]
+    """Scores of every task, in order, each group in one backend call: values-only tasks through
+    ``token_logprobs`` (the blocked NLL path), tasks that read no ranks through ``scores_without_ranks``,
+    the others through ``score_positions`` (each call with its group's largest top_k)."""
+    kinds = ["values" if t.values_only and not t.top_k else "lean" if not t.ranks else "full" for t in tasks]
     out: list[PositionScores | None] = [None] * len(tasks)
-    if light:
-        values = backend.token_logprobs([tasks[i].seq for i in light], [tasks[i].start for i in light])
-        for i, lp in zip(light, values):
-            out[i] = PositionScores.values_only(lp)
-    if full:
-        top_k = max(tasks[i].top_k for i in full)
-        for i, s in zip(full, backend.score_positions([tasks[i].seq for i in full], [tasks[i].start for i in full],
-                                                      top_k)):
-            out[i] = s
+    for kind in ("values", "lean", "full"):
+        group = [i for i, k in enumerate(kinds) if k == kind]
+        if group:
+            for i, s in zip(group, _score_group(backend, kind, [tasks[i] for i in group])):
+                out[i] = s
     return out  # type: ignore[return-value]
+
+
+def _score_group(backend: Backend, kind: str, tasks: list[ScoreTask]) -> list[PositionScores]:
+    seqs, starts = [t.seq for t in tasks], [t.start for t in tasks]
+    if kind == "values":
+        return [PositionScores.values_only(lp) for lp in backend.token_logprobs(seqs, starts)]
+    top_k = max(t.top_k for t in tasks)
+    score = backend.scores_without_ranks if kind == "lean" else backend.score_positions
+    return score(seqs, starts, top_k)
 
 
 def _keep_top(s: PositionScores, k: int) -> PositionScores:
@@ -341,6 +358,10 @@ class Engine:
     def start(self) -> None:
         for worker in self.workers.values():
             worker.start()
+
+    def cancel_all(self) -> None:
+        for worker in self.workers.values():
+            worker.cancel_all()
 
     def close(self) -> None:
         for worker in self.workers.values():

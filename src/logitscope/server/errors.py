@@ -66,16 +66,24 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return envelope(400, "the request body is not valid JSON", "invalid_request_error", code="invalid_json")
+    errors = [e for e in errors if e.get("type") == "value_error"] or errors  # our own checks say it best
     first = errors[0] if errors else {}
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    loc = _loc(first)
     param = loc[0] if loc else None  # the request field, as OpenAI names it
     message = "; ".join(_describe(e) for e in errors[:5]) or "invalid request"
     return envelope(422, message, "invalid_request_error", param, code=first.get("type"))
 
 
+def _loc(error: dict) -> list[str]:
+    """The field path, without "body" and without pydantic's union-member tags (``function-before[...]``, ``int``)."""
+    tags = {"int", "str", "float", "bool", "list", "dict", "none", "tuple"}
+    return [str(p) for p in error.get("loc", ()) if p != "body" and "[" not in str(p) and str(p) not in tags]
+
+
 def _describe(error: dict) -> str:
-    loc = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
-    return f"{loc}: {error.get('msg', 'invalid')}" if loc else str(error.get("msg", "invalid"))
+    loc = ".".join(_loc(error))
+    msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -4,20 +4,26 @@ Request and response models follow OpenAI's legacy completions and chat APIs and
 vLLM's extensions (``prompt_logprobs``, ``return_tokens_as_token_ids``, ``top_k``,
 ``min_p``, ``repetition_penalty``, ``/tokenize``, ``/detokenize``, ``/tokenizer_info``).
 Requests accept unknown fields (clients send ``user``, ``stream_options``...) and
-reject NaN and infinities; range rules that depend on the model or on server limits
-are checked where the request is served.
+reject NaN and infinities; every text passes the text gate (``Text``: a lone surrogate is
+a 422 naming the field); range rules that depend on the model or on server limits are
+checked where the request is served.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+
+from ..core.textgate import valid_text
+
+from ..core.processors import SamplerConfig
 
 MAX_SEED = 2**64 - 1
 Seed = Annotated[int, Field(ge=-(2**63), le=MAX_SEED)]
+Text = Annotated[StrictStr, BeforeValidator(valid_text)]  # a string that passes the text gate
 TokenIds = list[StrictInt]
-Prompt = StrictStr | list[StrictStr] | TokenIds | list[TokenIds]
+Prompt = Text | list[Text] | TokenIds | list[TokenIds]
 
 
 class _Request(BaseModel):
@@ -72,11 +78,16 @@ class _Sampling(_Request):
     frequency_penalty: float = Field(0.0, ge=-2, le=2)  # only 0 is supported
     logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
     seed: Seed | None = None
-    stop: StrictStr | list[StrictStr] | None = None
+    stop: Text | list[Text] | None = None
     n: int = Field(1, ge=1, le=64)
     stream: bool = False
     stream_options: StreamOptions | None = None
     logprobs_mode: Literal["raw", "processed"] = "raw"  # generated tokens: before or after the sampler chain
+
+    def sampler(self, bias: dict[int, float] | None) -> SamplerConfig:
+        """The sampling fields as the library's SamplerConfig (``bias``: the checked logit_bias ids)."""
+        return SamplerConfig.of(self.temperature, self.top_k if self.top_k and self.top_k > 0 else None, self.top_p,
+                                self.min_p, self.repetition_penalty, bias or {})
 
 
 # -- /v1/completions -----------------------------------------------------------------------
@@ -135,12 +146,12 @@ class CompletionResponse(_Response):
 
 class TextPart(_Request):
     type: Literal["text"]
-    text: StrictStr
+    text: Text
 
 
 class ChatMessage(_Request):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: StrictStr | list[TextPart] | None = None
+    content: Text | list[TextPart] | None = None
 
 
 class ChatCompletionRequest(_Sampling):
@@ -214,7 +225,7 @@ class ChatCompletionChunk(_Response):
 
 class TokenizeRequest(_Request):
     model: str | None = None
-    prompt: StrictStr | None = None
+    prompt: Text | None = None
     messages: list[ChatMessage] | None = None
     add_special_tokens: bool = True
     add_generation_prompt: bool = True

@@ -14,7 +14,7 @@ from fastapi import Request
 
 from ..backends.base import Backend
 from ..errors import InputError
-from .decode import Decoding, GeneratedToken, sampler_config
+from .decode import Decoding, GeneratedToken
 from .engine import Job, ModelWorker
 from .protocol import (AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletionChunk, ChatCompletionRequest,
                        ChatCompletionResponse, ChoiceLogprobs, DeltaMessage, TokenLogprob, TopLogprob, Usage)
@@ -79,8 +79,7 @@ def _chat_job(req: ChatCompletionRequest, limits: Limits, index: int, rid: str, 
             raise as_request_error(exc, "messages") from exc
         budget = token_budget(backend, len(prompt.ids), max_tokens, limits,
                               param="max_tokens" if max_tokens else "messages")
-        config = sampler_config(req.temperature, req.top_p, req.top_k, req.min_p, req.repetition_penalty,
-                                logit_bias_ids(backend, req.logit_bias))
+        config = req.sampler(logit_bias_ids(backend, req.logit_bias))
         dec = Decoding(prompt.ids, max(budget, 1), config, seed, stops, k, req.logprobs_mode)
         if push is not None:
             dec.on_token = _streamer(backend, req, index, rid, created, model, push)

@@ -25,7 +25,7 @@ from fastapi import Request
 
 from ..backends.base import Backend, PositionScores
 from ..errors import InputError
-from .decode import Decoding, GeneratedToken, sampler_config
+from .decode import Decoding, GeneratedToken
 from .engine import Job, ModelWorker, ScoreTask
 from .protocol import (CompletionChoice, CompletionLogprobs, CompletionRequest, CompletionResponse, PromptLogprob,
                        Usage)
@@ -174,9 +174,11 @@ def _score_task(backend: Backend, prompt: PromptIds, req: CompletionRequest, lim
     token_budget(backend, len(prompt.ids), req.max_tokens, limits)
     wants = _wants_prompt_scores(req) and len(prompt.ids) > 1
     if req.max_tokens == 1:  # a placeholder target: its row is the distribution after the prompt
-        return ScoreTask(prompt.ids + [0], 1 if wants else len(prompt.ids), top_k)
+        return ScoreTask(prompt.ids + [0], 1 if wants else len(prompt.ids), top_k,
+                         ranks=req.prompt_logprobs is not None)
     # legacy echo reads each prompt token's log-prob (and top_k alternatives); prompt_logprobs also reads ranks
-    return ScoreTask(prompt.ids, 1, top_k, values_only=req.prompt_logprobs is None) if wants else None
+    rank_read = req.prompt_logprobs is not None
+    return ScoreTask(prompt.ids, 1, top_k, values_only=not rank_read, ranks=rank_read) if wants else None
 
 
 def _scored_choice(backend: Backend, index: int, prompt: PromptIds, s: PositionScores | None,
@@ -221,8 +223,7 @@ def _decode_job(req: CompletionRequest, prompt, limits: Limits, index: int, nth:
         if budget == 0:
             raise RequestError("the prompt fills the model's context; nothing can be generated",
                                param="prompt", code="context_length_exceeded", hint="shorten the prompt")
-        config = sampler_config(req.temperature, req.top_p, req.top_k, req.min_p, req.repetition_penalty,
-                                logit_bias_ids(backend, req.logit_bias))
+        config = req.sampler(logit_bias_ids(backend, req.logit_bias))
         scores = (backend.score_positions([ids.ids], [1], top_k)[0]
                   if _wants_prompt_scores(req) and len(ids.ids) > 1 else None)
         dec = Decoding(ids.ids, budget, config, seed, stops, req.logprobs or 0, req.logprobs_mode)

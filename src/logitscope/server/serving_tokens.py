@@ -10,7 +10,7 @@ from .errors import RequestError
 from .protocol import (DetokenizeRequest, DetokenizeResponse, ModelCard, ModelList, TokenizeRequest,
                        TokenizeResponse, TokenizerInfo)
 from .serving_common import as_request_error
-from .tokens import chat_prompt, chat_template_of, check_ids, text_prompt
+from .tokens import chat_prompt, check_ids, text_prompt
 
 
 def list_models(engine: Engine) -> ModelList:
@@ -51,17 +51,8 @@ async def detokenize(req: DetokenizeRequest, worker: ModelWorker) -> DetokenizeR
 
 async def tokenizer_info(worker: ModelWorker) -> TokenizerInfo:
     def run(backend: Backend) -> TokenizerInfo:
-        tok = getattr(backend, "tokenizer", None)
-
-        def special(name: str, tid: int | None) -> str | None:
-            value = getattr(tok, name, None) if tok is not None else None
-            return value if value is not None else (backend.token_text(tid) if tid is not None else None)
-
         ctx = backend.capabilities.context_length
-        return TokenizerInfo(tokenizer_class=type(tok).__name__ if tok is not None else type(backend).__name__,
-                             eos_token=special("eos_token", backend.eos_token_id),
-                             bos_token=special("bos_token", backend.bos_token_id),
-                             pad_token=special("pad_token", None), chat_template=chat_template_of(backend),
+        return TokenizerInfo(**backend.special_tokens(), chat_template=backend.chat_template,
                              model_max_length=ctx, max_model_len=ctx, vocab_size=backend.vocab_size)
 
     return await worker.call(run)

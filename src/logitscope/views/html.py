@@ -16,9 +16,10 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
+from ..core.output import write_text
 from . import lookup, tables, text
-from .colours import (COLOR_MODES, RANK_BUCKETS, check_mode, kl_colour, legend_swatches, prob_colour, text_colour,
-                      token_colour)
+from .colours import (COLOR_MODES, DEFAULT_PALETTE, RANK_LIMITS, check_mode, kl_colour, legend_swatches, palette,
+                      prob_colour, text_colour, token_colour)
 
 _NAMED = {"cyan": "#1b7c83", "green": "#1a7f37", "red": "#cf222e", "yellow": "#9a6700"}
 
@@ -26,7 +27,11 @@ _NAMED = {"cyan": "#1b7c83", "green": "#1a7f37", "red": "#cf222e", "yellow": "#9
 def render(result, **options) -> str | None:
     """The HTML fragment of ``result`` (None for types without one: Jupyter then shows repr)."""
     view = lookup(VIEWS, result)
-    return None if view is None else f'<div class="logitscope">{_FRAGMENT_CSS}{view(result, **options)}</div>'
+    if view is None:
+        return None
+    producer = text.producer_line(result)
+    note = f'<p class="note">{html.escape(producer)}</p>' if producer else ""
+    return f'<div class="logitscope">{_FRAGMENT_CSS}{view(result, **options)}{note}</div>'
 
 
 # -- building blocks ----------------------------------------------------------------------------
@@ -63,9 +68,15 @@ def to_html(spec: tables.TableSpec) -> str:
     return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{notes}"
 
 
-def legend_html(color_by: str = "prob") -> str:
+def escape_text(piece: str) -> str:
+    """``html.escape`` that also keeps a carriage return: the HTML parser turns a literal CR (or
+    CR LF) into LF, so it is written as ``&#13;`` and the page's text equals the scored text."""
+    return html.escape(piece, quote=True).replace("\r", "&#13;")
+
+
+def legend_html(color_by: str = "prob", palette_name: str = DEFAULT_PALETTE) -> str:
     swatches = "".join(f'<span style="background:{c};color:{text_colour(c)}">&nbsp;{html.escape(label)}&nbsp;</span> '
-                       for label, c in legend_swatches(color_by))
+                       for label, c in legend_swatches(color_by, palette_name))
     return f'<p>colour by {html.escape(color_by)}: {swatches}<span class="dim">unscored</span></p>'
 
 
@@ -73,18 +84,18 @@ def _p(line: str) -> str:
     return f"<p>{html.escape(line)}</p>"
 
 
-def heatmap_fragment(result, color_by: str = "prob") -> str:
+def heatmap_fragment(result, color_by: str = "prob", palette_name: str = DEFAULT_PALETTE) -> str:
     """The scored string as coloured spans (cut by character offsets), numbers on hover."""
     check_mode(color_by)
     spans = []
     for piece, tok in text.display_pieces(result):
-        colour = None if tok is None else token_colour(tok, color_by)
+        colour = None if tok is None else token_colour(tok, color_by, palette_name)
         if colour is None:
-            spans.append(f'<span class="dim">{html.escape(piece)}</span>')
+            spans.append(f'<span class="dim">{escape_text(piece)}</span>')
             continue
         tip = f"p={text.fmt_p(tok.prob)}  rank {tok.rank}  {text.entropy_label(result)} {tok.entropy:.3f} nats"
         spans.append(f'<span title="{html.escape(tip, quote=True)}" style="background:{colour};'
-                     f'color:{text_colour(colour)}">{html.escape(piece)}</span>')
+                     f'color:{text_colour(colour)}">{escape_text(piece)}</span>')
     return f'<div class="heat">{"".join(spans)}</div>'
 
 
@@ -104,9 +115,7 @@ def tokenize_fragment(result) -> str:
 def comparison_fragment(result) -> str:
     if len(result.results) == 1:
         return to_html(tables.per_source_table(result.results[0]))
-    from ..scoring.perplexity import WHY
-
-    notes = "".join(_p(f"{c}: {WHY[c]}") for c in result.conventions) if len(result.conventions) > 1 else ""
+    notes = "".join(_p(f"{c}: {why}") for c, why in result.convention_notes())
     return to_html(tables.side_by_side_table(result.results)) + notes
 
 
@@ -142,6 +151,8 @@ def _table(make):
 
 
 VIEWS = {
+    "ModelInfo": _table(tables.info_table),
+    "EngineComparison": lambda r: to_html(tables.comparison_table(r)) + to_html(tables.comparison_worst_table(r)),
     "NextTokenResult": _table(tables.next_token_table),
     "ScoreResult": score_fragment,
     "TokenizeResult": tokenize_fragment,
@@ -171,19 +182,20 @@ _FRAGMENT_CSS = """<style>.logitscope table{border-collapse:collapse;font-size:1
 
 
 # -- the self-contained heatmap page -----------------------------------------------------------------
-def token_span(tok, piece: str, color_by: str, top_alts: int = 5) -> str:
+def token_span(tok, piece: str, color_by: str, top_alts: int = 5, palette_name: str = DEFAULT_PALETTE) -> str:
     """One ``<span class="tok">`` showing ``piece`` with the token's numbers and a colour
     per mode in data attributes."""
-    body = html.escape(piece)
+    body = escape_text(piece)
     if not tok.scored:
-        token = html.escape(tok.text, quote=True)
+        token = escape_text(tok.text)
         return f'<span class="tok unscored" data-pos="{tok.position}" data-token="{token}">{body}</span>'
-    colours = {m: token_colour(tok, m) for m in COLOR_MODES}
+    colours = {m: token_colour(tok, m, palette_name) for m in COLOR_MODES}
     alts = json.dumps([[a.text, float(f"{a.prob:.6g}")] for a in tok.alternatives[:top_alts]], ensure_ascii=False)
     attrs = {"data-pos": tok.position, "data-token": tok.text, "data-prob": f"{tok.prob:.6g}",
              "data-logprob": f"{tok.logprob:.6g}", "data-rank": tok.rank, "data-entropy": f"{tok.entropy:.6g}",
-             "data-alts": alts, **{f"data-c-{m}": c for m, c in colours.items()}}
-    attr_text = " ".join(f'{k}="{html.escape(str(v), quote=True)}"' for k, v in attrs.items())
+             "data-alts": alts, **{f"data-c-{m}": c for m, c in colours.items()},
+             **{f"data-f-{m}": text_colour(c) for m, c in colours.items()}}
+    attr_text = " ".join(f'{k}="{escape_text(str(v))}"' for k, v in attrs.items())
     bg = colours[color_by]
     return f'<span class="tok" {attr_text} style="background:{bg};color:{text_colour(bg)}">{body}</span>'
 
@@ -203,32 +215,35 @@ def bar_svg(title: str, labels: list[str], counts: list[int], colours: list[str]
             f'width="{width}" height="{height}" font-size="10">{"".join(bars)}</svg></figure>')
 
 
-def histograms_html(result) -> str:
-    ranks = bar_svg("rank buckets (GLTR)", [b[2] for b in RANK_BUCKETS], text.rank_histogram(result),
-                    [b[1] for b in RANK_BUCKETS])
+def histograms_html(result, palette_name: str = DEFAULT_PALETTE) -> str:
+    ranks = bar_svg("rank buckets (GLTR)", [label for _, label in RANK_LIMITS], text.rank_histogram(result),
+                    list(palette(palette_name).rank))
     bins = text.PROB_BINS
     probs = bar_svg("token probability", [f"≥{i / bins:.1f}" for i in range(bins)], text.prob_histogram(result),
-                    [prob_colour(max((i + 0.5) / bins, 1e-4)) for i in range(bins)])
+                    [prob_colour(max((i + 0.5) / bins, 1e-4), palette_name) for i in range(bins)])
     return ranks + probs
 
 
-def render_html(result, color_by: str = "prob", title: str = "logitscope heatmap") -> str:
+def render_html(result, color_by: str = "prob", title: str = "logitscope heatmap",
+                palette_name: str = DEFAULT_PALETTE) -> str:
     """The whole self-contained heatmap page of a ScoreResult, as a string."""
     check_mode(color_by)
-    spans = "".join(html.escape(piece) if tok is None else token_span(tok, piece, color_by)
+    palette(palette_name)
+    spans = "".join(escape_text(piece) if tok is None else token_span(tok, piece, color_by, palette_name=palette_name)
                     for piece, tok in text.display_pieces(result))
     options = "".join(f'<option value="{m}"{" selected" if m == color_by else ""}>{m}</option>' for m in COLOR_MODES)
-    return _PAGE.format(title=html.escape(title), options=options, tokens=spans,
-                        summary=html.escape(text.totals_line(result)), histograms=histograms_html(result),
+    legends = "".join(f'<div class="legend" data-mode="{m}"{"" if m == color_by else " hidden"}>'
+                      f'{legend_html(m, palette_name)}</div>' for m in COLOR_MODES)
+    return _PAGE.format(title=html.escape(title), options=options, tokens=spans, legends=legends,
+                        summary=html.escape(text.totals_line(result)), histograms=histograms_html(result, palette_name),
                         css=_CSS, js=_JS)
 
 
-def write_html(result, path: str | Path, color_by: str = "prob") -> Path:
+def write_html(result, path: str | Path, color_by: str = "prob", palette_name: str = DEFAULT_PALETTE) -> Path:
     out = Path(path)
     if out.is_dir():
         raise InputError(f"{str(path)!r} is a directory", hint="give a file name such as out.html")
-    out.write_text(render_html(result, color_by), encoding="utf-8")
-    return out
+    return write_text(out, render_html(result, color_by, palette_name=palette_name))  # whole or not at all
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}
@@ -251,18 +266,17 @@ tip.innerHTML='<b>'+esc(JSON.stringify(d.token))+'</b><br>p = <span class="p">'+
 tip.style.left=(ev.pageX+12)+'px';tip.style.top=(ev.pageY+12)+'px';tip.style.display='block';}
 document.querySelectorAll('.tok').forEach(el=>{el.addEventListener('mouseenter',ev=>show(el,ev));
 el.addEventListener('mouseleave',()=>{tip.style.display='none';});});
-function fg(hex){const v=[1,3,5].map(i=>parseInt(hex.slice(i,i+2),16));
-return 0.299*v[0]+0.587*v[1]+0.114*v[2]>150?'#000000':'#ffffff';}
-function recolour(mode){document.querySelectorAll('.tok[data-prob]').forEach(el=>{
-const bg=el.dataset['c'+mode[0].toUpperCase()+mode.slice(1)];el.style.background=bg;el.style.color=fg(bg);});}
-document.getElementById('colorby').addEventListener('change',ev=>recolour(ev.target.value));"""
+function recolour(mode){const m=mode[0].toUpperCase()+mode.slice(1);
+document.querySelectorAll('.tok[data-prob]').forEach(el=>{el.style.background=el.dataset['c'+m];
+el.style.color=el.dataset['f'+m];});}
+document.getElementById('colorby').addEventListener('change',ev=>{recolour(ev.target.value);
+document.querySelectorAll('.legend').forEach(l=>{l.hidden=l.dataset.mode!==ev.target.value;});});"""
 
 _PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title><style>{css}</style></head>
 <body><h2>{title}</h2>
 <label>colour by <select id="colorby">{options}</select></label>
-<p>prob: red (p &le; 1e-4) to green (p = 1), log scale · rank: GLTR top-10 / 100 / 1000 / beyond ·
-entropy: light (sure) to dark blue (&ge; 6 nats)</p>
+{legends}
 <div id="text">{tokens}</div>
 <p>{summary}</p>
 <div>{histograms}</div>

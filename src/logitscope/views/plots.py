@@ -15,10 +15,12 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..errors import CapabilityError
+from ..errors import CapabilityError, InputError
+from ..core.output import write_file
 from . import lookup
 from .colours import BLUE, GREEN, GREY, ORANGE, RED, entropy_colour, prob_colour
 from .text import entropy_label, show_token, top_k_note
@@ -54,8 +56,8 @@ def _render(picture: Picture, data, ax, save_to) -> Figure:
         panel(data, target)
     if ax is None:
         fig.tight_layout()
-    if save_to is not None:
-        fig.savefig(save_to, dpi=DPI)
+    if save_to is not None:  # whole or not at all, the format from the name (output.py)
+        write_file(save_to, lambda tmp: fig.savefig(tmp, dpi=DPI, format=Path(save_to).suffix[1:].lower() or None))
     return fig
 
 
@@ -295,31 +297,61 @@ def beam_picture(result) -> Picture:
     return Picture([bars], (8, 1.5 + 0.45 * (len(result.beams) + 1)))
 
 
-def tree_picture(result) -> Picture:
+@dataclass(frozen=True)
+class TreeLayout:
+    """Data units of a tree picture: a depth, a node's label, the room left of the first depth and
+    right of the last, below the last leaf and above the first; the figure's width before the depths,
+    and its extra height (for a title)."""
+
+    step: float
+    label: float
+    left: float
+    right: float
+    below: float
+    above: float
+    inches: float
+    title: float
+
+
+TREE_LAYOUTS = {"prob": TreeLayout(1.0, 0.62, -2.5, 0.8, 0.0, -1.0, 3.0, 0.0),  # labels "␣in  0.19"
+                "path": TreeLayout(2.0, 1.55, -1.6, 1.75, -0.5, -0.8, 3.5, 0.3)}  # "␣in  p=0.19  path=0.0123"
+
+
+def tree_picture(result, by: str = "prob") -> Picture:
+    """The tree of continuations, likeliest child on top. ``by="prob"``: each branch as wide as its
+    conditional p(token | path so far); ``by="path"``: as wide and as dark as its *path* probability
+    (the product of the p from the prompt down to it, relative to the likeliest node), each node
+    labelled with both."""
+    if by not in TREE_LAYOUTS:
+        raise InputError(f"unknown tree width {by!r}", hint=f"by must be one of {', '.join(TREE_LAYOUTS)}")
+    layout = TREE_LAYOUTS[by]
     places: dict[int, tuple[float, float]] = {}
-    leaves = _layout(result.children, places, [0])
+    leaves = max(_layout(result.children, places, [0], layout.step), 1)
+    top = max((n.cum_prob for _, n in result.nodes()), default=1.0) or 1.0
 
     def draw(r, ax):
         root_y = _mean_y(r.children, places)
         ax.text(0, root_y, repr(r.prompt) + top_k_note(r), ha="right", va="center", fontsize=SMALL,
                 bbox={"boxstyle": "round", "fc": "#eeeeee"})
-        _draw_nodes(ax, r.children, (0, root_y), places)
-        ax.set_xlim(-2.5, r.depth + 0.8)
-        ax.set_ylim(max(leaves, 1), -1)  # first (likeliest) child on top
+        _draw_nodes(ax, r.children, (0, root_y), places, by, top, layout.label)
+        ax.set_xlim(layout.left, layout.step * r.depth + layout.right)
+        ax.set_ylim(leaves + layout.below, layout.above)  # first (likeliest) child on top
         ax.axis("off")
-    return Picture([draw], (3 + 2.6 * result.depth, 1 + 0.38 * max(leaves, 1)))
+        if by == "path":
+            ax.set_title("line width and colour: path probability (the product of p along the path)", fontsize=SMALL + 1)
+    return Picture([draw], (layout.inches + 2.6 * result.depth, 1 + 0.38 * leaves + layout.title))
 
 
-def _layout(nodes, places: dict, next_leaf: list[int]) -> int:
+def _layout(nodes, places: dict, next_leaf: list[int], step: float) -> int:
     """Leaves get consecutive rows; a parent sits at the mean of its children."""
     for node in nodes:
         if node.children:
-            _layout(node.children, places, next_leaf)
+            _layout(node.children, places, next_leaf, step)
             y = _mean_y(node.children, places)
         else:
             y = float(next_leaf[0])
             next_leaf[0] += 1
-        places[id(node)] = (float(node.depth), y)
+        places[id(node)] = (step * node.depth, y)
     return next_leaf[0]
 
 
@@ -327,13 +359,20 @@ def _mean_y(nodes, places: dict) -> float:
     return sum(places[id(n)][1] for n in nodes) / len(nodes) if nodes else 0.0
 
 
-def _draw_nodes(ax: Axes, nodes, parent_xy: tuple[float, float], places: dict) -> None:
+def _draw_nodes(ax: Axes, nodes, parent_xy: tuple[float, float], places: dict, by: str, top: float,
+                label: float) -> None:
     for node in nodes:
         x, y = places[id(node)]
-        ax.plot([parent_xy[0], x - 0.03], [parent_xy[1], y], color=BLUE, lw=0.5 + 4 * node.prob, alpha=0.7)
-        ax.text(x, y, f"{show_token(node.text)}  {node.prob:.2f}", va="center", fontsize=SMALL,
-                bbox={"boxstyle": "round", "fc": "white", "ec": BLUE})
-        _draw_nodes(ax, node.children, (x + 0.62, y), places)
+        if by == "prob":
+            ax.plot([parent_xy[0], x - 0.03], [parent_xy[1], y], color=BLUE, lw=0.5 + 4 * node.prob, alpha=0.7)
+            text, edge = f"{show_token(node.text)}  {node.prob:.2f}", BLUE
+        else:
+            share = node.cum_prob / top  # 1 for the likeliest node
+            ax.plot([parent_xy[0] + 0.05, x - 0.05], [parent_xy[1], y], color=colormaps["viridis"](0.85 - 0.75 * share),
+                    lw=0.6 + 6 * share, solid_capstyle="round")
+            text, edge = f"{show_token(node.text)}  p={node.prob:.2g}  path={node.cum_prob:.2g}", "#bbbbbb"
+        ax.text(x, y, text, va="center", fontsize=SMALL, bbox={"boxstyle": "round", "fc": "white", "ec": edge})
+        _draw_nodes(ax, node.children, (x + label, y), places, by, top, label)
 
 
 # -- confidence --------------------------------------------------------------------------------------
@@ -382,7 +421,7 @@ def uncertainty_picture(result) -> Picture:
 
 def truth_picture(result) -> Picture:
     def roc(r, ax):
-        from ..confidence.truth import roc_curve
+        from ..core.calibration_math import roc_curve
 
         for rep in r.reports:
             fpr, tpr = roc_curve(r.true_scores[rep.measure], r.false_scores[rep.measure])

@@ -49,6 +49,14 @@ def columns(names, left=(), **options) -> list[Column]:
     return [Column(n, "left" if n in left else "right", **options) for n in names]
 
 
+# -- the model ------------------------------------------------------------------------------------
+def info_table(result) -> TableSpec:
+    table = TableSpec(result.model, columns(("fact", "value"), left=("fact", "value")))
+    for key, value in result.to_dict().items():
+        table.add(key, "; ".join(map(str, value)) if isinstance(value, list) else str(value))
+    return table
+
+
 # -- next token and scoring ----------------------------------------------------------------------
 def next_token_table(result) -> TableSpec:
     bound = f", a lower bound from the top {result.top_k_only}" if result.top_k_only else ""
@@ -181,16 +189,15 @@ def truth_table(result) -> TableSpec:
 
 
 def rank_table(result, by: str = "sum", tokens: bool = False) -> TableSpec:
-    from ..confidence.ranking import NORMALISATIONS
-
+    norms = result.normalisations
     table = TableSpec(f"candidates after {result.prompt!r}, ordered by {by} "
                       f"(shared prefix: {result.shared_prefix_tokens} tokens)",
-                      columns(("#", "candidate", "tokens", *NORMALISATIONS), left=("candidate",)),
+                      columns(("#", "candidate", "tokens", *norms), left=("candidate",)),
                       caption="\n".join(result.notes) or None)
-    orders = {n: result.order(n) for n in NORMALISATIONS}
+    orders = {n: result.order(n) for n in norms}
     for i in orders[by]:
         c = result.candidates[i]
-        cells = ["–" if c.score(n) is None else f"{c.score(n):.3f} (#{orders[n].index(i) + 1})" for n in NORMALISATIONS]
+        cells = ["–" if c.score(n) is None else f"{c.score(n):.3f} (#{orders[n].index(i) + 1})" for n in norms]
         detail = " ".join(f"{t.text!r}:{t.logprob:.2f}" for t in c.result.scored_tokens) if tokens else ""
         table.add(str(orders[by].index(i) + 1), repr(c.candidate) + (f"\n{detail}" if detail else ""),
                   str(c.num_tokens), *cells)
@@ -238,4 +245,34 @@ def worst_tokens_table(report, variant, n: int = 8) -> TableSpec:
     order = sorted(range(len(variant.token_kl)), key=lambda i: -variant.token_kl[i])[:n]
     for i in order:
         table.add(str(i), repr(show_token(report.token_texts[i])), f"{variant.token_kl[i]:.4f}")
+    return table
+
+
+# -- engines side by side ----------------------------------------------------------------------------
+def _who(p: dict) -> str:
+    return f"{p['model']} ({p['engine']} {p['dtype']})"
+
+
+def comparison_table(result) -> TableSpec:
+    kl = "KL(A‖B)" if result.kl_exact else "KL(A‖B), coarse: B's top k + rest (a lower bound)"
+    table = TableSpec(f"A = {_who(result.a)}  vs  B = {_who(result.b)}, {result.num_tokens} tokens",
+                      columns(("measure", "value"), left=("measure",)))
+    for name, value in (("perplexity A", f"{result.perplexity_a:.4f}"), ("perplexity B", f"{result.perplexity_b:.4f}"),
+                        ("Δ log p (B − A), mean", f"{result.delta_mean:+.4f} nats"),
+                        ("|Δ log p|, max", f"{result.delta_max:.4f} nats"),
+                        (f"{kl} mean / median", f"{result.kl_mean:.3g} / {result.kl_median:.3g} nats"),
+                        (f"{kl} p99 / max", f"{result.kl_p99:.3g} / {result.kl_max:.3g} nats"),
+                        ("same top token", f"{100 * result.same_top:.1f}%"),
+                        ("token's rank changed", f"{100 * result.rank_changed:.1f}%"),
+                        ("top-10 alternatives shared", f"{100 * result.top_overlap:.1f}%")):
+        table.add(name, value)
+    return table
+
+
+def comparison_worst_table(result, n: int = 8) -> TableSpec:
+    table = TableSpec("where the distributions moved most (largest KL)",
+                      columns(("pos", "token", "log p A", "log p B", "Δ", "rank A", "rank B", "KL"), left=("token",)))
+    for t in result.worst(n):
+        table.add(str(t.position), repr(show_token(t.text)), f"{t.logprob_a:.4f}", f"{t.logprob_b:.4f}",
+                  f"{t.delta:+.4f}", str(t.rank_a), str(t.rank_b), f"{t.kl:.4f}")
     return table

@@ -17,17 +17,20 @@ from rich.table import Table
 from rich.text import Text
 
 from . import lookup, tables, text
-from .colours import COLOR_MODES, RANK_BUCKETS, UNSCORED_STYLE, check_mode, kl_colour, legend_swatches, on, token_colour
+from .colours import (COLOR_MODES, DEFAULT_PALETTE, RANK_LIMITS, UNSCORED_STYLE, check_mode, kl_colour, legend_swatches,
+                      on, palette, token_colour)
 
 
 def render(result, **options):
-    """The rich renderable of ``result`` (a Pretty repr for types without a view)."""
+    """The rich renderable of ``result`` (a Pretty repr for types without a view), with the line saying
+    which model, engine and dtype computed it when the result knows."""
     view = lookup(VIEWS, result)
     if view is None:
         from rich.pretty import Pretty
 
         return Pretty(result)
-    return view(result, **options)
+    shown, producer = view(result, **options), text.producer_line(result)
+    return Group(shown, Text(producer, style="dim")) if producer else shown
 
 
 def to_rich(spec: tables.TableSpec) -> Table:
@@ -44,37 +47,39 @@ def to_rich(spec: tables.TableSpec) -> Table:
 
 
 # -- the heatmap -----------------------------------------------------------------------------
-def heatmap(result, color_by: str = "prob") -> Text:
+def heatmap(result, color_by: str = "prob", palette_name: str = DEFAULT_PALETTE) -> Text:
     """The scored string with every token's background coloured by ``color_by``."""
     check_mode(color_by)
+    palette(palette_name)
     out = Text()
     for piece, tok in text.display_pieces(result):
-        out.append(piece, style=UNSCORED_STYLE if tok is None else on(token_colour(tok, color_by)))
+        out.append(piece, style=UNSCORED_STYLE if tok is None else on(token_colour(tok, color_by, palette_name)))
     return out
 
 
-def legend(color_by: str = "prob") -> Text:
+def legend(color_by: str = "prob", palette_name: str = DEFAULT_PALETTE) -> Text:
     """What the heatmap colours mean."""
     out = Text(f"colour by {check_mode(color_by)}: ")
-    for label, colour in legend_swatches(color_by):
+    for label, colour in legend_swatches(color_by, palette_name):
         out.append(f" {label} ", style=on(colour))
         out.append(" ")
     out.append(" unscored ", style=UNSCORED_STYLE)
     return out
 
 
-def rank_buckets(result) -> Text:
+def rank_buckets(result, palette_name: str = DEFAULT_PALETTE) -> Text:
     """GLTR: how many scored tokens fell in each rank bucket."""
     out = Text("rank buckets: ")
-    for (_, colour, label), n in zip(RANK_BUCKETS, text.rank_histogram(result)):
+    for (_, label), colour, n in zip(RANK_LIMITS, palette(palette_name).rank, text.rank_histogram(result)):
         out.append(f" {label}: {n} ", style=on(colour))
         out.append(" ")
     return out
 
 
-def score_view(result, table: bool = False, color_by: str = "prob") -> Group:
+def score_view(result, table: bool = False, color_by: str = "prob", palette_name: str = DEFAULT_PALETTE) -> Group:
     """[per-token table,] heatmap, legend, GLTR rank buckets and totals."""
-    parts = [heatmap(result, color_by), Text(""), legend(color_by), rank_buckets(result),
+    parts = [heatmap(result, color_by, palette_name), Text(""), legend(color_by, palette_name),
+             rank_buckets(result, palette_name),
              Text(text.totals_line(result))]
     return Group(*([to_rich(tables.score_table(result))] if table else []), *parts)
 
@@ -103,9 +108,7 @@ def comparison_view(result) -> Group:
     """Per-source table for one run; side by side for several, with what each convention means."""
     if len(result.results) == 1:
         return Group(perplexity_view(result.results[0]))
-    from ..scoring.perplexity import WHY
-
-    notes = [Text(f"  {conv:<9} {WHY[conv]}") for conv in result.conventions] if len(result.conventions) > 1 else []
+    notes = [Text(f"  {conv:<9} {why}") for conv, why in result.convention_notes()]
     return Group(to_rich(tables.side_by_side_table(result.results)), *notes)
 
 
@@ -150,7 +153,13 @@ def _table(make):
     return lambda result: to_rich(make(result))
 
 
+def engine_comparison_view(result, worst: int = 8) -> Group:
+    return Group(to_rich(tables.comparison_table(result)), to_rich(tables.comparison_worst_table(result, worst)))
+
+
 VIEWS = {
+    "ModelInfo": _table(tables.info_table),
+    "EngineComparison": engine_comparison_view,
     "NextTokenResult": next_token_view,
     "ScoreResult": score_view,
     "TokenizeResult": tokenize_view,

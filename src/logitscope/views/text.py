@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .colours import RANK_BUCKETS, rank_bucket
+from .colours import RANK_LIMITS, rank_bucket
 
 if TYPE_CHECKING:
     from ..results import ScoreResult, TokenScore
@@ -19,6 +19,12 @@ PROB_BINS = 10
 
 
 # -- formats ------------------------------------------------------------------------------
+def producer_line(result) -> str | None:
+    """"computed by MODEL · engine ENGINE · DTYPE" when the result knows what produced it."""
+    p = getattr(result, "produced_by", None)
+    return f"computed by {p['model']} · engine {p['engine']} · {p['dtype']}" if p else None
+
+
 def fmt(value, digits: int = 4, missing: str = "–") -> str:
     """A number with ``digits`` decimals; ``missing`` for None or NaN, ints as they are."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -144,7 +150,7 @@ def display_pieces(result: ScoreResult) -> list[tuple[str, TokenScore | None]]:
 
 def rank_histogram(result: ScoreResult) -> list[int]:
     """Scored tokens per GLTR rank bucket."""
-    counts = [0] * len(RANK_BUCKETS)
+    counts = [0] * len(RANK_LIMITS)
     for t in result.scored_tokens:
         counts[rank_bucket(t.rank)] += 1
     return counts

@@ -18,3 +18,12 @@ def create_ui_app(models, **server_options):
     from .api import web_router
 
     return create_app(models, routers=[web_router()], **server_options)
+
+
+def serve_ui(models, port: int) -> None:
+    """Serve the web app on 127.0.0.1:``port`` until Ctrl-C or SIGTERM; the signal first cancels the
+    models' running jobs, so streams end and the server stops without waiting out long jobs."""
+    from ..server import launch
+
+    app = create_ui_app(models)
+    launch.serve(app, "127.0.0.1", port, on_exit=app.state.engine.cancel_all)

@@ -2,24 +2,28 @@
 
 Each route is a thin adapter: validate the body (``protocol.py``: 422 on out-of-range
 values), run one library call in the model's worker thread, return the result's
-``to_dict()``. Long work (``Run N``) is a worker job stepped one token at a time,
-so other requests are served between its steps; it streams progress as JSON lines
-and stops at ``POST /api/jobs/{id}/cancel`` or when the page goes away.
+``to_dict()``. Work that can take long (reading, Run N, a continuation, the tree, beam
+search, ranking) is a worker job that streams JSON lines (``jobs.py``: its id, progress,
+then the result) and stops at ``POST /api/jobs/{id}/cancel`` or when the page goes away;
+other requests are served between its steps.
 
-    GET  /api/models                     served models
+    GET  /api/models     /colours        served models; the heatmap's colour scales (views/colours.py)
     POST /api/read        /read/html     scores + summary + uncertain spans; the CLI's HTML heatmap
-    POST /api/position    /continue      one position's distribution; a greedy continuation from ids
+    POST /api/position    /continue      one position's distribution (+ the token read); a greedy continuation
     POST /api/lab/chain   /lab/sample    Model.chain / Model.sample on the prompt's cached logits
     POST /api/step        /step/{id}/step|undo|goto|run       step-by-step sessions (the explored tree)
     POST /api/step/{id}/tree             Model.tree after the session's current node
     POST /api/beam        /rank          greedy vs beam; ranking (+ context lift)
+
+Offsets: every ``start``/``end`` in an answer counts Unicode code points of the scored
+string (Python ``str`` indices, as in the library's results), not UTF-16 code units or
+bytes. In JavaScript, cut ``Array.from(text)`` (code points) by them, not ``text.slice``:
+"🍕" is one code point but two UTF-16 units. Several byte-level tokens of one character
+share its span (static/read.js shows the character once, in the first one's box).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import uuid
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -32,8 +36,11 @@ from ..sampling.beam import beam_search
 from ..server.app import model_name, model_worker
 from ..server.decode import Decoding
 from ..server.engine import Job, Stepper
-from ..server.errors import RequestError, error_response
+from ..server.errors import RequestError
+from ..core.validation import token_ids
+from ..views.colours import page_scales
 from . import protocol as p
+from .jobs import interruptible_call, job_lines
 from .lab import LogitsStore, lab_chain, lab_sample
 from .reading import WindowedRead, position_distribution, read_view
 from .stepping import SessionStore, StepSession
@@ -55,6 +62,14 @@ class WebState:
     def store(self, model: str) -> LogitsStore:
         return self.logits.setdefault(model, LogitsStore())
 
+    def stream(self, worker, make_job, partial=None) -> StreamingResponse:
+        """A cancellable worker job as a response of JSON lines (``jobs.job_lines``)."""
+        return StreamingResponse(job_lines(self.jobs, worker, make_job, partial), media_type="application/x-ndjson")
+
+    async def answer(self, worker, make_job, stream: bool) -> Response:
+        """The job's result as one JSON answer, or streamed (``stream``) so the page can show it and cancel it."""
+        return self.stream(worker, make_job) if stream else JSONResponse(await worker.run(make_job(None)))
+
 
 def web_router() -> APIRouter:
     router, state = APIRouter(), WebState()
@@ -62,7 +77,7 @@ def web_router() -> APIRouter:
     _read_routes(router, state)
     _lab_routes(router, state)
     _step_routes(router, state)
-    _compare_routes(router)
+    _compare_routes(router, state)
     return router
 
 
@@ -82,8 +97,13 @@ def _page_routes(router: APIRouter) -> None:
     async def models(request: Request) -> dict:
         workers = request.app.state.engine.workers
         return {"models": [{"name": n, "context_length": w.backend.capabilities.context_length,
-                            "vocab_size": w.backend.vocab_size, "kv_cache": w.backend.capabilities.kv_cache}
+                            "vocab_size": w.backend.vocab_size, "kv_cache": w.backend.capabilities.kv_cache,
+                            "engine": w.backend.engine, "dtype": w.backend.dtype}
                            for n, w in workers.items()]}
+
+    @router.get("/api/colours")
+    async def colours() -> dict:
+        return page_scales()
 
 
 def _read_routes(router: APIRouter, state: WebState) -> None:
@@ -95,33 +115,37 @@ def _read_routes(router: APIRouter, state: WebState) -> None:
             return Job("generate", lambda b: WindowedRead(b, body.text, body.context, body.top_k, report),
                        lambda b, r: {"model": name, **read_view(b, r.result(b), body.max_prob_below, body.entropy_above)})
 
-        if body.stream:
-            return StreamingResponse(_job_lines(state, worker, job), media_type="application/x-ndjson")
-        return JSONResponse(await worker.run(job()))
+        return await state.answer(worker, job, body.stream)
 
     @router.post("/api/read/html")
     async def read_html(body: p.ReadRequest, request: Request) -> HTMLResponse:
         job = Job("generate", lambda b: WindowedRead(b, body.text, body.context, body.top_k),
-                  lambda b, r: heatmap_html(r.result(b), body.color_by))
+                  lambda b, r: heatmap_html(r.result(b), body.color_by, body.palette))
         return HTMLResponse(await model_worker(request, body.model).run(job),
                             headers={"Content-Disposition": 'attachment; filename="logitscope-heatmap.html"'})
 
     @router.post("/api/position")
     async def position(body: p.PositionRequest, request: Request) -> dict:
-        return await model_worker(request, body.model).call(lambda b: position_distribution(b, body.ids, body.top))
+        return await model_worker(request, body.model).call(
+            lambda b: position_distribution(b, token_ids("ids", body.ids, b.vocab_size), body.top,
+                                            body.token_id))
 
     @router.post("/api/continue")
-    async def continue_from(body: p.ContinueRequest, request: Request) -> dict:
-        job = Job("generate", lambda b: Decoding(list(body.ids), body.max_new_tokens, SamplerConfig.greedy()),
-                  lambda b, d: {"text": d.text, "finish_reason": d.finish_reason})
-        return await model_worker(request, body.model).run(job)
+    async def continue_from(body: p.ContinueRequest, request: Request) -> Response:
+        def job(report) -> Job:
+            return Job("generate", lambda b: Decoding(token_ids("ids", body.ids, b.vocab_size), body.max_new_tokens,
+                                                      SamplerConfig.greedy()),
+                       lambda b, d: {"text": d.text, "finish_reason": d.finish_reason})
+
+        return await state.answer(model_worker(request, body.model), job, body.stream)
 
 
-def heatmap_html(result, color_by: str) -> str:
+def heatmap_html(result, color_by: str, palette: str = "viridis") -> str:
     """The self-contained HTML the CLI writes (the one coupling to views/)."""
     from ..views.html import render_html
 
-    return render_html(result, "prob" if color_by == "surprisal" else color_by)  # surprisal orders as prob
+    mode = "prob" if color_by == "surprisal" else color_by  # surprisal orders as prob
+    return render_html(result, mode, palette_name=palette)
 
 
 def _lab_routes(router: APIRouter, state: WebState) -> None:
@@ -165,10 +189,13 @@ def _step_routes(router: APIRouter, state: WebState) -> None:
         return await on_session(request, sid, lambda b, s: s.goto(body.node))
 
     @router.post("/api/step/{sid}/tree")
-    async def tree(sid: str, body: p.TreeRequest, request: Request) -> dict:
+    async def tree(sid: str, body: p.TreeRequest, request: Request) -> Response:
         session = state.sessions.get(sid)
-        return await model_worker(request, session.model).call(lambda b: {  # node: the one it grew from
-            "node": session.current, **session.tree(b, body.depth, body.branch, body.min_prob).to_dict()})
+        node = session.current  # the node it grows from
+        expansions = sum(body.branch ** d for d in range(body.depth))  # the prefill and one step per inner node
+        return await state.answer(model_worker(request, session.model), interruptible_call(
+            lambda b: {"node": node, **session.tree(b, body.depth, body.branch, body.min_prob).to_dict()}, expansions),
+            body.stream)
 
     @router.post("/api/step/{sid}/run")
     async def run(sid: str, body: p.RunRequest, request: Request) -> StreamingResponse:
@@ -181,7 +208,7 @@ def _step_routes(router: APIRouter, state: WebState) -> None:
         async def partial() -> dict:  # a cancelled or failed run keeps the tokens it drew
             return {"session": await worker.call(session.to_dict)}
 
-        return StreamingResponse(_job_lines(state, worker, job, partial), media_type="application/x-ndjson")
+        return state.stream(worker, job, partial)
 
     @router.post("/api/jobs/{job_id}/cancel")
     async def cancel(job_id: str) -> dict:
@@ -206,52 +233,16 @@ class RunSteps(Stepper):
         return self.done >= self.n or self.session.ended or full
 
 
-async def _job_lines(state: WebState, worker, make_job, partial=None):
-    """JSON lines of a stepped worker job: its id, its progress reports, then one of
-    ``{"result": ...}``, ``{"cancelled": true}`` or ``{"error": {...}}`` (plus ``partial()``)."""
-    loop, events = asyncio.get_running_loop(), asyncio.Queue()
-    job = make_job(lambda e: loop.call_soon_threadsafe(events.put_nowait, e))
-    job_id = uuid.uuid4().hex[:12]
-    state.jobs[job_id] = job
-    try:
-        worker.submit(job)
-        yield _line({"job": job_id})
-        while not (job.future.done() and events.empty()):
-            waiter = asyncio.ensure_future(events.get())
-            await asyncio.wait({waiter, job.future}, return_when=asyncio.FIRST_COMPLETED)
-            if waiter.done():
-                yield _line(waiter.result())
-            else:
-                waiter.cancel()
-        yield _line(await _outcome(job, partial))
-    finally:
-        job.cancelled = True  # the page went away (or we are done): stop stepping
-        state.jobs.pop(job_id, None)
-
-
-async def _outcome(job: Job, partial) -> dict:
-    if not job.future.cancelled() and job.future.exception() is None:
-        return {"result": job.future.result()}
-    extra = await partial() if partial else {}
-    if job.future.cancelled():
-        return {"cancelled": True, **extra}
-    return {"error": json.loads(error_response(job.future.exception()).body)["error"], **extra}
-
-
-def _line(obj: dict) -> bytes:
-    return (json.dumps(obj, ensure_ascii=False) + "\n").encode()
-
-
-def _compare_routes(router: APIRouter) -> None:
+def _compare_routes(router: APIRouter, state: WebState) -> None:
     @router.post("/api/beam")
-    async def beam(body: p.BeamRequest, request: Request) -> dict:
-        result = await model_worker(request, body.model).call(
-            lambda b: beam_search(b, body.prompt, body.num_beams, body.max_new_tokens))
-        return result.to_dict()
+    async def beam(body: p.BeamRequest, request: Request) -> Response:
+        return await state.answer(model_worker(request, body.model), interruptible_call(
+            lambda b: beam_search(b, body.prompt, body.num_beams, body.max_new_tokens).to_dict()), body.stream)
 
     @router.post("/api/rank")
-    async def rank_route(body: p.RankRequest, request: Request) -> dict:
-        return await model_worker(request, body.model).call(lambda b: _rank(b, body))
+    async def rank_route(body: p.RankRequest, request: Request) -> Response:
+        return await state.answer(model_worker(request, body.model), interruptible_call(lambda b: _rank(b, body)),
+                                  body.stream)
 
 
 def _rank(backend, body: p.RankRequest) -> dict:

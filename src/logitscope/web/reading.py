@@ -2,7 +2,8 @@
 
 Every number is the library's: ``score_texts`` (what ``Model.score`` runs, windowed
 when the text is longer than the model's context), ``flag_uncertain`` (what
-``Model.uncertain`` runs) and the model's own next-token distribution at a position.
+``Model.uncertain`` runs) and ``next_token_after`` (what ``Model.next_token`` runs)
+at a position.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ..core import mathops
 from ..core.boundary import encode, plan_windows
 from ..errors import InputError
 from ..results import ScoreResult
-from ..scoring.score import _score_result, candidates
+from ..scoring.score import _score_result, candidates, next_token_after
 from ..server.engine import Stepper
 
 
@@ -61,18 +62,31 @@ def window_notes(backend: Backend, result: ScoreResult) -> list[str]:
             f"{limit - 1} tokens before it)"]
 
 
-def position_distribution(backend: Backend, ids: list[int], top: int) -> dict:
-    """The full next-token distribution after ``ids`` (the last context's worth of them):
-    its top entries, their cumulative mass, and the entropy."""
+def position_distribution(backend: Backend, ids: list[int], top: int, token_id: int | None = None) -> dict:
+    """The next-token distribution after ``ids`` (the last context's worth of them): ``Model.next_token``'s
+    numbers (``next_token_after``), with the cumulative mass of its top entries; with ``token_id`` also
+    that token's own row as ``read`` (its probability and rank, even far beyond the top)."""
     if not ids:
         raise InputError("no tokens before this position", hint="pick a scored token")
-    limit = backend.capabilities.context_length
-    seen = ids[-(limit - 1):]  # the tokens a window can hold before the target
+    seen = ids[-(backend.capabilities.context_length - 1):]  # the tokens a window can hold before the target
     with torch.inference_mode():
-        logits = backend.next_logits([seen])[0]  # (V,)
-    logp = mathops.log_softmax(logits if logits.dtype == torch.float64 else logits.float())  # (V,)
-    best = logp.topk(min(top, logp.shape[-1]))
-    cands = candidates(backend, best.indices, best.values.double())
-    mass = best.values.double().exp().cumsum(0).tolist()  # cumulative probability, most likely first
-    return {"prefix_tokens": len(seen), "truncated": len(seen) < len(ids), "entropy": float(mathops.entropy(logp)),
-            "top": [{**c.to_dict(), "cumulative": m} for c, m in zip(cands, mass)]}
+        result = next_token_after(backend, seen, "", top_k=top)
+    mass = torch.tensor([c.logprob for c in result.top], dtype=torch.float64).exp().cumsum(0).tolist()
+    out = {"prefix_tokens": len(seen), "truncated": len(seen) < len(ids), "entropy": result.entropy,
+           "top_k_only": result.top_k_only,
+           "top": [{**c.to_dict(), "cumulative": m} for c, m in zip(result.top, mass)]}
+    if token_id is not None:
+        out["read"] = read_row(backend, result, token_id)
+    return out
+
+
+def read_row(backend: Backend, result, token_id: int) -> dict | None:
+    """The row of ``token_id`` in a NextTokenResult: its log-prob and rank (1 + the tokens above it);
+    None on a top-k-only backend when the token is not among the known ones."""
+    if not 0 <= token_id < backend.vocab_size:
+        raise InputError(f"token id {token_id} is not in the vocabulary", hint=f"use an id in [0, {backend.vocab_size - 1}]")
+    if result.logprobs is None:
+        return next((c.to_dict() for c in result.top if c.token_id == token_id), None)
+    ids = torch.tensor([token_id])
+    rank = int(mathops.rank_of(result.logprobs, ids[0]))
+    return candidates(backend, ids, result.logprobs[ids].double(), first_rank=rank)[0].to_dict()

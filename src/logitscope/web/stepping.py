@@ -2,11 +2,12 @@
 
 A ``StepSession`` lives in the server between requests and is only touched in
 its model's worker thread (it holds KV caches). Each node is one token; the
-root is the prompt. Stepping from a node draws from the distribution the
-library's ``Sampler`` gives (the same chain and seeded generator as
-``Model.generate``: stepping N times from the prompt gives ``generate``'s tokens),
-or takes a forced token; the child's decode state comes from ``extend`` on a
-fork of the parent's, so a step costs one token's forward pass, not the prefix's.
+root is the prompt. Stepping from a node runs the library's decode loop
+(``sampling.session.DecodeSession``, the one ``Model.generate`` and the server run,
+with the same chain and seeded generator: stepping N times from the prompt gives
+``generate``'s tokens), drawing a token or taking a forced one; the session starts
+from a fork of the node's decode state, so a step costs one token's forward pass,
+not the prefix's. A top-k-only model (a remote server) steps on its top k.
 Each node also keeps the generator's state from when it was made, and
 going back to a node (undo, goto, re-drawing an existing child) restores it: the
 draws from a node depend only on the seed and the path, so Step, Undo, Step draws
@@ -27,9 +28,10 @@ import torch
 
 from ..backends.base import Backend, DecodeState
 from ..core import mathops
-from ..core.processors import Sampler, SamplerConfig
+from ..core.processors import SamplerConfig
 from ..errors import InputError
-from ..sampling.generation import start_ids
+from ..sampling.positions import Position
+from ..sampling.session import DecodeSession, Emitted, decode_ids, new_sampler
 from ..sampling.tree import TreeResult, expand_tree_ids
 from ..scoring.score import candidates
 
@@ -52,14 +54,15 @@ class StepNode:
     def to_dict(self) -> dict:
         return {"id": self.id, "parent": self.parent, "token_id": self.token_id, "text": self.text,
                 "logprob": self.logprob, "prob": math.exp(self.logprob), "processed_logprob": self.processed_logprob,
-                "cum_logprob": self.cum_logprob, "depth": self.depth, "children": list(self.children)}
+                "cum_logprob": self.cum_logprob, "cum_prob": math.exp(self.cum_logprob), "depth": self.depth,
+                "children": list(self.children)}
 
 
 class StepSession:
     def __init__(self, backend: Backend, model: str, prompt: str, config: SamplerConfig, seed: int, top: int):
         self.id, self.model, self.prompt, self.config, self.top = uuid.uuid4().hex[:12], model, prompt, config, top
-        self.prompt_ids = start_ids(backend, prompt)
-        self.sampler = Sampler(config, seed, lambda s: backend.tokenize(s).ids)
+        self.prompt_ids = decode_ids(backend, prompt)
+        self.sampler = new_sampler(backend, config, seed)
         self.eos = backend.eos_token_id
         self.nodes = [StepNode(0, None, None, prompt, rng=self.sampler.generator.get_state())]
         self.current = 0
@@ -69,15 +72,12 @@ class StepSession:
     def step(self, backend: Backend, token: int | None = None) -> StepNode:
         """Add one token after the current node (drawn, or ``token`` when forced) and move there."""
         self._check_can_step(backend)
-        state = self._state(backend, self.current)
-        raw, processed = self._logits(state)
-        if token is None:
-            token = int(self.sampler.choose(processed[None])[0, 0])
-        elif not 0 <= token < raw.shape[-1]:
-            raise InputError(f"token id {token} is not in the vocabulary", hint=f"use an id in [0, {raw.shape[-1] - 1}]")
-        node = self._child(backend, token, raw, processed)
-        if node.id not in self.states:
-            self._keep(node.id, backend.extend(backend.fork(state), [token]))
+        session = self._session(backend, self.current, fork=True)
+        with torch.inference_mode():
+            emitted = session.step()[0] if token is None else session.force(token)
+            node = self._child(backend, emitted)
+            if node.id not in self.states and session.state is not None:
+                self._keep(node.id, session.state)
         self._move(node.id)
         return node
 
@@ -118,15 +118,9 @@ class StepSession:
         """The current node's next-token distribution: processed (what is drawn from) and raw."""
         if self.ended or len(self._ids(self.current)) >= backend.capabilities.context_length:
             return None
-        raw, processed = self._logits(self._state(backend, self.current))
-        logp = mathops.log_softmax(processed.double())  # (V,)
-        raw_logp = mathops.log_softmax(raw.double())  # (V,)
-        survivors = int(torch.isfinite(logp).sum())
-        best = logp.topk(min(self.top, survivors))
-        rows = candidates(backend, best.indices, best.values)
-        return {"survivors": survivors, "entropy": float(mathops.entropy(logp)),
-                "raw_entropy": float(mathops.entropy(raw_logp)),
-                "top": [{**c.to_dict(), "raw_prob": float(raw_logp[c.token_id].exp())} for c in rows]}
+        with torch.inference_mode():
+            position = self._session(backend, self.current).position()
+        return position_view(backend, position, self.top)
 
     def tree(self, backend: Backend, depth: int, branch: int, min_prob: float) -> TreeResult:
         """``Model.tree`` after the current node: the top-``branch`` raw continuations of the
@@ -146,29 +140,31 @@ class StepSession:
     def _ids(self, node_id: int) -> list[int]:
         return self.prompt_ids + [n.token_id for n in self.path(node_id)]
 
-    def _state(self, backend: Backend, node_id: int) -> DecodeState:
+    def _session(self, backend: Backend, node_id: int, fork: bool = False) -> DecodeSession:
+        """The decode loop positioned at ``node_id``: on the node's kept decode state (a fork of it when the
+        session will step), prefilled and kept when evicted; a top-k-only backend has no state to keep."""
+        ids = self._ids(node_id)
+        if backend.capabilities.top_k_only is not None:
+            return DecodeSession(backend, ids, self.sampler)
         if node_id not in self.states:
             with torch.inference_mode():
-                self._keep(node_id, backend.prefill(self._ids(node_id)))
+                self._keep(node_id, backend.prefill(ids))
         self.states.move_to_end(node_id)
-        return self.states[node_id]
+        state = self.states[node_id]
+        return DecodeSession(backend, ids, self.sampler, state=backend.fork(state) if fork else state)
 
     def _keep(self, node_id: int, state: DecodeState) -> None:
         self.states[node_id] = state
         while len(self.states) > MAX_STATES:
             self.states.popitem(last=False)
 
-    def _logits(self, state: DecodeState) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = state.logits if state.logits.dtype == torch.float64 else state.logits.float()  # (V,)
-        return raw, self.sampler.process(torch.tensor([state.ids]), raw[None])[0]  # (V,), (V,)
-
-    def _child(self, backend: Backend, token: int, raw: torch.Tensor, processed: torch.Tensor) -> StepNode:
-        parent = self.nodes[self.current]
+    def _child(self, backend: Backend, emitted: Emitted) -> StepNode:
+        parent, token = self.nodes[self.current], emitted.token
         for child in parent.children:
             if self.nodes[child].token_id == token:
                 return self.nodes[child]
-        lp = float(mathops.log_softmax(raw.double())[token])
-        plp = float(mathops.log_softmax(processed.double())[token])
+        lp = float(emitted.position.logprob(token))
+        plp = float(emitted.position.processed_logprob(token))
         text = "" if token == backend.eos_token_id else backend.token_text(token)
         node = StepNode(len(self.nodes), parent.id, token, text, lp, plp, parent.cum_logprob + lp, parent.depth + 1,
                         rng=self.sampler.generator.get_state())  # after this step's draw (if any)
@@ -182,6 +178,18 @@ class StepSession:
         if len(self._ids(self.current)) >= backend.capabilities.context_length:
             raise InputError(f"this branch fills the model's context of {backend.capabilities.context_length} tokens",
                              hint="undo or pick a shorter branch")
+
+
+def position_view(backend: Backend, position: Position, top: int) -> dict:
+    """The page's view of one position: the processed distribution's top survivors, each with its raw
+    probability, the survivors and both entropies (the raw one a lower bound on a top-k-only model)."""
+    logp = position.logprobs(processed=True).double()  # (V,)
+    raw_logp = position.logprobs()  # (V,)
+    survivors = position.survivors
+    best = logp.topk(min(top, survivors))
+    rows = candidates(backend, best.indices, best.values)
+    return {"survivors": survivors, "entropy": float(mathops.entropy(logp)), "raw_entropy": float(position.entropy),
+            "top": [{**c.to_dict(), "raw_prob": float(raw_logp[c.token_id].exp())} for c in rows]}
 
 
 class SessionStore:

@@ -1,16 +1,17 @@
-// The page: tabs, the model picker, the busy bar. Each view lives in its own module.
-import {$, el, cancel, showError} from "./common.js";
+// The page: view buttons, the model picker, presentation mode, the busy bar. Each view lives in its own module.
+import {$, el, cancelAll, isBusy, showError} from "./common.js";
+import {loadScales} from "./colours.js";
 import {initRead} from "./read.js";
 import {initLab} from "./lab.js";
 import {initStep} from "./step.js";
 import {initRank} from "./rank.js";
 
-const TABS = ["read", "lab", "step", "rank"];
+const VIEWS = ["read", "lab", "step", "rank"];
 
-function selectTab(name) {
-  for (const t of TABS) {
-    $(`tab-${t}`).setAttribute("aria-selected", String(t === name));
-    $(t).hidden = t !== name;
+function selectView(name) {
+  for (const v of VIEWS) {
+    $(`tab-${v}`).setAttribute("aria-pressed", String(v === name));
+    $(v).hidden = v !== name;
   }
   showError(null);
 }
@@ -25,14 +26,28 @@ async function loadModels() {
   }
 }
 
-function init() {
-  for (const t of TABS) $(`tab-${t}`).addEventListener("click", () => selectTab(t));
-  $("cancel").addEventListener("click", cancel);
+// Presentation mode: large type and high contrast for a projector; kept across reloads.
+function present(on) {
+  document.documentElement.classList.toggle("present", on);
+  $("present").setAttribute("aria-pressed", String(on));
+  try { localStorage.setItem("logitscope-present", on ? "1" : ""); } catch { /* storage refused: fine */ }
+}
+
+async function init() {
+  for (const v of VIEWS) $(`tab-${v}`).addEventListener("click", () => selectView(v));
+  $("cancel").addEventListener("click", cancelAll);
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && isBusy()) cancelAll();
+  });
+  $("present").addEventListener("click", () => present(!document.documentElement.classList.contains("present")));
+  try { present(localStorage.getItem("logitscope-present") === "1"); } catch { present(false); }
+  await loadScales();
   initRead();
   initLab();
   initStep();
   initRank();
-  loadModels().catch(showError);
+  await loadModels();
+  document.body.dataset.ready = "1";
 }
 
-init();
+init().catch(showError);

@@ -1,4 +1,4 @@
-// Shared helpers: the JSON API, number formats, inline errors, the busy bar.
+// Shared helpers: the JSON API, number formats, inline errors, the busy bar, bar lists.
 // Every number the page shows comes from the API; this file only formats it.
 
 export const $ = (id) => document.getElementById(id);
@@ -29,13 +29,19 @@ export function fmtProb(p) {
 export const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toFixed(d));
 export const showToken = (t) => JSON.stringify(t);  // quotes make spaces and newlines visible
 
+// A box whose content may be wider than a phone: it scrolls sideways inside itself (and takes focus,
+// so the keyboard can scroll it too).
+export const scrollBox = (label, ...children) =>
+  el("div", {class: "scroll", tabindex: "0", role: "region", "aria-label": label}, ...children);
+
 export class ApiError extends Error {}
 
 export function model() { return $("model").value || null; }
 
-export async function api(path, body, signal) {
+async function post(path, body, signal, asText = false) {
   const res = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
                                  body: JSON.stringify(body), signal});
+  if (res.ok && asText) return res.text();
   const data = await res.json().catch(() => ({error: {message: `HTTP ${res.status}`}}));
   if (!res.ok) throw new ApiError(data.error ? data.error.message : `HTTP ${res.status}`);
   return data;
@@ -49,54 +55,52 @@ export function showError(err) {
   box.hidden = false;
 }
 
-// The busy bar: one long task at a time, with progress and a Cancel button.
-let cancelHook = null;
-export function busy(label, onCancel) {
-  $("busy-label").textContent = label;
-  $("busy-progress").removeAttribute("value");
-  $("busy").hidden = false;
-  cancelHook = onCancel;
+// -- the busy bar -------------------------------------------------------------------------------------
+// Every request is a task: the bar (label, progress, Cancel) shows once any task has run for BUSY_AFTER ms,
+// so quick answers never flash it. Cancel (or Escape) cancels every running task.
+export const BUSY_AFTER = 300;
+const tasks = new Set();
+let shownTimer = null;
+
+function updateBusy() {
+  const latest = [...tasks].at(-1);
+  if (!latest) {
+    clearTimeout(shownTimer);
+    shownTimer = null;
+    $("busy").hidden = true;
+    return;
+  }
+  $("busy-label").textContent = latest.label;
+  if ($("busy").hidden && !shownTimer) {
+    shownTimer = setTimeout(() => { shownTimer = null; if (tasks.size) $("busy").hidden = false; }, BUSY_AFTER);
+  }
 }
+
+function startTask(label, cancel) {
+  const task = {label, cancel};
+  tasks.add(task);
+  $("busy-progress").removeAttribute("value");
+  updateBusy();
+  return task;
+}
+
+function endTask(task) { tasks.delete(task); updateBusy(); }
+
 export function progress(done, total) {
   const bar = $("busy-progress");
   bar.max = total;
   bar.value = done;
-  $("busy-label").textContent = `${done} / ${total}`;
+  $("busy-label").textContent = `${[...tasks].at(-1)?.label || ""} ${done} / ${total}`;
 }
-export function idle() { $("busy").hidden = true; cancelHook = null; }
-export function cancel() { if (cancelHook) cancelHook(); }
 
-// A long request the user can abort: resolves to the JSON, or throws AbortError.
-export async function cancellable(label, path, body) {
+export function cancelAll() { for (const t of tasks) t.cancel(); }
+export const isBusy = () => tasks.size > 0;
+
+// One request as a task: resolves to the JSON (or the text), or throws AbortError when cancelled.
+export async function api(path, body, label = "Working…", asText = false) {
   const ctrl = new AbortController();
-  busy(label, () => ctrl.abort());
-  try { return await api(path, body, ctrl.signal); } finally { idle(); }
-}
-
-export function download(name, type, content) {
-  const url = URL.createObjectURL(new Blob([content], {type}));
-  const a = el("a", {href: url, download: name});
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
-}
-
-// Horizontal bars as SVG: rows of {label, value (0..1), note}.
-export function bars(svg, rows, width = 420) {
-  const h = 18, labelW = 130, noteW = 70;
-  svg.replaceChildren();
-  svg.setAttribute("viewBox", `0 0 ${width} ${rows.length * h + 2}`);
-  svg.setAttribute("width", "100%");
-  rows.forEach((r, i) => {
-    const y = i * h + 1, w = Math.max(0, r.value) * (width - labelW - noteW);
-    const label = svgEl("text", {x: labelW - 4, y: y + 13, "text-anchor": "end", class: "bar-label"});
-    label.textContent = r.label;
-    const rect = svgEl("rect", {x: labelW, y: y + 2, width: w, height: h - 5, class: r.cls || "bar"});
-    const note = svgEl("text", {x: labelW + w + 4, y: y + 13, class: "bar-note"});
-    note.textContent = r.note;
-    svg.append(label, rect, note);
-  });
+  const task = startTask(label, () => ctrl.abort());
+  try { return await post(path, body, ctrl.signal, asText); } finally { endTask(task); }
 }
 
 // A stepped job on the server (POST with JSON lines back): progress in the busy bar, Cancel
@@ -104,7 +108,7 @@ export function bars(svg, rows, width = 420) {
 export async function streamJob(label, path, body, onLine = () => {}) {
   const ctrl = new AbortController();
   let job = null;
-  busy(label, () => {
+  const task = startTask(label, () => {
     if (job) fetch(`/api/jobs/${job}/cancel`, {method: "POST"}).catch(() => {});
     else ctrl.abort();
   });
@@ -129,5 +133,36 @@ export async function streamJob(label, path, body, onLine = () => {}) {
     }
     if (last && last.error) throw new ApiError(last.error.message);
     return last;
-  } finally { idle(); }
+  } finally { endTask(task); }
+}
+
+// The result of a cancellable job, or null when it was cancelled (said in ``where``).
+export async function jobResult(label, path, body, where) {
+  const last = await streamJob(label, path, body);
+  if (last.cancelled) {
+    if (where) where.replaceChildren(el("p", {class: "notes", text: `${label.replace("…", "")}: cancelled.`}));
+    return null;
+  }
+  return last.result;
+}
+
+export function download(name, type, content) {
+  const url = URL.createObjectURL(new Blob([content], {type}));
+  const a = el("a", {href: url, download: name});
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+// Horizontal bars as HTML rows (text sizes follow the page's type, so presentation mode enlarges them):
+// rows of {label, value (0..1 of the track), note, cls, title}.
+export function bars(box, rows) {
+  box.replaceChildren(...rows.map((r) => {
+    const fill = el("span", {class: "bfill"});
+    fill.style.width = `${100 * Math.min(1, Math.max(0, r.value))}%`;
+    return el("div", {class: `brow ${r.cls || ""}`, role: "listitem", ...(r.title ? {title: r.title} : {})},
+      el("span", {class: "blabel mono", text: r.label}), el("span", {class: "btrack"}, fill),
+      el("span", {class: "bnote", text: r.note}));
+  }));
 }

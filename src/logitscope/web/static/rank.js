@@ -1,5 +1,5 @@
 // Rank candidate continuations (sum / mean / per byte / PMI) and, with a context, the lift per token.
-import {$, el, api, cancellable, fmt, model, showError, showToken} from "./common.js";
+import {$, el, fmt, jobResult, model, scrollBox, showError, showToken} from "./common.js";
 
 const NORMS = [["sum", "Σ log p"], ["mean", "mean"], ["per_byte", "per byte"], ["pmi", "PMI"]];
 
@@ -32,9 +32,11 @@ async function rankCandidates(e) {
   const candidates = $("rank-candidates").value.split("\n").filter((c) => c.trim());
   if (!candidates.length) { showError(new Error("give at least one candidate, one per line")); return; }
   try {
-    const out = await cancellable("Ranking…", "/api/rank",
-      {model: model(), prompt: $("rank-prompt").value, candidates, context: $("rank-context").value || null});
-    $("rank-out").replaceChildren(rankTable(out.rank), ...(out.lift ? [liftTable(out.lift)] : []),
+    const out = await jobResult("Ranking…", "/api/rank",
+      {model: model(), prompt: $("rank-prompt").value, candidates, context: $("rank-context").value || null, stream: true}, $("rank-out"));
+    if (!out) return;
+    $("rank-out").replaceChildren(scrollBox("Ranked candidates", rankTable(out.rank)),
+      ...(out.lift ? [scrollBox("Context lift", liftTable(out.lift))] : []),
       ...out.rank.notes.map((n) => el("p", {class: "notes", text: n})));
   } catch (err) { showError(err); }
 }

@@ -10,7 +10,7 @@ the model's own modules and weights (nothing is copied or changed), but:
 - causal attention runs in blocks of QUERY_BLOCK query rows, each against only
   the keys it may see, so most of the masked upper triangle is never computed.
 
-``FastDecoder.for_model(model)`` returns None for models it does not cover
+``FastForward.for_model(model)`` returns None for models it does not cover
 (other architectures, extra modules such as q/k norms, non-SiLU MLPs, half
 precision) and on torch older than 2.5 (``F.rms_norm`` is 2.4, ``enable_gqa`` 2.5),
 where transformers' forward runs instead; ``covers(width)`` is False past a sliding window. Agreement with
@@ -36,7 +36,7 @@ def torch_supported() -> bool:
     return found is not None and tuple(int(g) for g in found.groups()) >= MIN_TORCH
 
 
-class FastDecoder:
+class FastForward:
     """Callable ``ids (B, T) -> final hidden states (B, T, H)`` for right-padded batches."""
 
     def __init__(self, model: nn.Module):
@@ -48,7 +48,7 @@ class FastDecoder:
         self._template = torch.zeros(0, 0)  # block mask template, see _block_mask
 
     @classmethod
-    def for_model(cls, model: nn.Module) -> FastDecoder | None:
+    def for_model(cls, model: nn.Module) -> FastForward | None:
         """A fast decoder for ``model``, or None when it is not one this module covers."""
         cfg = model.config
         if not torch_supported():
@@ -122,7 +122,7 @@ class FastDecoder:
 
 def _mlp(mlp: nn.Module, h: torch.Tensor, linear=nn.Module.__call__) -> torch.Tensor:
     """down(silu(gate h) * up h), the element-wise part in place; ``linear(module, x)`` applies a
-    projection (fastdecode passes its few-row product)."""
+    projection (fast_decode passes its few-row product)."""
     return linear(mlp.down_proj, F.silu(linear(mlp.gate_proj, h), inplace=True).mul_(linear(mlp.up_proj, h)))
 
 

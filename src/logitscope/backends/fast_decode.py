@@ -1,6 +1,6 @@
 """Incremental decoding for Llama-family models: a static KV cache and a lean step.
 
-``fastllama.FastDecoder`` runs cache-free forwards for scoring; this module is
+``fast_forward.FastForward`` runs cache-free forwards for scoring; this module is
 its decoding twin, for generation, beam search and trees. The arithmetic is
 transformers' Llama/Mistral/Qwen2 decoder with a KV cache, using the model's own
 modules and weights (nothing copied or changed), but:
@@ -20,11 +20,11 @@ modules and weights (nothing copied or changed), but:
     logits = decoder.project(hidden[-1:])     # (1, V) float32
     other = cache.copy()                      # fork: an independent copy
 
-``FastDecode.for_model(model)`` returns None where fastllama does not apply or
+``StaticCacheDecoder.for_model(model)`` returns None where fast_forward does not apply or
 the rotary embedding depends on the sequence length (dynamic RoPE); the
 transformers backend then decodes through transformers' own cache. Set
 ``LOGITSCOPE_FAST_DECODE=0`` to turn it off. Parity with transformers' cached
-forward is tested per architecture in tests/test_fastdecode.py.
+forward is tested per architecture in tests/test_fast_decode.py.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import settings
-from .fastllama import FastDecoder, _mlp, _rms, _rotate_
+from .fast_forward import FastForward, _mlp, _rms, _rotate_
 
 QUERY_BLOCK = 64  # query rows per attention call when a step feeds many tokens (a prefill)
 MIN_CAPACITY = 256  # cache rows allocated at least for a new sequence; capacity doubles from there
@@ -90,10 +90,10 @@ def _regrow(t: torch.Tensor, rows: int, capacity: int) -> torch.Tensor:
     return out
 
 
-class FastDecode:
+class StaticCacheDecoder:
     """One Llama-family model's decode step over a ``StaticCache``."""
 
-    def __init__(self, model: nn.Module, forward: FastDecoder):
+    def __init__(self, model: nn.Module, forward: FastForward):
         self.model = model
         self.inner = forward.inner
         self.head = model.get_output_embeddings()
@@ -103,9 +103,9 @@ class FastDecode:
         self._cos = self._sin = torch.zeros(0, self.head_dim // 2)  # (P, D/2) rotary tables, see _rotary
 
     @classmethod
-    def for_model(cls, model: nn.Module) -> FastDecode | None:
+    def for_model(cls, model: nn.Module) -> StaticCacheDecoder | None:
         """The decode path for ``model``, or None when it does not apply."""
-        forward = FastDecoder.for_model(model)
+        forward = FastForward.for_model(model)
         if forward is None or not isinstance(model.get_output_embeddings(), nn.Linear):
             return None
         if getattr(model.config, "final_logit_softcapping", None):

@@ -9,10 +9,8 @@ import pytest
 import logitscope
 from logitscope.backends.toy import ToyBackend
 from logitscope.views.html import write_html
+from webapp import CHROMIUM
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")]
@@ -25,12 +23,8 @@ TABLE = {
 
 
 @pytest.fixture(scope="module")
-def page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser.new_page()
-        browser.close()
+def page(browser):
+    yield browser.new_page()
 
 
 def test_hovering_a_token_shows_its_probability(page, tmp_path):
