@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import logitscope
-from logitscope import CapabilityError, ModelLoadError
+from logitscope import CapabilityError, InputError, ModelLoadError
 from logitscope.backends.base import PositionScores
 from logitscope.backends.llamacpp import common_prefix, piece_offsets, position_scores, target_logprobs
 from logitscope.core import mathops
@@ -281,8 +281,10 @@ def test_engine_facts_and_what_it_cannot_do(lcpp):
 def test_load_with_engine_llamacpp_and_what_it_refuses(tmp_path):
     model = logitscope.load("bundled", engine="llamacpp", threads=THREADS)
     assert model.backend.engine == "llamacpp" and model.name == "SmolLM2-135M-Instruct"
-    with pytest.raises(ModelLoadError, match="runs .gguf files") as err:
+    with pytest.raises(InputError, match="do not apply to the toy model"):
         logitscope.load("toy", engine="llamacpp")
+    with pytest.raises(ModelLoadError, match="not a .gguf file") as err:
+        logitscope.load(str(tmp_path), engine="llamacpp")
     assert "--engine torch" in err.value.hint
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF not really")
