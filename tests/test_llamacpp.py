@@ -147,6 +147,17 @@ def test_score_positions_equal_llama_cpp_python_rows(lcpp, reference):
 
 
 @needs_engine
+def test_position_logits_are_llama_cpp_python_rows_in_one_pass(lcpp, reference):
+    seq = ids_of(lcpp, " ".join(TEXTS))
+    calls = []
+    lcpp.next_logits = lambda prefixes: calls.append(prefixes)  # the contract's slow default must not run
+    rows = lcpp.position_logits(seq)  # (T, V)
+    del lcpp.next_logits
+    assert rows.shape == (len(seq), lcpp.vocab_size) and not calls
+    torch.testing.assert_close(mathops.log_softmax(rows.double()), reference(seq).double(), atol=1e-5, rtol=0)
+
+
+@needs_engine
 def test_scoring_values_and_sums_agree(lcpp, reference):
     seqs = [ids_of(lcpp, t) for t in TEXTS] * 3
     starts = [1, 3, 5, 2, 4, 6, 1, len(seqs[7]), 9]  # one scores nothing

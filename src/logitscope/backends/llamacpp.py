@@ -124,6 +124,17 @@ class LlamaCppBackend(Backend):
                 out[b] = torch.from_numpy(rows[-1])
         return out
 
+    def position_logits(self, ids: list[int]) -> torch.Tensor:
+        """(T, V) float32 logits of every position: ``ids`` fed once from an empty cache, as scoring feeds them
+        (the contract's default would feed one prefix per row)."""
+        if not ids:
+            return torch.empty(0, self.vocab_size)
+        self._check_length(len(ids))
+        out = torch.empty(len(ids), self.vocab_size)  # (T, V)
+        for first, rows in self._rows(list(ids), 0):
+            out[first:first + len(rows)] = torch.from_numpy(rows)
+        return out
+
     def _reduce(self, sequences: list[list[int]], starts: list[int], reduce) -> list[list]:
         """``reduce(rows (n, V), targets (n,))`` over the scored rows of every sequence, in pieces of n_batch."""
         for seq, start in zip(sequences, starts):

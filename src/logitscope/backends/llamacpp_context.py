@@ -23,6 +23,7 @@ Logits are a zero-copy view into llama.cpp's output buffer, valid until the next
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
 import weakref
@@ -48,8 +49,20 @@ def _lib():
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.ERROR)
         llama_cpp.llama_backend_init()
+        atexit.register(_close_null_files)
         _initialised = True
     return llama_cpp
+
+
+def _close_null_files() -> None:
+    """llama-cpp-python opens two os.devnull files at import and never closes them: a
+    ResourceWarning printed at every exit of a CLI command otherwise."""
+    from llama_cpp import _utils
+
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(_utils, name, None)
+        if handle is not None and not handle.closed:
+            handle.close()
 
 
 class Sequence:

@@ -255,9 +255,10 @@ def _who(p: dict) -> str:
 
 def comparison_table(result) -> TableSpec:
     kl = "KL(A‖B)" if result.kl_exact else "KL(A‖B), coarse: B's top k + rest (a lower bound)"
-    table = TableSpec(f"A = {_who(result.a)}  vs  B = {_who(result.b)}, {result.num_tokens} tokens",
+    table = TableSpec(f"model B against model A on the same {result.num_tokens} tokens",
                       columns(("measure", "value"), left=("measure",)))
-    for name, value in (("perplexity A", f"{result.perplexity_a:.4f}"), ("perplexity B", f"{result.perplexity_b:.4f}"),
+    for name, value in (("model A", _who(result.a)), ("model B", _who(result.b)),
+                        ("perplexity A", f"{result.perplexity_a:.4f}"), ("perplexity B", f"{result.perplexity_b:.4f}"),
                         ("Δ log p (B − A), mean", f"{result.delta_mean:+.4f} nats"),
                         ("|Δ log p|, max", f"{result.delta_max:.4f} nats"),
                         (f"{kl} mean / median", f"{result.kl_mean:.3g} / {result.kl_median:.3g} nats"),
