@@ -23,6 +23,7 @@ from functools import cached_property
 import torch
 
 from ..core import mathops
+from ..core.processors import NEG_INF
 
 
 class Position:
@@ -84,8 +85,9 @@ class FullPosition(Position):
         shifted = self.raw - top  # (V,), largest entry 0
         weights = shifted.exp()  # (V,) unnormalised probabilities
         total = weights.sum()
-        spread = torch.dot(weights, shifted)  # Σ w (z - max); NaN only where a -inf logit has weight 0
-        if torch.isnan(spread):
+        spread = torch.dot(weights, shifted)  # Σ w (z - max); NaN only where a logit is ±inf
+        self._all_finite = not torch.isnan(spread)
+        if not self._all_finite:
             spread = (weights * shifted.masked_fill(weights == 0, 0)).sum()
         return top + total.log(), (total.log() - spread / total).clamp_min(0)  # H = log Z - E_p[z]
 
@@ -114,10 +116,16 @@ class FullPosition(Position):
         best = self.raw.topk(min(max(k, 1), self.vocab_size))  # most likely first
         value = self.raw[token]
         beaten = best.values if value >= best.values[-1] else self.raw  # every larger logit is in the top k
-        untouched = self.processed.data_ptr() == self.raw.data_ptr()
-        chosen = value - log_z if untouched else self.processed_logprob(token)
-        return (token, value - log_z, chosen, (beaten > value).sum() + 1, self.entropy,
-                torch.isfinite(self.processed).sum(), best.indices[:k], best.values[:k] - log_z)
+        if self.processed.data_ptr() == self.raw.data_ptr():  # no stage of the chain changed the logits
+            chosen = value - log_z
+            survivors = torch.tensor(self.vocab_size) if self._all_finite else torch.isfinite(self.raw).sum()
+        else:  # the chain's survivors by one masked select (a top-p or greedy row keeps few)
+            kept = self.processed[self.processed > NEG_INF]
+            lse = torch.logsumexp(kept, dim=-1)
+            chosen = self.processed[token] - lse if torch.isfinite(lse) else self.processed_logprobs[token]
+            survivors = torch.isfinite(kept).sum()
+        return (token, value - log_z, chosen, (beaten > value).sum() + 1, self.entropy, survivors,
+                best.indices[:k], best.values[:k] - log_z)
 
 
 class TopKPosition(Position):
