@@ -270,17 +270,19 @@ def position_scores(logits: torch.Tensor, targets: torch.Tensor, top_k: int,
     log p(target) = z[target] - log Σw, rank = 1 + #{z > z[target]}. Tested equal to the generic path."""
     n = len(logits)
     ws = workspace or Workspace(n, logits.shape[-1])
-    z = torch.sub(logits, logits.amax(dim=-1, keepdim=True), out=ws.shifted[:n])  # (n, V), max 0
+    peak = logits.amax(dim=-1, keepdim=True)  # (n, 1)
+    z = torch.sub(logits, peak, out=ws.shifted[:n])  # (n, V), max 0
     w = torch.exp(z, out=ws.weights[:n])  # (n, V) unnormalised probabilities
     total = w.sum(dim=-1)  # (n,)
     log_total = total.log()  # log Z - max
     spread = torch.mul(w, z, out=w).sum(dim=-1)  # Σ w z
-    chosen = z.gather(-1, targets[:, None])  # (n, 1)
-    top = z.topk(min(top_k, z.shape[-1]), dim=-1)  # (n, k), k may be 0
-    return PositionScores(logprob=(chosen[:, 0] - log_total).double(),
-                          rank=torch.gt(z, chosen, out=ws.mask[:n]).sum(dim=-1) + 1,
+    chosen = logits.gather(-1, targets[:, None])  # (n, 1)
+    # ranks and the top k from the logits themselves: subtracting the max can round two close logits equal
+    top = logits.topk(min(top_k, logits.shape[-1]), dim=-1)  # (n, k), k may be 0
+    return PositionScores(logprob=((chosen - peak)[:, 0] - log_total).double(),
+                          rank=torch.gt(logits, chosen, out=ws.mask[:n]).sum(dim=-1) + 1,
                           entropy=(log_total - spread / total).clamp_min(0).double(), top_ids=top.indices,
-                          top_logprobs=(top.values - log_total[:, None]).double())
+                          top_logprobs=((top.values - peak) - log_total[:, None]).double())
 
 
 def target_logprobs(logits: torch.Tensor, targets: torch.Tensor, workspace: Workspace | None = None) -> torch.Tensor:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import logging
+import sys
 import weakref
 from collections.abc import Iterator, Sequence as Seq
 
@@ -48,10 +49,34 @@ def _lib():
         logger = logging.getLogger("llama-cpp-python")
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.ERROR)
+        llama_cpp.llama_log_set(_log_callback(llama_cpp, logger), ctypes.c_void_p(0))
         llama_cpp.llama_backend_init()
         atexit.register(_close_null_files)
         _initialised = True
     return llama_cpp
+
+
+_LEVELS = {1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}  # ggml's; 0 (no level) and 5 (continued) follow
+
+
+def _log_callback(llama_cpp, logger: logging.Logger):
+    """llama.cpp's log lines to stderr at the logger's level. llama-cpp-python's own callback prints
+    lines logged without a level (0) whatever the level is set to ('load: control-looking token ...'
+    after every CLI command on Qwen2.5); here they and continued lines take the previous line's level."""
+    last = [logging.INFO]
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data) -> None:
+        if level in _LEVELS:
+            last[0] = _LEVELS[level]
+        if logger.isEnabledFor(last[0]):
+            print(text.decode("utf-8", "replace"), end="", flush=True, file=sys.stderr)
+
+    _callbacks.append(callback)  # ctypes callbacks must outlive every call from C
+    return callback
+
+
+_callbacks: list = []
 
 
 def _close_null_files() -> None:
