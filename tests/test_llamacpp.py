@@ -313,3 +313,16 @@ def test_perplexity_conventions_run_on_the_engine(lcpp):
     for convention in ("strided", "disjoint", "llamacpp"):
         result = model.perplexity(texts=[text], convention=convention, window=64)
         assert 1 < result.total.perplexity < 1e4, convention
+
+
+@needs_engine
+def test_a_catalogue_model_keeps_its_name(tmp_path, monkeypatch):
+    from logitscope.catalog import MODELS, gguf_path
+    from logitscope.loading import bundled_gguf_path
+
+    monkeypatch.setenv("LOGITSCOPE_CACHE", str(tmp_path))
+    target = gguf_path(MODELS["qwen2.5-coder-1.5b"])  # a stand-in file at the catalogue's place
+    target.parent.mkdir(parents=True)
+    target.symlink_to(bundled_gguf_path())
+    model = logitscope.load("qwen2.5-coder-1.5b", engine="llamacpp", threads=THREADS)
+    assert model.name == "qwen2.5-coder-1.5b"  # the server's model id and every header, not the file's stem

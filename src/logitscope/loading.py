@@ -142,7 +142,8 @@ def load_backend(spec=None, *, device: str | None = None, threads: int | None = 
     _set_threads(threads)
     p = Path(path)
     if p.is_file() and p.suffix.lower() == ".gguf":
-        name = BUNDLED_NAME if p == bundled_gguf_path_or_none() else p.stem
+        bundled = p == bundled_gguf_path_or_none()
+        name = BUNDLED_NAME if bundled else _catalogue_name(spec or settings.default_model()) or p.stem
         if _runs_on_llamacpp(p, engine, dtype):
             return _load_llamacpp(p, name, threads)
         return _load_hf_dir(convert_gguf(p), device, name, dtype)
@@ -153,6 +154,11 @@ def load_backend(spec=None, *, device: str | None = None, threads: int | None = 
         return _load_hf_dir(p, device, p.name, dtype)
     raise ModelLoadError(f"{path} is neither a model directory nor a .gguf file",
                          hint="give a local Hugging Face model directory or a .gguf file")
+
+
+def _catalogue_name(spec) -> str | None:
+    """A catalogue model keeps the name it was asked by (``-m gemma3-270m``: the server's model id, the headers)."""
+    return str(spec) if spec is not None and local_path(str(spec)) is not None else None
 
 
 def _choice(name: str, value, allowed: tuple[str, ...]) -> str:
