@@ -74,6 +74,29 @@ def test_refusals(tiny):
         compare_engines(tiny.backend, words, "the cat")
 
 
+class _OtherSplit:
+    """The same model whose tokenizer splits text otherwise (as llama.cpp's and Hugging Face's tokenizers
+    of one GGUF can on rare pieces): the same vocabulary, other ids for the text."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def tokenize(self, text):
+        t = self.inner.tokenize(text)
+        return type(t)(t.text, list(t.ids[1:]) + list(t.ids[:1]), t.offsets)
+
+
+def test_a_tokenizer_that_splits_otherwise_scores_a_s_ids_and_says_so(tiny):
+    plain = compare_engines(tiny.backend, tiny.backend, TEXT, window=32)
+    resplit = compare_engines(tiny.backend, _OtherSplit(tiny.backend), TEXT, window=32)
+    assert plain.same_tokenization and not resplit.same_tokenization
+    assert [t.token_id for t in resplit.tokens] == [t.token_id for t in plain.tokens]  # A's ids, both sides
+    assert resplit.kl_max == FLOAT64.approx(0.0) and resplit.same_top == 1.0
+
+
 @pytest.mark.slow
 def test_cli_compares_float32_with_bfloat16_on_the_bundled_model(cli):
     out = cli(["compare", "To be or not to be, that is the question.", "--dtype-b", "bfloat16", "--json"])

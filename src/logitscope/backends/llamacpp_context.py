@@ -60,15 +60,18 @@ _LEVELS = {1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}  # ggml's; 0 (
 
 
 def _log_callback(llama_cpp, logger: logging.Logger):
-    """llama.cpp's log lines to stderr at the logger's level. llama-cpp-python's own callback prints
-    lines logged without a level (0) whatever the level is set to ('load: control-looking token ...'
-    after every CLI command on Qwen2.5); here they and continued lines take the previous line's level."""
+    """llama.cpp's log lines to stderr at the logger's level; lines without a level (0) and continued
+    lines (5) take the previous line's level. One known error line is dropped at the default level:
+    llama.cpp logs "control-looking token ... its type will be overridden" as an error while loading
+    Qwen2.5 GGUFs, fixes it itself, and the line would follow every command."""
     last = [logging.INFO]
 
     @llama_cpp.llama_log_callback
     def callback(level: int, text: bytes, user_data) -> None:
         if level in _LEVELS:
             last[0] = _LEVELS[level]
+        if b"control-looking token" in text and not logger.isEnabledFor(logging.WARNING):
+            return
         if logger.isEnabledFor(last[0]):
             print(text.decode("utf-8", "replace"), end="", flush=True, file=sys.stderr)
 

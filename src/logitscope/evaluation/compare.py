@@ -20,6 +20,7 @@ a lower bound of the full KL), and the result says so; both sides top-k only is 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -79,6 +80,7 @@ class EngineComparison(ResultMixin):
     top_overlap: float  # mean share of the top-10 alternatives both models list
     kl_exact: bool  # False: one side is top-k only, the KL is over its top k + the rest (a lower bound)
     tokens: tuple[TokenDelta, ...] = field(default=(), repr=False)
+    same_tokenization: bool = True  # False: B's own tokenizer splits the text otherwise; both scored A's ids
 
     def worst(self, n: int = 8) -> list[TokenDelta]:
         """The ``n`` tokens whose distributions moved most (largest KL)."""
@@ -99,17 +101,27 @@ def compare_engines(a: Backend, b: Backend, text: str, window: int = 512, bos: s
         raise CapabilityError("both models see only their top k: a comparison needs one full distribution",
                               hint="make one side a local model (torch or llama.cpp)")
     enc = encode(a, text, None, bos)
-    other = encode(b, text, None, bos)
-    if list(other.ids) != list(enc.ids):
-        raise InputError("the two models tokenize the text differently, so their tokens cannot be compared one by "
-                         "one", hint="compare engines or dtypes of the same model (the same tokenizer)")
+    same_tokenization = list(encode(b, text, None, bos).ids) == list(enc.ids)
+    if not same_tokenization:
+        _check_same_vocabulary(a, b, enc.ids)
     window = check_range("window", window, 2, min(a.capabilities.context_length, b.capabilities.context_length))
     rows = []
     for w in progress_bar(plan_windows(len(enc.ids), enc.score_from, window, stride=window), progress, "windows"):
         rows += _window_rows(a, b, enc.ids[w.begin:w.end], w.first_target - w.begin, w.begin)
     tokens = tuple(TokenDelta(p, t, a.token_text(t), *vals) for p, t, *vals in rows)
-    return summarise(tokens, producers or (_producer(a), _producer(b)), exact=a.capabilities.full_vocab and
-                     b.capabilities.full_vocab)
+    result = summarise(tokens, producers or (_producer(a), _producer(b)), exact=a.capabilities.full_vocab and
+                       b.capabilities.full_vocab)
+    return result if same_tokenization else dataclasses.replace(result, same_tokenization=False)
+
+
+def _check_same_vocabulary(a: Backend, b: Backend, ids) -> None:
+    """Two tokenizers that split a text differently (llama.cpp's and Hugging Face's for one GGUF can, on rare
+    pieces) may still share the vocabulary: then B scores A's ids. Otherwise the tokens cannot be paired."""
+    if a.vocab_size == b.vocab_size and all(a.token_text(t) == b.token_text(t) for t in set(ids)):
+        return
+    raise InputError("the two models tokenize the text differently and do not share a vocabulary, so their tokens "
+                     "cannot be compared one by one",
+                     hint="compare engines or dtypes of the same model (the same tokenizer)")
 
 
 def _producer(backend: Backend) -> dict:

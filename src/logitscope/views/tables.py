@@ -267,6 +267,8 @@ def comparison_table(result) -> TableSpec:
                         ("token's rank changed", f"{100 * result.rank_changed:.1f}%"),
                         ("top-10 alternatives shared", f"{100 * result.top_overlap:.1f}%")):
         table.add(name, value)
+    if not result.same_tokenization:
+        table.add("tokens", "A's tokenization, scored by both (B's own tokenizer splits this text otherwise)")
     return table
 
 
