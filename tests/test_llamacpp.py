@@ -9,6 +9,7 @@ with a reason when llama-cpp-python is not installed (scripts/install_llamacpp.s
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 
@@ -326,3 +327,14 @@ def test_a_catalogue_model_keeps_its_name(tmp_path, monkeypatch):
     target.symlink_to(bundled_gguf_path())
     model = logitscope.load("qwen2.5-coder-1.5b", engine="llamacpp", threads=THREADS)
     assert model.name == "qwen2.5-coder-1.5b"  # the server's model id and every header, not the file's stem
+
+
+@needs_engine
+def test_cli_next_on_the_engine_equals_llama_cpp_python(cli, reference):
+    out = cli(["next", "To be or not to", "--engine", "llamacpp", "-k", "5", "--json"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.output)
+    assert got["produced_by"] == {"model": "SmolLM2-135M-Instruct", "engine": "llamacpp", "dtype": "Q4_1"}
+    ref = reference(got["input_ids"])[-1].topk(5)
+    assert [t["token_id"] for t in got["top"]] == ref.indices.tolist()
+    assert [t["logprob"] for t in got["top"]] == pytest.approx(ref.values.tolist(), abs=1e-4)
