@@ -338,3 +338,23 @@ def test_cli_next_on_the_engine_equals_llama_cpp_python(cli, reference):
     ref = reference(got["input_ids"])[-1].topk(5)
     assert [t["token_id"] for t in got["top"]] == ref.indices.tolist()
     assert [t["logprob"] for t in got["top"]] == pytest.approx(ref.values.tolist(), abs=1e-4)
+
+
+def test_llama_cpp_log_lines_follow_ggml_levels_and_the_logger(capsys):
+    import logging
+    import types
+
+    from logitscope.backends.llamacpp_context import _log_callback
+
+    fake = types.SimpleNamespace(llama_log_callback=lambda f: f)  # the ctypes decorator, as identity
+    logger = logging.getLogger("logitscope-test-llama")
+    logger.setLevel(logging.ERROR)
+    log = _log_callback(fake, logger)
+    # ggml.h: DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous line)
+    for level, text in [(2, b"info\n"), (3, b"load: control-looking token\n"), (5, b"...\n"), (4, b"failed: "),
+                        (5, b"details\n"), (0, b"no level\n")]:
+        log(level, text, None)
+    assert capsys.readouterr().err == "failed: details\n"
+    logger.setLevel(logging.WARNING)
+    log(3, b"warned\n", None)
+    assert capsys.readouterr().err == "warned\n"

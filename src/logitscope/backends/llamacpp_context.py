@@ -56,22 +56,21 @@ def _lib():
     return llama_cpp
 
 
-_LEVELS = {1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}  # ggml's; 0 (no level) and 5 (continued) follow
+# ggml.h's enum ggml_log_level as built here: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the
+# previous line). llama-cpp-python's own callback still maps the older enum (INFO 1 ... ERROR 3), so llama.cpp's
+# warnings ("control-looking token ...", "using full-size SWA cache") passed its ERROR level and were printed.
+_LEVELS = {0: logging.INFO, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
 
 
 def _log_callback(llama_cpp, logger: logging.Logger):
-    """llama.cpp's log lines to stderr at the logger's level; lines without a level (0) and continued
-    lines (5) take the previous line's level. One known error line is dropped at the default level:
-    llama.cpp logs "control-looking token ... its type will be overridden" as an error while loading
-    Qwen2.5 GGUFs, fixes it itself, and the line would follow every command."""
+    """llama.cpp's log lines to stderr when the logger's level lets them through; continued lines (5)
+    take the previous line's level."""
     last = [logging.INFO]
 
     @llama_cpp.llama_log_callback
     def callback(level: int, text: bytes, user_data) -> None:
         if level in _LEVELS:
             last[0] = _LEVELS[level]
-        if b"control-looking token" in text and not logger.isEnabledFor(logging.WARNING):
-            return
         if logger.isEnabledFor(last[0]):
             print(text.decode("utf-8", "replace"), end="", flush=True, file=sys.stderr)
 
