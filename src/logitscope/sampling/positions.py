@@ -79,17 +79,17 @@ class FullPosition(Position):
         self.vocab_size = raw.shape[-1]
 
     @cached_property
-    def _stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log Z, entropy) of the raw distribution, from one exp pass."""
+    def _stats(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """(log Z, entropy, every logit finite) of the raw distribution, from one exp pass."""
         top = self.raw.max()
         shifted = self.raw - top  # (V,), largest entry 0
         weights = shifted.exp()  # (V,) unnormalised probabilities
         total = weights.sum()
         spread = torch.dot(weights, shifted)  # Σ w (z - max); NaN only where a logit is ±inf
-        self._all_finite = not torch.isnan(spread)
-        if not self._all_finite:
+        finite = not torch.isnan(spread)
+        if not finite:
             spread = (weights * shifted.masked_fill(weights == 0, 0)).sum()
-        return top + total.log(), (total.log() - spread / total).clamp_min(0)  # H = log Z - E_p[z]
+        return top + total.log(), (total.log() - spread / total).clamp_min(0), finite  # H = log Z - E_p[z]
 
     @property
     def entropy(self) -> torch.Tensor:
@@ -112,13 +112,13 @@ class FullPosition(Position):
         """As ``Position.record``, with the per-token cost a traced decode pays kept small: the rank
         comes from the top k when the token is in it, and the processed log-prob reuses log Z when
         no stage of the sampler chain changed the logits."""
-        log_z = self._stats[0]
+        log_z, _, all_finite = self._stats
         best = self.raw.topk(min(max(k, 1), self.vocab_size))  # most likely first
         value = self.raw[token]
         beaten = best.values if value >= best.values[-1] else self.raw  # every larger logit is in the top k
         if self.processed.data_ptr() == self.raw.data_ptr():  # no stage of the chain changed the logits
             chosen = value - log_z
-            survivors = torch.tensor(self.vocab_size) if self._all_finite else torch.isfinite(self.raw).sum()
+            survivors = torch.tensor(self.vocab_size) if all_finite else torch.isfinite(self.raw).sum()
         else:  # the chain's survivors by one masked select (a top-p or greedy row keeps few)
             kept = self.processed[self.processed > NEG_INF]
             lse = torch.logsumexp(kept, dim=-1)
