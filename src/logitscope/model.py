@@ -70,7 +70,7 @@ class Model(metaclass=_StampAll):
     @property
     def producer(self) -> dict:
         """{"model", "engine", "dtype"}: what computes this model's numbers."""
-        return {"model": self.backend.name, "engine": self.backend.engine, "dtype": self.backend.dtype}
+        return self.backend.producer()
 
     @property
     def capabilities(self):
@@ -256,7 +256,7 @@ class Model(metaclass=_StampAll):
         from .evaluation.compare import compare_engines
 
         return compare_engines(self.backend, other.backend, text, window=window, bos=bos,
-                               producers=(self.producer, other.producer), progress=progress)
+                               progress=progress)
 
     # -- evaluation: calibration, quantization --------------------------------------------------
     @checked(normalize=text, bins=whole, bos=bos_policy, seed=whole, progress=flag, template=optional(text),

@@ -191,6 +191,10 @@ class Backend(ABC):
     group_tokens: int = GROUP_TOKENS  # ids per nll_sums call that keep this backend busy (perplexity's batches)
     demo_texts: tuple[str, str] | None = None  # (prompt, text) for `logitscope demo` when the defaults do not fit
 
+    def producer(self) -> dict:
+        """{"model", "engine", "dtype"}: what computes this backend's numbers (stamped on every result)."""
+        return {"model": self.name, "engine": self.engine, "dtype": self.dtype}
+
     # -- tokenization -------------------------------------------------------
     @abstractmethod
     def tokenize(self, text: str) -> Tokenized:

@@ -20,7 +20,6 @@ a lower bound of the full KL), and the result says so; both sides top-k only is 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -95,7 +94,7 @@ class EngineComparison(ResultMixin):
 
 
 def compare_engines(a: Backend, b: Backend, text: str, window: int = 512, bos: str | bool = "auto",
-                    producers: tuple[dict, dict] | None = None, progress: bool = False) -> EngineComparison:
+                    progress: bool = False) -> EngineComparison:
     """Score ``text`` with both backends and compare them token by token (A is the reference)."""
     if not (a.capabilities.full_vocab or b.capabilities.full_vocab):
         raise CapabilityError("both models see only their top k: a comparison needs one full distribution",
@@ -109,9 +108,8 @@ def compare_engines(a: Backend, b: Backend, text: str, window: int = 512, bos: s
     for w in progress_bar(plan_windows(len(enc.ids), enc.score_from, window, stride=window), progress, "windows"):
         rows += _window_rows(a, b, enc.ids[w.begin:w.end], w.first_target - w.begin, w.begin)
     tokens = tuple(TokenDelta(p, t, a.token_text(t), *vals) for p, t, *vals in rows)
-    result = summarise(tokens, producers or (_producer(a), _producer(b)), exact=a.capabilities.full_vocab and
-                       b.capabilities.full_vocab)
-    return result if same_tokenization else dataclasses.replace(result, same_tokenization=False)
+    return summarise(tokens, (a.producer(), b.producer()), exact=a.capabilities.full_vocab and
+                     b.capabilities.full_vocab, same_tokenization=same_tokenization)
 
 
 def _check_same_vocabulary(a: Backend, b: Backend, ids) -> None:
@@ -122,10 +120,6 @@ def _check_same_vocabulary(a: Backend, b: Backend, ids) -> None:
     raise InputError("the two models tokenize the text differently and do not share a vocabulary, so their tokens "
                      "cannot be compared one by one",
                      hint="compare engines or dtypes of the same model (the same tokenizer)")
-
-
-def _producer(backend: Backend) -> dict:
-    return {"model": backend.name, "engine": backend.engine, "dtype": backend.dtype}
 
 
 @torch.inference_mode()
@@ -174,7 +168,8 @@ def _top_ids(lp, i: int) -> list[int]:
         lp[0][i, :TOP].tolist()
 
 
-def summarise(tokens: tuple[TokenDelta, ...], producers: tuple[dict, dict], exact: bool) -> EngineComparison:
+def summarise(tokens: tuple[TokenDelta, ...], producers: tuple[dict, dict], exact: bool,
+              same_tokenization: bool = True) -> EngineComparison:
     if not tokens:
         raise InputError("the text has no token to compare", hint="give a longer text")
     kl = np.array([t.kl for t in tokens])
@@ -185,4 +180,4 @@ def summarise(tokens: tuple[TokenDelta, ...], producers: tuple[dict, dict], exac
         float(np.abs(delta).max()), float(kl.mean()), float(np.median(kl)), float(np.percentile(kl, 99)),
         float(kl.max()), float(np.mean([t.same_top for t in tokens])),
         float(np.mean([t.rank_a != t.rank_b for t in tokens])), float(np.mean([t.top_overlap for t in tokens])),
-        exact, tokens)
+        exact, tokens, same_tokenization)
